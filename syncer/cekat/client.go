@@ -1,0 +1,641 @@
+// Package cekat is a client for the Cekat "Classic" messages API: list the
+// messages of a conversation, get one message, delete conversations through
+// the backoffice, and send a WhatsApp message. It speaks both the documented
+// contract and what real deployments answer (see
+// shared/notes/cekat-api-in-practice.md).
+package cekat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// AuthMode selects the header(s) carrying the API key.
+type AuthMode string
+
+const (
+	AuthBearer AuthMode = "bearer"  // Authorization: Bearer KEY (documented)
+	AuthAPIKey AuthMode = "api_key" // api_key: KEY (real clients)
+	AuthBoth   AuthMode = "both"    // both headers, as the vendor's n8n node does
+)
+
+// BackofficeAuthMode selects the header carrying the backoffice credential.
+type BackofficeAuthMode string
+
+const (
+	BackofficeAccessToken BackofficeAuthMode = "access_token" // access_token: TOKEN (real)
+	BackofficeBearer      BackofficeAuthMode = "bearer"       // Authorization: Bearer TOKEN (documented)
+)
+
+// SendBody selects the request body of SendMessage.
+type SendBody string
+
+const (
+	SendDocumented SendBody = "documented" // {inbox_id, to, type, content}
+	SendReal       SendBody = "real"       // {conversation_id, receiver, message, media_type, file_url}
+)
+
+// Limiter is the client-side rate limiter every call passes through. Wait
+// blocks until a request may be sent; Observe lets it adapt to what the
+// server said (X-RateLimit-*, Retry-After).
+type Limiter interface {
+	Wait(ctx context.Context, endpoint string) error
+	Observe(endpoint string, status int, header http.Header)
+}
+
+// RequestInfo describes one HTTP attempt, for counting and metrics.
+type RequestInfo struct {
+	Endpoint string
+	Status   int // 0 when no answer arrived
+	Duration time.Duration
+	Err      error
+}
+
+// Options configures a Client. BaseURL and APIKey are required; the
+// backoffice fields only for DeleteConversations.
+type Options struct {
+	BaseURL         string
+	APIKey          string
+	Auth            AuthMode // default AuthBoth
+	BackofficeURL   string
+	BackofficeToken string
+	BackofficeAuth  BackofficeAuthMode // default BackofficeAccessToken
+	SendBody        SendBody           // default SendDocumented
+	// Location is the zone of time stamps that carry none (default Asia/Jakarta).
+	Location *time.Location
+	// Timeout bounds one attempt, including reading the body (default 30s).
+	Timeout time.Duration
+	// MaxRetries bounds the retries of transient and throttled failures.
+	MaxRetries int
+	// ThrottleWait is the pause after a 429 without Retry-After or
+	// X-RateLimit-Reset (default one minute; a random tenth is added).
+	ThrottleWait time.Duration
+	// MaxThrottleWait caps a pause the server asks for; a longer one (a
+	// daily cap) is returned as a throttled error for the caller to report.
+	MaxThrottleWait time.Duration
+	// BackoffInitial and BackoffMax shape the exponential backoff of
+	// transient failures (defaults 500ms and 30s, with jitter).
+	BackoffInitial, BackoffMax time.Duration
+	HTTPClient                 *http.Client
+	Limiter                    Limiter
+	OnRequest                  func(RequestInfo)
+	UserAgent                  string
+	// Sleep waits between attempts; tests replace it to observe the waits.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client talks to one Cekat account. It is safe for concurrent use.
+type Client struct {
+	opts    Options
+	base    *url.URL
+	backoff *url.URL
+	http    *http.Client
+}
+
+// maxBody bounds one answer. A conversation answered whole, without
+// pagination, is the largest thing the API sends.
+const maxBody = 512 << 20
+
+// New checks the options and returns a client.
+func New(opts Options) (*Client, error) {
+	base, err := parseBaseURL(opts.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("cekat: base URL: %w", err)
+	}
+	if opts.APIKey == "" {
+		return nil, errors.New("cekat: API key is empty")
+	}
+	c := &Client{base: base, http: opts.HTTPClient}
+	if opts.BackofficeURL != "" {
+		if c.backoff, err = parseBaseURL(opts.BackofficeURL); err != nil {
+			return nil, fmt.Errorf("cekat: backoffice URL: %w", err)
+		}
+	}
+	switch opts.Auth {
+	case "":
+		opts.Auth = AuthBoth
+	case AuthBearer, AuthAPIKey, AuthBoth:
+	default:
+		return nil, fmt.Errorf("cekat: unknown auth mode %q", opts.Auth)
+	}
+	switch opts.BackofficeAuth {
+	case "":
+		opts.BackofficeAuth = BackofficeAccessToken
+	case BackofficeAccessToken, BackofficeBearer:
+	default:
+		return nil, fmt.Errorf("cekat: unknown backoffice auth mode %q", opts.BackofficeAuth)
+	}
+	switch opts.SendBody {
+	case "":
+		opts.SendBody = SendDocumented
+	case SendDocumented, SendReal:
+	default:
+		return nil, fmt.Errorf("cekat: unknown send body %q", opts.SendBody)
+	}
+	if opts.Location == nil {
+		if opts.Location, err = time.LoadLocation("Asia/Jakarta"); err != nil {
+			return nil, fmt.Errorf("cekat: default zone: %w", err)
+		}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.MaxRetries < 0 {
+		opts.MaxRetries = 0
+	}
+	if opts.ThrottleWait <= 0 {
+		opts.ThrottleWait = time.Minute
+	}
+	if opts.MaxThrottleWait <= 0 {
+		opts.MaxThrottleWait = 15 * time.Minute
+	}
+	if opts.BackoffInitial <= 0 {
+		opts.BackoffInitial = 500 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 30 * time.Second
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "cekat-archiver"
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: http.DefaultTransport}
+	}
+	c.opts = opts
+	return c, nil
+}
+
+func parseBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(s, "/"))
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return u, nil
+}
+
+// Location is the zone used for time stamps that carry none.
+func (c *Client) Location() *time.Location { return c.opts.Location }
+
+// Page is one answer of the list endpoint.
+type Page struct {
+	// Messages are in the order the API sent them (oldest first).
+	Messages []Message
+	// Bad holds the items that could not be decoded, raw, for quarantine.
+	Bad []*DecodeError
+	// HasMore and Before come from the pagination object: pass Before back
+	// to get the next older page.
+	HasMore bool
+	Before  string
+	// Paginated is false when the answer had no pagination object: such an
+	// answer is the whole history of the conversation.
+	Paginated bool
+}
+
+// ListMessages returns one page of a conversation's messages: the newest
+// page when before is empty, else the page older than the message before.
+func (c *Client) ListMessages(ctx context.Context, conversationID string, limit int, before string) (*Page, error) {
+	q := url.Values{"conversation_id": {conversationID}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if before != "" {
+		q.Set("before", before)
+	}
+	req := request{endpoint: EndpointList, method: http.MethodGet, base: c.base, path: "/messages", query: q, retry: true}
+	body, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var w struct {
+		Success    *bool           `json:"success"`
+		Data       json.RawMessage `json:"data"`
+		Pagination *struct {
+			HasMore json.RawMessage `json:"has_more"`
+			Before  json.RawMessage `json:"before"`
+		} `json:"pagination"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
+	}
+	if w.Success != nil && !*w.Success {
+		return nil, req.failBody(http.StatusOK, body, KindPermanent)
+	}
+	var items []json.RawMessage
+	if !isNull(w.Data) {
+		if err := json.Unmarshal(w.Data, &items); err != nil {
+			return nil, req.fail(0, nil, fmt.Errorf("%w: data is not an array", ErrUnexpectedShape), KindPermanent)
+		}
+	}
+	page := &Page{Messages: make([]Message, 0, len(items))}
+	for _, item := range items {
+		m, err := DecodeMessage(item, c.opts.Location)
+		if err != nil {
+			var de *DecodeError
+			if errors.As(err, &de) {
+				page.Bad = append(page.Bad, de)
+			}
+			continue
+		}
+		if m.ConversationID == "" {
+			m.ConversationID = conversationID
+		}
+		page.Messages = append(page.Messages, m)
+	}
+	if w.Pagination != nil {
+		page.Paginated = true
+		p := fields{"has_more": w.Pagination.HasMore, "before": w.Pagination.Before}
+		page.HasMore = p.boolean("has_more")
+		page.Before = p.str("before")
+		if page.HasMore && page.Before == "" {
+			// The documented cursor is the oldest message of the page.
+			if len(page.Messages) == 0 {
+				return nil, req.fail(0, nil, fmt.Errorf("%w: has_more without a before cursor", ErrUnexpectedShape), KindPermanent)
+			}
+			page.Before = page.Messages[0].ID
+		}
+	}
+	return page, nil
+}
+
+// GetMessage returns one message with whatever the detail answer adds
+// (status, recipient, delivered_at, read_at). An answer that cannot be
+// decoded is a permanent error wrapping a *DecodeError with the raw bytes.
+func (c *Client) GetMessage(ctx context.Context, id string) (Message, error) {
+	req := request{endpoint: EndpointDetail, method: http.MethodGet, base: c.base, path: "/messages/" + url.PathEscape(id), retry: true}
+	body, err := c.do(ctx, req)
+	if err != nil {
+		return Message{}, err
+	}
+	data, err := successData(body)
+	if err != nil {
+		return Message{}, req.failData(body, err)
+	}
+	m, err := DecodeMessage(data, c.opts.Location)
+	if err != nil {
+		return Message{}, req.fail(0, nil, err, KindPermanent)
+	}
+	return m, nil
+}
+
+// DeleteResult is the answer of the backoffice delete.
+type DeleteResult struct {
+	Deleted         int
+	ConversationIDs []string
+}
+
+// DeleteConversations deletes conversations and their messages upstream,
+// through the backoffice host with its own credential. Irreversible.
+func (c *Client) DeleteConversations(ctx context.Context, ids []string) (DeleteResult, error) {
+	if c.backoff == nil || c.opts.BackofficeToken == "" {
+		return DeleteResult{}, errors.New("cekat delete: backoffice URL and token are not configured")
+	}
+	body, err := json.Marshal(map[string][]string{"conversation_ids": ids})
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("cekat delete: %w", err)
+	}
+	// Deleting an already deleted conversation has the same outcome, so a
+	// delete whose answer was lost is safe to repeat.
+	req := request{endpoint: EndpointDelete, method: http.MethodPost, base: c.backoff, path: "/v1/backoffice/conversations-delete", body: body, retry: true, backoffice: true}
+	answer, err := c.do(ctx, req)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	data, err := successData(answer)
+	if err != nil {
+		return DeleteResult{}, req.failData(answer, err)
+	}
+	var w struct {
+		Deleted         json.RawMessage   `json:"deleted"`
+		ConversationIDs []json.RawMessage `json:"conversation_ids"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return DeleteResult{}, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
+	}
+	var res DeleteResult
+	if n := unquoteID(w.Deleted); n != "" {
+		if res.Deleted, err = strconv.Atoi(n); err != nil {
+			return DeleteResult{}, req.fail(0, nil, fmt.Errorf("%w: deleted=%s", ErrUnexpectedShape, n), KindPermanent)
+		}
+	}
+	for _, id := range w.ConversationIDs {
+		res.ConversationIDs = append(res.ConversationIDs, unquoteID(id))
+	}
+	return res, nil
+}
+
+// SendRequest is a message to send. With the documented body InboxID and To
+// address it; with the real body ConversationID and To (the receiver).
+type SendRequest struct {
+	InboxID        string
+	ConversationID string
+	To             string
+	Type           string // text (default), image, video, document, audio
+	Text           string
+	MediaURL       string
+	Caption        string
+	Filename       string
+	ReplyTo        string
+}
+
+// SendResult is the answer of a send.
+type SendResult struct {
+	MessageID string
+	Status    string
+	To        string
+	Timestamp time.Time
+}
+
+// SendMessage sends a WhatsApp message. It is not retried after a failure
+// that may have reached the server, so a message is never sent twice.
+func (c *Client) SendMessage(ctx context.Context, s SendRequest) (SendResult, error) {
+	if s.Type == "" {
+		s.Type = "text"
+	}
+	var payload any
+	switch c.opts.SendBody {
+	case SendReal:
+		p := map[string]string{"conversation_id": s.ConversationID, "receiver": s.To, "message": firstNonEmpty(s.Text, s.Caption), "media_type": s.Type}
+		if s.MediaURL != "" {
+			p["file_url"] = s.MediaURL
+		}
+		payload = p
+	default:
+		content := map[string]string{}
+		for k, v := range map[string]string{"text": s.Text, "url": s.MediaURL, "caption": s.Caption, "filename": s.Filename} {
+			if v != "" {
+				content[k] = v
+			}
+		}
+		p := map[string]any{"inbox_id": s.InboxID, "to": s.To, "type": s.Type, "content": content}
+		if s.ReplyTo != "" {
+			p["reply_to"] = s.ReplyTo
+		}
+		payload = p
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return SendResult{}, fmt.Errorf("cekat send: %w", err)
+	}
+	req := request{endpoint: EndpointSend, method: http.MethodPost, base: c.base, path: "/messages/whatsapp", body: body}
+	answer, err := c.do(ctx, req)
+	if err != nil {
+		return SendResult{}, err
+	}
+	data, err := successData(answer)
+	if err != nil {
+		return SendResult{}, req.failData(answer, err)
+	}
+	f := fields{}
+	if err := json.Unmarshal(data, (*map[string]json.RawMessage)(&f)); err != nil {
+		return SendResult{}, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
+	}
+	res := SendResult{MessageID: firstNonEmpty(f.str("message_id"), f.str("id")), Status: f.str("status"), To: f.str("to")}
+	if raw, ok := f["timestamp"]; ok && !isNull(raw) {
+		if t, err := parseTimeJSON(raw, c.opts.Location); err == nil {
+			res.Timestamp = t
+		}
+	}
+	return res, nil
+}
+
+// successData returns the data member of a success envelope.
+func successData(body []byte) (json.RawMessage, error) {
+	var w struct {
+		Success *bool           `json:"success"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err)
+	}
+	if w.Success != nil && !*w.Success {
+		return nil, errUnsuccessful
+	}
+	if isNull(w.Data) {
+		return nil, fmt.Errorf("%w: no data", ErrUnexpectedShape)
+	}
+	return w.Data, nil
+}
+
+var errUnsuccessful = errors.New("success is false")
+
+type request struct {
+	endpoint   string
+	method     string
+	base       *url.URL
+	path       string
+	query      url.Values
+	body       []byte
+	retry      bool // transient failures may be retried (the call is idempotent)
+	backoffice bool
+}
+
+func (r request) fail(status int, env *Envelope, cause error, kind Kind) *Error {
+	return &Error{Endpoint: r.endpoint, Method: r.method, Path: r.path, Status: status, Envelope: env, Err: cause, kind: kind}
+}
+
+func (r request) failBody(status int, body []byte, kind Kind) *Error {
+	var env *Envelope
+	if e, ok := decodeEnvelope(body); ok {
+		env = &e
+	}
+	return r.fail(status, env, nil, kind)
+}
+
+func (r request) failData(body []byte, err error) *Error {
+	if errors.Is(err, errUnsuccessful) {
+		return r.failBody(http.StatusOK, body, KindPermanent)
+	}
+	return r.fail(0, nil, err, KindPermanent)
+}
+
+// do sends a request, retrying transient failures with exponential backoff
+// and jitter and pausing on 429 as the server asks, and returns the body of
+// a 2xx answer that is valid JSON.
+func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = c.opts.BackoffInitial
+	bo.MaxInterval = c.opts.BackoffMax
+	bo.Multiplier = 2
+	bo.RandomizationFactor = 0.5
+	bo.Reset()
+
+	for attempt := 1; ; attempt++ {
+		body, ferr := c.attempt(ctx, r)
+		if ferr == nil {
+			return body, nil
+		}
+		ferr.Attempts = attempt
+		if ctx.Err() != nil {
+			return nil, ferr
+		}
+		var wait time.Duration
+		switch ferr.kind {
+		case KindThrottled:
+			if ferr.RetryAfter > c.opts.MaxThrottleWait {
+				return nil, ferr
+			}
+			wait = ferr.RetryAfter
+		case KindTransient:
+			if !r.retry {
+				// The request may have been applied: a send is never repeated.
+				return nil, ferr
+			}
+			wait = bo.NextBackOff()
+		default:
+			return nil, ferr
+		}
+		if attempt > c.opts.MaxRetries {
+			return nil, ferr
+		}
+		if err := c.opts.Sleep(ctx, wait); err != nil {
+			return nil, ferr
+		}
+	}
+}
+
+func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
+	if c.opts.Limiter != nil {
+		if err := c.opts.Limiter.Wait(ctx, r.endpoint); err != nil {
+			return nil, r.fail(0, nil, fmt.Errorf("rate limiter: %w", err), KindTransient)
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+
+	u := *r.base
+	u.Path = strings.TrimRight(u.Path, "/") + r.path
+	u.RawQuery = r.query.Encode()
+	var reqBody io.Reader
+	if r.body != nil {
+		reqBody = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, u.String(), reqBody)
+	if err != nil {
+		return nil, r.fail(0, nil, err, KindPermanent)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c.authorize(req.Header, r.backoffice)
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observe(r.endpoint, 0, start, nil, err)
+		// url.Error names the URL, which holds no secret: keys travel in headers.
+		return nil, r.fail(0, nil, err, KindTransient)
+	}
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	resp.Body.Close()
+	c.observe(r.endpoint, resp.StatusCode, start, resp.Header, readErr)
+
+	status := resp.StatusCode
+	switch {
+	case readErr != nil:
+		return nil, r.fail(status, nil, fmt.Errorf("read body: %w", readErr), KindTransient)
+	case len(body) > maxBody:
+		return nil, r.fail(status, nil, fmt.Errorf("body larger than %d bytes", maxBody), KindPermanent)
+	case status == http.StatusTooManyRequests:
+		e := r.failBody(status, body, KindThrottled)
+		e.RetryAfter = c.throttleWait(resp.Header, time.Now())
+		return nil, e
+	case status < 200 || status > 299:
+		return nil, r.failBody(status, body, kindForStatus(status))
+	case !json.Valid(body):
+		return nil, r.fail(status, nil, fmt.Errorf("%w (%d bytes)", ErrMalformedBody, len(body)), KindTransient)
+	}
+	return body, nil
+}
+
+func (c *Client) observe(endpoint string, status int, start time.Time, h http.Header, err error) {
+	if c.opts.Limiter != nil {
+		c.opts.Limiter.Observe(endpoint, status, h)
+	}
+	if c.opts.OnRequest != nil {
+		c.opts.OnRequest(RequestInfo{Endpoint: endpoint, Status: status, Duration: time.Since(start), Err: err})
+	}
+}
+
+func (c *Client) authorize(h http.Header, backofficeCall bool) {
+	if backofficeCall {
+		if c.opts.BackofficeAuth == BackofficeBearer {
+			h.Set("Authorization", "Bearer "+c.opts.BackofficeToken)
+		} else {
+			h.Set("access_token", c.opts.BackofficeToken)
+		}
+		return
+	}
+	if c.opts.Auth == AuthBearer || c.opts.Auth == AuthBoth {
+		h.Set("Authorization", "Bearer "+c.opts.APIKey)
+	}
+	if c.opts.Auth == AuthAPIKey || c.opts.Auth == AuthBoth {
+		h.Set("api_key", c.opts.APIKey)
+	}
+}
+
+// throttleWait is how long to pause after a 429: Retry-After (seconds or an
+// HTTP date), else X-RateLimit-Reset (Unix seconds, or seconds from now when
+// small), else the configured pause plus up to a tenth of jitter.
+func (c *Client) throttleWait(h http.Header, now time.Time) time.Duration {
+	if d, ok := RetryAfter(h, now); ok {
+		return d
+	}
+	return c.opts.ThrottleWait + rand.N(c.opts.ThrottleWait/10+1)
+}
+
+// RetryAfter reads the server's wait hint from Retry-After, then
+// X-RateLimit-Reset. ok is false when neither is usable.
+func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
+			return time.Duration(secs * float64(time.Second)), true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0), true
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+			// Epoch seconds are above 1e9; a small number is a delay.
+			if n > 1e9 {
+				return max(time.Unix(int64(n), 0).Sub(now)+time.Second, time.Second), true
+			}
+			return time.Duration(n * float64(time.Second)), true
+		}
+	}
+	return 0, false
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

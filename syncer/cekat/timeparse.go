@@ -1,0 +1,146 @@
+package cekat
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The archive stores time stamps in ClickHouse DateTime, whose range is
+// 1970-01-01 to 2106-02-07. A time stamp outside it cannot be archived
+// faithfully, so it is rejected rather than clamped.
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Date(2106, 2, 7, 0, 0, 0, 0, time.UTC)
+)
+
+// unixMillisThreshold separates Unix seconds from Unix milliseconds: 1e11
+// seconds is the year 5138, far outside the archive's range, while 1e11
+// milliseconds is 1973.
+const unixMillisThreshold = 1e11
+
+// zoned layouts carry their own offset; Go's parser accepts a fractional
+// second of any length after the seconds even when the layout has none.
+var zonedLayouts = []string{
+	time.RFC3339Nano,            // 2025-03-27T15:00:00Z, +00:00, any fraction
+	"2006-01-02 15:04:05Z07:00", // space instead of T
+	"2006-01-02 15:04:05Z0700",
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02 15:04:05-07", // Postgres: 2025-03-27 15:00:00.123456+00
+	"2006-01-02T15:04:05-07",
+	"2006-01-02 15:04:05 -0700",
+	"2006-01-02 15:04:05 -07:00",
+	time.RFC1123Z,
+	time.RFC1123,
+}
+
+// localLayouts have no zone; the vendor documents such values as local time
+// of the account (Asia/Jakarta by default).
+var localLayouts = []string{
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04:05",
+}
+
+// ParseTime parses every time stamp format seen from the Cekat API: RFC3339
+// with Z or an offset and any fraction, Postgres style with a short offset,
+// zone-less "YYYY-MM-DD HH:MM:SS" read in loc, and Unix seconds (or
+// milliseconds) written as a string. The result is in UTC.
+func ParseTime(s string, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, fmt.Errorf("empty time stamp")
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	if isNumeric(s) {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("time stamp %q: %w", s, err)
+		}
+		return unixTime(f)
+	}
+	for _, layout := range zonedLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return checkRange(t, s)
+		}
+	}
+	for _, layout := range localLayouts {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return checkRange(t, s)
+		}
+	}
+	return time.Time{}, fmt.Errorf("time stamp %q: unrecognised format", truncate(s, 64))
+}
+
+// parseTimeJSON accepts a JSON string in any format ParseTime knows, or a
+// JSON number of Unix seconds as webhooks send.
+func parseTimeJSON(raw json.RawMessage, loc *time.Location) (time.Time, error) {
+	if len(raw) == 0 {
+		return time.Time{}, fmt.Errorf("empty time stamp")
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, fmt.Errorf("time stamp: %w", err)
+		}
+		return ParseTime(s, loc)
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("time stamp %s: %w", truncate(string(raw), 64), err)
+		}
+		return unixTime(f)
+	default:
+		return time.Time{}, fmt.Errorf("time stamp %s: not a string or number", truncate(string(raw), 64))
+	}
+}
+
+func unixTime(f float64) (time.Time, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return time.Time{}, fmt.Errorf("time stamp %v: not a finite number", f)
+	}
+	if math.Abs(f) >= unixMillisThreshold {
+		f /= 1000
+	}
+	if f < 0 || f >= float64(maxTime.Unix()) {
+		return time.Time{}, fmt.Errorf("time stamp %v: outside %s..%s", f, minTime.Format(time.DateOnly), maxTime.Format(time.DateOnly))
+	}
+	sec, frac := math.Modf(f)
+	// Round to microseconds: float64 cannot carry nanoseconds at this magnitude.
+	ns := int64(math.Round(frac*1e6)) * 1000
+	return time.Unix(int64(sec), ns).UTC(), nil
+}
+
+func checkRange(t time.Time, s string) (time.Time, error) {
+	if t.Before(minTime) || !t.Before(maxTime) {
+		return time.Time{}, fmt.Errorf("time stamp %q: outside %s..%s", truncate(s, 64), minTime.Format(time.DateOnly), maxTime.Format(time.DateOnly))
+	}
+	return t.UTC(), nil
+}
+
+func isNumeric(s string) bool {
+	dot := false
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+		case r == '.' && !dot:
+			dot = true
+		case r == '-' && i == 0 && len(s) > 1:
+		default:
+			return false
+		}
+	}
+	return s != "." && s != "-"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
