@@ -1,0 +1,210 @@
+package sink
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	"go.uber.org/zap"
+)
+
+// Migrations are versioned SQL files, applied in version order by goose and recorded in the
+// table MigrationsTable of the archive's database. Rules for new files:
+//   - name them NNNNN_what.sql with the next version number;
+//   - start with "-- +goose Up" and "-- +goose NO TRANSACTION" (ClickHouse has none);
+//   - exactly ONE statement per file, so that a failure leaves nothing half-applied;
+//   - forward-only: no "-- +goose Down" section;
+//   - make the statement idempotent where ClickHouse allows (CREATE ... IF NOT EXISTS), since
+//     a version is recorded after its statement ran;
+//   - use unqualified table names (the migration connection selects the archive's database);
+//   - stay within what ClickHouse 18.16 and current releases both support: no DateTime64, TTL,
+//     CODEC, LowCardinality, table comments, nor ADD COLUMN IF NOT EXISTS.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// MigrationsTable is the table, in the archive's database, that records applied migrations.
+const MigrationsTable = "schema_migrations"
+
+// Migrate creates the archive's database if needed, then applies the pending migrations in
+// version order. It returns the file names of the migrations it applied, in order: an empty
+// list when the schema was already up to date. When a migration fails, the names applied
+// before it are returned along with the error.
+//
+// Calls are serialized within the process. Two processes migrating at once would at worst both
+// run an idempotent statement and record its version twice, which the version store tolerates.
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	s.migrateMu.Lock()
+	defer s.migrateMu.Unlock()
+
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return []string{}, fmt.Errorf("sink: migrations: %w", err)
+	}
+	return s.migrate(ctx, fsys)
+}
+
+// migrate applies the migrations in fsys; tests give it files of their own.
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
+	applied := []string{}
+	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.database)); err != nil {
+		return applied, fmt.Errorf("sink: create database %s: %w", s.database, err)
+	}
+
+	// goose needs a *sql.DB; this one selects the archive's database, which now exists.
+	db := clickhouse.OpenDB(clickhouseOptions(s.opts, s.database))
+	defer db.Close()
+
+	provider, err := goose.NewProvider(goose.DialectCustom, db, fsys,
+		goose.WithStore(versionStore{}),
+		// Never wrap anything in a transaction: clickhouse-go's Begin is a no-op and its
+		// Rollback closes the connection.
+		goose.WithIsolateDDL(true),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithVerbose(true),
+		goose.WithSlog(slogAtDebug(s.log, "goose")),
+	)
+	if err != nil {
+		return applied, fmt.Errorf("sink: migrations: %w", err)
+	}
+
+	results, err := provider.Up(ctx)
+	if err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) {
+			for _, r := range partial.Applied {
+				applied = append(applied, path.Base(r.Source.Path))
+			}
+			name := "?"
+			if partial.Failed != nil && partial.Failed.Source != nil {
+				name = path.Base(partial.Failed.Source.Path)
+			}
+			return applied, fmt.Errorf("sink: migrate database %s: %s: %w", s.database, name, partial.Err)
+		}
+		return applied, fmt.Errorf("sink: migrate database %s: %w", s.database, err)
+	}
+	for _, r := range results {
+		applied = append(applied, path.Base(r.Source.Path))
+	}
+	if len(applied) > 0 {
+		s.log.Info("applied migrations", zap.String("database", s.database), zap.Strings("migrations", applied))
+	} else {
+		s.log.Debug("schema up to date", zap.String("database", s.database))
+	}
+	return applied, nil
+}
+
+// versionStore is goose's version bookkeeping, written for ClickHouse 18.16 as much as for
+// current releases. goose's built-in ClickHouse dialect does not work on 18.16: its
+// `INSERT ... VALUES ($1, $2)` with arguments hangs through clickhouse-go, and its delete uses
+// `SETTINGS mutations_sync`, which 18.16 lacks. Here the insert is `INSERT ... SELECT` and the
+// delete a plain mutation.
+//
+// Rows are only ever appended (a version may appear twice if two processes migrate at once);
+// queries group by version.
+type versionStore struct{}
+
+var _ database.StoreExtender = versionStore{}
+
+func (versionStore) Tablename() string { return MigrationsTable }
+
+func (versionStore) CreateVersionTable(ctx context.Context, db database.DBTxConn) error {
+	q := `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
+    version_id Int64,
+    is_applied UInt8,
+    tstamp     DateTime('UTC') DEFAULT now()
+) ENGINE = MergeTree ORDER BY (version_id, tstamp)`
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("create table %s: %w", MigrationsTable, err)
+	}
+	return nil
+}
+
+func (versionStore) Insert(ctx context.Context, db database.DBTxConn, req database.InsertRequest) error {
+	q := `INSERT INTO ` + MigrationsTable + ` (version_id, is_applied) SELECT toInt64(?), 1`
+	if _, err := db.ExecContext(ctx, q, req.Version); err != nil {
+		return fmt.Errorf("record migration version %d: %w", req.Version, err)
+	}
+	return nil
+}
+
+func (versionStore) Delete(ctx context.Context, db database.DBTxConn, version int64) error {
+	// A background mutation; forward-only migrations never call this in practice.
+	q := `ALTER TABLE ` + MigrationsTable + ` DELETE WHERE version_id = ?`
+	if _, err := db.ExecContext(ctx, q, version); err != nil {
+		return fmt.Errorf("delete migration version %d: %w", version, err)
+	}
+	return nil
+}
+
+func (versionStore) GetMigration(ctx context.Context, db database.DBTxConn, version int64) (*database.GetMigrationResult, error) {
+	q := `SELECT tstamp, is_applied FROM ` + MigrationsTable + ` WHERE version_id = ? ORDER BY tstamp DESC LIMIT 1`
+	var (
+		ts      time.Time
+		applied uint8
+	)
+	if err := db.QueryRowContext(ctx, q, version).Scan(&ts, &applied); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: %d", database.ErrVersionNotFound, version)
+		}
+		return nil, fmt.Errorf("get migration version %d: %w", version, err)
+	}
+	return &database.GetMigrationResult{Timestamp: ts, IsApplied: applied != 0}, nil
+}
+
+func (versionStore) GetLatestVersion(ctx context.Context, db database.DBTxConn) (int64, error) {
+	// max() of an empty table is 0 in ClickHouse, not NULL: count the rows too.
+	q := `SELECT count(), max(version_id) FROM ` + MigrationsTable
+	var (
+		n      uint64
+		latest int64
+	)
+	if err := db.QueryRowContext(ctx, q).Scan(&n, &latest); err != nil {
+		return -1, fmt.Errorf("get latest migration version: %w", err)
+	}
+	if n == 0 {
+		return -1, fmt.Errorf("latest %w", database.ErrVersionNotFound)
+	}
+	return latest, nil
+}
+
+func (versionStore) ListMigrations(ctx context.Context, db database.DBTxConn) ([]*database.ListMigrationsResult, error) {
+	q := `SELECT version_id, max(is_applied) FROM ` + MigrationsTable + ` GROUP BY version_id ORDER BY version_id DESC`
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []*database.ListMigrationsResult
+	for rows.Next() {
+		var (
+			version int64
+			applied uint8
+		)
+		if err := rows.Scan(&version, &applied); err != nil {
+			return nil, fmt.Errorf("list migrations: %w", err)
+		}
+		out = append(out, &database.ListMigrationsResult{Version: version, IsApplied: applied != 0})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	return out, nil
+}
+
+func (versionStore) TableExists(ctx context.Context, db database.DBTxConn) (bool, error) {
+	q := `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?`
+	var n uint64
+	if err := db.QueryRowContext(ctx, q, MigrationsTable).Scan(&n); err != nil {
+		return false, fmt.Errorf("check table %s: %w", MigrationsTable, err)
+	}
+	return n > 0, nil
+}

@@ -1,0 +1,92 @@
+package sink
+
+import "time"
+
+// MessageRow is one version of one archived message: a row of the messages
+// table. The table collapses versions per (conversation_id, message_id),
+// keeping the highest Version.
+type MessageRow struct {
+	ConversationID string
+	MessageID      string
+	Direction      string
+	Type           string
+	Status         string
+	Text           string
+	MediaURL       string
+	Caption        string
+	Filename       string
+	SenderName     string
+	SenderPhone    string
+	SenderID       string
+	SenderType     string
+	RecipientPhone string
+	ReplyTo        string
+	IsTemplate     bool
+	SentAt         time.Time
+	DeliveredAt    *time.Time
+	ReadAt         *time.Time
+	UpdatedAt      *time.Time
+	Enriched       bool
+	EnrichError    string
+	Raw            string // the message as the list answer had it
+	DetailRaw      string // the detail answer, when enriched
+	FetchedAt      time.Time
+	Version        uint64
+}
+
+// QuarantineRow is a record that could not be decoded, kept whole.
+type QuarantineRow struct {
+	ReceivedAt     time.Time
+	RunID          string
+	Endpoint       string
+	ConversationID string
+	MessageID      string
+	Error          string
+	Raw            string
+}
+
+// Gap is a stretch of a conversation's history not yet archived: paging
+// the list endpoint with before=Before reaches it, and it ends at the
+// message Stop (already archived), or at the start of the history when
+// Stop is empty.
+type Gap struct {
+	Before string
+	Stop   string
+}
+
+// State is what the archive knows of one conversation's sync. It is saved
+// only after the rows it describes are in ClickHouse, so a crash leaves a
+// state that is behind the archive, never ahead of it.
+type State struct {
+	ConversationID string
+	Gone           bool // the API answered 404
+	// HeadMessageID is the newest message archived by a walk from the top:
+	// the next walk from the top stops when it meets it.
+	HeadMessageID string
+	HeadSentAt    time.Time
+	// Gaps are walks left unfinished, newest first.
+	Gaps             []Gap
+	BackfillComplete bool
+	LastAttemptAt    time.Time
+	LastSuccessAt    time.Time
+	LastError        string
+	NextDueAt        time.Time
+	IdleRuns         uint32
+	UpdatedAt        time.Time
+	Version          uint64
+}
+
+// RunRow summarises one sync run.
+type RunRow struct {
+	RunID         string
+	StartedAt     time.Time
+	FinishedAt    time.Time
+	Result        string
+	Conversations uint32
+	NewMessages   uint64
+	Enriched      uint64
+	Rechecked     uint64
+	Quarantined   uint64
+	Requests      uint64
+	Error         string
+}

@@ -1,0 +1,116 @@
+// Package sinktest gives tests a real ClickHouse server: its address, and throwaway databases.
+//
+// Tests that use it are skipped unless CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR is set. To run them:
+//
+//	deploy/clickhouse/clickhouse.sh start
+//	CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=127.0.0.1:19000 go test ./...
+package sinktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// EnvAddr names the environment variable holding the test server's native host:port.
+const EnvAddr = "CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR"
+
+// Addr returns the test ClickHouse server's native address (host:port), or skips the test
+// when EnvAddr is not set.
+func Addr(t testing.TB) string {
+	t.Helper()
+	addr := strings.TrimSpace(os.Getenv(EnvAddr))
+	if addr == "" {
+		t.Skipf("no test ClickHouse: start one with `deploy/clickhouse/clickhouse.sh start` "+
+			"and set %s=127.0.0.1:19000", EnvAddr)
+	}
+	return addr
+}
+
+// Conn opens a clickhouse-go connection to the test server, without selecting a database, and
+// closes it when the test ends. It skips like Addr and fails the test if the server does not
+// answer.
+func Conn(t testing.TB) driver.Conn {
+	t.Helper()
+	addr := Addr(t)
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{addr},
+		DialTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("sinktest: open ClickHouse at %s: %v", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		t.Fatalf("sinktest: ClickHouse at %s (%s) does not answer: %v; is it running? "+
+			"(deploy/clickhouse/clickhouse.sh status)", addr, EnvAddr, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// DatabaseName returns a database name unique to this call, without creating the database,
+// and drops the database (if anything created it) when the test ends. It skips like Addr.
+func DatabaseName(t testing.TB) string {
+	t.Helper()
+	return databaseName(t, Conn(t))
+}
+
+func databaseName(t testing.TB, conn driver.Conn) string {
+	t.Helper()
+	name := uniqueName(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+			t.Errorf("sinktest: drop database %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// FreshDatabase creates an empty database with a unique name, returns the name, and drops the
+// database when the test ends. It skips like Addr.
+func FreshDatabase(t testing.TB) string {
+	t.Helper()
+	conn := Conn(t)
+	name := databaseName(t, conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := conn.Exec(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
+		t.Fatalf("sinktest: create database %s: %v", name, err)
+	}
+	return name
+}
+
+// uniqueName is "t_" plus a short form of the test's name plus random hex: recognizable when
+// left behind by a killed test run, and never shared between calls.
+func uniqueName(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(t.Name()) {
+		if b.Len() >= 32 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		panic(fmt.Sprintf("sinktest: random: %v", err))
+	}
+	return "t_" + b.String() + "_" + hex.EncodeToString(rnd[:])
+}

@@ -1,0 +1,451 @@
+package sink_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+)
+
+var allMigrations = []string{
+	"00001_create_messages.sql",
+	"00002_create_messages_current.sql",
+	"00003_create_sync_state.sql",
+	"00004_create_quarantine.sql",
+	"00005_create_tracked_conversations.sql",
+	"00006_create_sync_runs.sql",
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// openStore opens a Store on the test server for database db.
+func openStore(t *testing.T, db string) *sink.Store {
+	t.Helper()
+	st, err := sink.Open(testContext(t), sink.Options{
+		Addr:     []string{sinktest.Addr(t)},
+		Database: db,
+		Logger:   zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return st
+}
+
+// migratedStore opens a Store on a fresh database and migrates it.
+func migratedStore(t *testing.T) *sink.Store {
+	t.Helper()
+	st := openStore(t, sinktest.FreshDatabase(t))
+	if _, err := st.Migrate(testContext(t)); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return st
+}
+
+// wantSchema is the schema the migrations must produce, as system.columns reports it (on 18.16
+// and on current releases alike).
+var wantSchema = []sink.Table{
+	{Name: "messages", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "conversation_id", Type: "String"},
+		{Name: "message_id", Type: "String"},
+		{Name: "direction", Type: "String"},
+		{Name: "type", Type: "String"},
+		{Name: "status", Type: "String"},
+		{Name: "text", Type: "String"},
+		{Name: "media_url", Type: "String"},
+		{Name: "caption", Type: "String"},
+		{Name: "filename", Type: "String"},
+		{Name: "sender_name", Type: "String"},
+		{Name: "sender_phone", Type: "String"},
+		{Name: "sender_id", Type: "String"},
+		{Name: "sender_type", Type: "String"},
+		{Name: "recipient_phone", Type: "String"},
+		{Name: "reply_to", Type: "String"},
+		{Name: "is_template", Type: "UInt8"},
+		{Name: "sent_at", Type: "DateTime('UTC')"},
+		{Name: "sent_at_ns", Type: "UInt32"},
+		{Name: "delivered_at", Type: "Nullable(DateTime('UTC'))"},
+		{Name: "read_at", Type: "Nullable(DateTime('UTC'))"},
+		{Name: "updated_at", Type: "Nullable(DateTime('UTC'))"},
+		{Name: "enriched", Type: "UInt8"},
+		{Name: "enrich_error", Type: "String"},
+		{Name: "raw", Type: "String"},
+		{Name: "detail_raw", Type: "String"},
+		{Name: "fetched_at", Type: "DateTime('UTC')"},
+		{Name: "version", Type: "UInt64"},
+	}},
+	{Name: "messages_current", Engine: "View"}, // columns: same as messages, checked below
+	{Name: "quarantine", Engine: "MergeTree", Columns: []sink.Column{
+		{Name: "received_at", Type: "DateTime('UTC')"},
+		{Name: "run_id", Type: "String"},
+		{Name: "endpoint", Type: "String"},
+		{Name: "conversation_id", Type: "String"},
+		{Name: "message_id", Type: "String"},
+		{Name: "error", Type: "String"},
+		{Name: "raw", Type: "String"},
+	}},
+	{Name: "schema_migrations", Engine: "MergeTree", Columns: []sink.Column{
+		{Name: "version_id", Type: "Int64"},
+		{Name: "is_applied", Type: "UInt8"},
+		{Name: "tstamp", Type: "DateTime('UTC')", Default: "DEFAULT now()"},
+	}},
+	{Name: "sync_runs", Engine: "MergeTree", Columns: []sink.Column{
+		{Name: "run_id", Type: "String"},
+		{Name: "started_at", Type: "DateTime('UTC')"},
+		{Name: "finished_at", Type: "DateTime('UTC')"},
+		{Name: "result", Type: "String"},
+		{Name: "conversations", Type: "UInt32"},
+		{Name: "new_messages", Type: "UInt64"},
+		{Name: "enriched", Type: "UInt64"},
+		{Name: "rechecked", Type: "UInt64"},
+		{Name: "quarantined", Type: "UInt64"},
+		{Name: "requests", Type: "UInt64"},
+		{Name: "error", Type: "String"},
+	}},
+	{Name: "sync_state", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "conversation_id", Type: "String"},
+		{Name: "gone", Type: "UInt8"},
+		{Name: "head_message_id", Type: "String"},
+		{Name: "head_sent_at", Type: "DateTime('UTC')"},
+		{Name: "head_sent_at_ns", Type: "UInt32"},
+		{Name: "gap_before", Type: "Array(String)"},
+		{Name: "gap_stop", Type: "Array(String)"},
+		{Name: "backfill_complete", Type: "UInt8"},
+		{Name: "last_attempt_at", Type: "DateTime('UTC')"},
+		{Name: "last_success_at", Type: "DateTime('UTC')"},
+		{Name: "last_error", Type: "String"},
+		{Name: "next_due_at", Type: "DateTime('UTC')"},
+		{Name: "idle_runs", Type: "UInt32"},
+		{Name: "updated_at", Type: "DateTime('UTC')"},
+		{Name: "version", Type: "UInt64"},
+	}},
+	{Name: "tracked_conversations", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "conversation_id", Type: "String"},
+		{Name: "active", Type: "UInt8", Default: "DEFAULT 1"},
+		{Name: "source", Type: "String", Default: "DEFAULT 'manual'"},
+		{Name: "updated_at", Type: "DateTime('UTC')", Default: "DEFAULT now()"},
+	}},
+}
+
+func init() {
+	// The view exposes exactly the columns of messages.
+	wantSchema[1].Columns = wantSchema[0].Columns
+}
+
+func TestMigrateFreshThenAgain(t *testing.T) {
+	st := openStore(t, sinktest.FreshDatabase(t))
+	ctx := testContext(t)
+
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		t.Fatalf("first Migrate: %v", err)
+	}
+	if diff := cmp.Diff(allMigrations, applied); diff != "" {
+		t.Errorf("first Migrate applied (-want +got):\n%s", diff)
+	}
+	schema, err := st.Schema(ctx)
+	if err != nil {
+		t.Fatalf("Schema: %v", err)
+	}
+	if diff := cmp.Diff(wantSchema, schema); diff != "" {
+		t.Errorf("schema after first Migrate (-want +got):\n%s", diff)
+	}
+
+	again, err := st.Migrate(ctx)
+	if err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if again == nil || len(again) != 0 {
+		t.Errorf("second Migrate applied %#v, want an empty list", again)
+	}
+	schema2, err := st.Schema(ctx)
+	if err != nil {
+		t.Fatalf("Schema: %v", err)
+	}
+	if diff := cmp.Diff(schema, schema2); diff != "" {
+		t.Errorf("second Migrate changed the schema (-before +after):\n%s", diff)
+	}
+
+	// Each version is recorded once (plus goose's version 0).
+	var rows, versions uint64
+	q := "SELECT count(), uniqExact(version_id) FROM " + st.TableName(sink.MigrationsTable)
+	if err := st.Conn().QueryRow(ctx, q).Scan(&rows, &versions); err != nil {
+		t.Fatalf("count versions: %v", err)
+	}
+	if want := uint64(len(allMigrations) + 1); rows != want || versions != want {
+		t.Errorf("%s holds %d rows of %d versions, want %d of %d", sink.MigrationsTable, rows, versions, want, want)
+	}
+}
+
+func TestSchemaListsAllTables(t *testing.T) {
+	st := migratedStore(t)
+	schema, err := st.Schema(testContext(t))
+	if err != nil {
+		t.Fatalf("Schema: %v", err)
+	}
+	got := map[string]string{}
+	for _, tb := range schema {
+		got[tb.Name] = tb.Engine
+		if len(tb.Columns) == 0 {
+			t.Errorf("table %s: no columns listed", tb.Name)
+		}
+	}
+	for _, name := range []string{"messages", "messages_current", "sync_state", "quarantine", "tracked_conversations", "sync_runs"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("Schema lacks %s; got %v", name, got)
+		}
+	}
+}
+
+func TestOpenMissingDatabaseThenMigrate(t *testing.T) {
+	db := sinktest.DatabaseName(t) // not created
+	st := openStore(t, db)
+	ctx := testContext(t)
+	if err := st.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	schema, err := st.Schema(ctx)
+	if err != nil {
+		t.Fatalf("Schema of a missing database: %v", err)
+	}
+	if len(schema) != 0 {
+		t.Errorf("Schema of a missing database: %v, want none", schema)
+	}
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if diff := cmp.Diff(allMigrations, applied); diff != "" {
+		t.Errorf("Migrate applied (-want +got):\n%s", diff)
+	}
+}
+
+func TestMigrateConcurrentCalls(t *testing.T) {
+	st := openStore(t, sinktest.FreshDatabase(t))
+	ctx := testContext(t)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total []string
+	)
+	for range 3 {
+		wg.Go(func() {
+			applied, err := st.Migrate(ctx)
+			if err != nil {
+				t.Errorf("Migrate: %v", err)
+			}
+			mu.Lock()
+			total = append(total, applied...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if diff := cmp.Diff(allMigrations, total); diff != "" {
+		t.Errorf("concurrent Migrate calls applied, together (-want +got):\n%s", diff)
+	}
+}
+
+func TestMessagesCurrentKeepsNewestVersion(t *testing.T) {
+	st := migratedStore(t)
+	ctx := testContext(t)
+	conn := st.Conn()
+
+	sent := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	read := sent.Add(time.Minute)
+	// Two inserts make two parts; with merges stopped, both versions stay on disk and only
+	// the view can collapse them.
+	if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+st.TableName("messages")); err != nil {
+		t.Fatalf("stop merges: %v", err)
+	}
+	for _, v := range []struct {
+		version uint64
+		status  string
+		readAt  *time.Time
+	}{
+		{1, "sent", nil},
+		{2, "read", &read},
+	} {
+		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+st.TableName("messages")+
+			" (conversation_id, message_id, status, text, sent_at, sent_at_ns, read_at, fetched_at, version)")
+		if err != nil {
+			t.Fatalf("PrepareBatch: %v", err)
+		}
+		if err := batch.Append("c1", "m1", v.status, "hello", sent, uint32(123456789), v.readAt, sent, v.version); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		if err := batch.Send(); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+	}
+	// A second message with one version, which must be kept too.
+	if err := conn.Exec(ctx, "INSERT INTO "+st.TableName("messages")+
+		" (conversation_id, message_id, status, version) SELECT 'c1', 'm2', 'sent', 1"); err != nil {
+		t.Fatalf("insert m2: %v", err)
+	}
+
+	var raw uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+st.TableName("messages")+" WHERE message_id = 'm1'").Scan(&raw); err != nil {
+		t.Fatalf("count: %v", err)
+	}
+	if raw != 2 {
+		t.Fatalf("messages holds %d rows of m1, want both versions", raw)
+	}
+
+	rows, err := conn.Query(ctx, "SELECT message_id, status, version, sent_at, sent_at_ns, read_at FROM "+
+		st.TableName("messages_current")+" ORDER BY message_id")
+	if err != nil {
+		t.Fatalf("query messages_current: %v", err)
+	}
+	defer rows.Close()
+	type row struct {
+		ID, Status string
+		Version    uint64
+		SentAt     time.Time
+		SentAtNs   uint32
+		ReadAt     *time.Time
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.ID, &r.Status, &r.Version, &r.SentAt, &r.SentAtNs, &r.ReadAt); err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("rows: %v", err)
+	}
+	want := []row{
+		{ID: "m1", Status: "read", Version: 2, SentAt: sent, SentAtNs: 123456789, ReadAt: &read},
+		{ID: "m2", Status: "sent", Version: 1, SentAt: time.Unix(0, 0).UTC()},
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("messages_current (-want +got):\n%s", diff)
+	}
+}
+
+func TestTrackedConversationsPlainInsert(t *testing.T) {
+	st := migratedStore(t)
+	ctx := testContext(t)
+	conn := st.Conn()
+	table := st.TableName("tracked_conversations")
+
+	type tracked struct {
+		ID, Source string
+		Active     uint8
+		UpdatedAt  time.Time
+	}
+	current := func() []tracked {
+		t.Helper()
+		rows, err := conn.Query(ctx, "SELECT conversation_id, active, source, updated_at FROM "+table+" FINAL ORDER BY conversation_id")
+		if err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		defer rows.Close()
+		var out []tracked
+		for rows.Next() {
+			var r tracked
+			if err := rows.Scan(&r.ID, &r.Active, &r.Source, &r.UpdatedAt); err != nil {
+				t.Fatalf("scan: %v", err)
+			}
+			out = append(out, r)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("rows: %v", err)
+		}
+		return out
+	}
+
+	// What an operator types in clickhouse-client is
+	//   INSERT INTO tracked_conversations (conversation_id) VALUES ('c1')
+	// clickhouse-go cannot send VALUES to 18.16, so the same insert goes as INSERT ... SELECT:
+	// only the id is given, and the defaults fill in the rest.
+	before := time.Now().Add(-2 * time.Second)
+	for _, id := range []string{"c1", "c2"} {
+		if err := conn.Exec(ctx, "INSERT INTO "+table+" (conversation_id) SELECT ?", id); err != nil {
+			t.Fatalf("track %s: %v", id, err)
+		}
+	}
+	got := current()
+	if len(got) != 2 {
+		t.Fatalf("tracked_conversations: %+v, want c1 and c2", got)
+	}
+	for _, r := range got {
+		if r.Active != 1 || r.Source != "manual" || r.UpdatedAt.Before(before) || r.UpdatedAt.After(time.Now().Add(2*time.Second)) {
+			t.Errorf("tracked %+v: want active=1, source=manual, updated_at about now", r)
+		}
+	}
+
+	// Untrack c1 by inserting it again with active = 0; the newest row wins, even within the
+	// same second (equal versions: the row inserted last is kept).
+	if err := conn.Exec(ctx, "INSERT INTO "+table+" (conversation_id, active) SELECT 'c1', 0"); err != nil {
+		t.Fatalf("untrack c1: %v", err)
+	}
+	got = current()
+	if len(got) != 2 || got[0].ID != "c1" || got[0].Active != 0 || got[1].ID != "c2" || got[1].Active != 1 {
+		t.Errorf("after untracking c1: %+v, want c1 inactive and c2 active", got)
+	}
+}
+
+func TestServerVersion(t *testing.T) {
+	st := openStore(t, sinktest.FreshDatabase(t))
+	v, err := st.ServerVersion(testContext(t))
+	if err != nil {
+		t.Fatalf("ServerVersion: %v", err)
+	}
+	if v == "" || !strings.Contains(v, ".") {
+		t.Errorf("ServerVersion = %q, want a dotted version", v)
+	}
+	t.Logf("ClickHouse %s", v)
+}
+
+func TestOpenClosedPortFailsFast(t *testing.T) {
+	// A port that nothing listens on: bind one, then free it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	ctx := testContext(t)
+	start := time.Now()
+	st, err := sink.Open(ctx, sink.Options{Addr: []string{addr}, Database: "whatever", DialTimeout: 2 * time.Second})
+	elapsed := time.Since(start)
+	if err == nil {
+		st.Close()
+		t.Fatalf("Open(%s) succeeded, want an error", addr)
+	}
+	if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "ClickHouse") {
+		t.Errorf("Open error %q: want it to name ClickHouse and %s", err, addr)
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("Open took %v to fail, want it fast", elapsed)
+	}
+	t.Logf("error: %v", err)
+}
+
+func TestOpenRejectsBadDatabaseName(t *testing.T) {
+	_, err := sink.Open(context.Background(), sink.Options{Addr: []string{"127.0.0.1:1"}, Database: "x; DROP"})
+	if err == nil || !strings.Contains(err.Error(), "database name") {
+		t.Errorf("Open with a bad database name: %v, want a database name error", err)
+	}
+}
