@@ -1,0 +1,244 @@
+// Package config holds the settings of cekat-archiver.
+//
+// A Config starts from Default, is overridden by a YAML file (unknown keys
+// are errors), then by environment variables named CEKAT_ARCHIVER_ followed
+// by the key path in upper case with dots as underscores (api.rate_limit.per_day
+// is CEKAT_ARCHIVER_API_RATE_LIMIT_PER_DAY), then secrets named by *_file
+// keys are read, and the result is validated once. Load does all of this.
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts the name of every environment variable read by Load.
+const EnvPrefix = "CEKAT_ARCHIVER_"
+
+// Config is the whole configuration. Its yaml tags are the keys of the file;
+// its env and envPrefix tags, after EnvPrefix, name the environment variables.
+type Config struct {
+	API           API           `yaml:"api" envPrefix:"API_"`
+	ClickHouse    ClickHouse    `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
+	Conversations Conversations `yaml:"conversations" envPrefix:"CONVERSATIONS_"`
+	Sync          Sync          `yaml:"sync" envPrefix:"SYNC_"`
+	Log           Log           `yaml:"log" envPrefix:"LOG_"`
+}
+
+// AuthMode says how the API key is sent to the messages API.
+type AuthMode string
+
+// The ways of sending the API key.
+const (
+	AuthBearer AuthMode = "bearer"  // Authorization: Bearer KEY
+	AuthAPIKey AuthMode = "api_key" // api_key: KEY
+	AuthBoth   AuthMode = "both"    // both headers
+)
+
+// BackofficeAuthMode says how the backoffice token is sent.
+type BackofficeAuthMode string
+
+// The ways of sending the backoffice token.
+const (
+	BackofficeAuthAccessToken BackofficeAuthMode = "access_token" // access_token: TOKEN
+	BackofficeAuthBearer      BackofficeAuthMode = "bearer"       // Authorization: Bearer TOKEN
+)
+
+// API is how to reach the Cekat API.
+type API struct {
+	// BaseURL is the root of the messages endpoints.
+	BaseURL string `yaml:"base_url" env:"BASE_URL"`
+	// BackofficeURL is the root of the backoffice (conversation delete)
+	// endpoints; only purge needs it.
+	BackofficeURL string `yaml:"backoffice_url" env:"BACKOFFICE_URL"`
+	// Key is the API key; after Load it also holds the content of KeyFile.
+	Key     Secret   `yaml:"key" env:"KEY"`
+	KeyFile string   `yaml:"key_file" env:"KEY_FILE"`
+	Auth    AuthMode `yaml:"auth" env:"AUTH"`
+	// BackofficeToken is the dashboard token of the backoffice; after Load
+	// it also holds the content of BackofficeTokenFile.
+	BackofficeToken     Secret             `yaml:"backoffice_token" env:"BACKOFFICE_TOKEN"`
+	BackofficeTokenFile string             `yaml:"backoffice_token_file" env:"BACKOFFICE_TOKEN_FILE"`
+	BackofficeAuth      BackofficeAuthMode `yaml:"backoffice_auth" env:"BACKOFFICE_AUTH"`
+	// Timezone is the IANA name of the zone of time stamps that carry none.
+	Timezone   string        `yaml:"timezone" env:"TIMEZONE"`
+	Timeout    time.Duration `yaml:"timeout" env:"TIMEOUT"`
+	MaxRetries int           `yaml:"max_retries" env:"MAX_RETRIES"`
+	PageSize   int           `yaml:"page_size" env:"PAGE_SIZE"`
+	RateLimit  RateLimit     `yaml:"rate_limit" envPrefix:"RATE_LIMIT_"`
+}
+
+// RateLimit is the request budget of the API key.
+type RateLimit struct {
+	PerMinute int `yaml:"per_minute" env:"PER_MINUTE"`
+	// PerDay is the daily cap; 0 means none.
+	PerDay int `yaml:"per_day" env:"PER_DAY"`
+}
+
+// ClickHouse is how to reach the archive database.
+type ClickHouse struct {
+	// Addr lists host:port addresses of the native protocol.
+	Addr     []string `yaml:"addr" env:"ADDR"`
+	Database string   `yaml:"database" env:"DATABASE"`
+	User     string   `yaml:"user" env:"USER"`
+	// Password is the user's password; after Load it also holds the
+	// content of PasswordFile.
+	Password     Secret        `yaml:"password" env:"PASSWORD"`
+	PasswordFile string        `yaml:"password_file" env:"PASSWORD_FILE"`
+	TLS          TLS           `yaml:"tls" envPrefix:"TLS_"`
+	DialTimeout  time.Duration `yaml:"dial_timeout" env:"DIAL_TIMEOUT"`
+}
+
+// TLS is the client side of a TLS connection to ClickHouse.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled" env:"ENABLED"`
+	CAFile             string `yaml:"ca_file" env:"CA_FILE"`
+	CertFile           string `yaml:"cert_file" env:"CERT_FILE"`
+	KeyFile            string `yaml:"key_file" env:"KEY_FILE"`
+	ServerName         string `yaml:"server_name" env:"SERVER_NAME"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" env:"INSECURE_SKIP_VERIFY"`
+}
+
+// Conversations says which conversations to archive.
+type Conversations struct {
+	IDs []string `yaml:"ids" env:"IDS"`
+	// File names a file of conversation ids, one a line, read at every run.
+	File string `yaml:"file" env:"FILE"`
+}
+
+// Sync tunes the archiving work.
+type Sync struct {
+	// Concurrency is how many conversations are worked on at once.
+	Concurrency int `yaml:"concurrency" env:"CONCURRENCY"`
+	// DetailConcurrency is how many message detail calls are in flight.
+	DetailConcurrency int `yaml:"detail_concurrency" env:"DETAIL_CONCURRENCY"`
+	// BatchRows and BatchInterval bound a batch of rows sent to ClickHouse.
+	BatchRows     int           `yaml:"batch_rows" env:"BATCH_ROWS"`
+	BatchInterval time.Duration `yaml:"batch_interval" env:"BATCH_INTERVAL"`
+	// RecheckWindow is how long outbound messages whose status is not
+	// final yet are checked again.
+	RecheckWindow time.Duration `yaml:"recheck_window" env:"RECHECK_WINDOW"`
+}
+
+// Log configures the logger.
+type Log struct {
+	Format string `yaml:"format" env:"FORMAT"` // json or console
+	Level  string `yaml:"level" env:"LEVEL"`   // debug, info, warn or error
+}
+
+// Default returns the configuration used for every key that the file and
+// the environment leave alone. It is not valid by itself: api.base_url and
+// api.key have no default.
+func Default() Config {
+	return Config{
+		API: API{
+			Auth:           AuthBoth,
+			BackofficeAuth: BackofficeAuthAccessToken,
+			Timezone:       "Asia/Jakarta",
+			Timeout:        30 * time.Second,
+			MaxRetries:     5,
+			PageSize:       100,
+			RateLimit:      RateLimit{PerMinute: 60, PerDay: 1000},
+		},
+		ClickHouse: ClickHouse{
+			Addr:        []string{"127.0.0.1:9000"},
+			Database:    "cekat_archive",
+			User:        "default",
+			DialTimeout: 10 * time.Second,
+		},
+		Conversations: Conversations{IDs: []string{}},
+		Sync: Sync{
+			Concurrency:       4,
+			DetailConcurrency: 4,
+			BatchRows:         10000,
+			BatchInterval:     5 * time.Second,
+			RecheckWindow:     7 * 24 * time.Hour,
+		},
+		Log: Log{Format: "json", Level: "info"},
+	}
+}
+
+// Masked returns the configuration as YAML with every secret shown as
+// "***" when set and "" when not. It is a valid configuration file, with
+// "***" standing for the secrets.
+func (c Config) Masked() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Location returns the zone named by Timezone, used for time stamps that
+// carry none. Validate guarantees that the zone loads; Location panics if it
+// does not. It reads the zone database on every call: keep the result.
+func (a API) Location() *time.Location {
+	loc, err := loadLocation(a.Timezone)
+	if err != nil {
+		panic(fmt.Sprintf("config: api.timezone: %v (the configuration was not validated)", err))
+	}
+	return loc
+}
+
+func loadLocation(name string) (*time.Location, error) {
+	if name == "" {
+		return nil, errors.New("must be set")
+	}
+	return time.LoadLocation(name)
+}
+
+// Config returns the client TLS settings, or nil when TLS is disabled. It
+// reads the CA, certificate and key files on every call.
+func (t TLS) Config() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the operator's explicit choice
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("clickhouse.tls.ca_file: no PEM certificate in %s", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		return nil, fmt.Errorf("clickhouse.tls.key_file: must be set together with clickhouse.tls.cert_file")
+	case t.CertFile == "" && t.KeyFile != "":
+		return nil, fmt.Errorf("clickhouse.tls.cert_file: must be set together with clickhouse.tls.key_file")
+	case t.CertFile != "":
+		certPEM, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls.cert_file: %w", err)
+		}
+		keyPEM, err := os.ReadFile(t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls.key_file: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse.tls: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}

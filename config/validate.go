@@ -1,0 +1,220 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate reports every problem of c at once, one a line, each as
+// "key.path: problem". It checks that the files c names (TLS files,
+// conversations.file) can be opened; secret files are read by Load, so for
+// secrets it only checks that the value or its file is set.
+func (c Config) Validate() error {
+	var p problems
+	c.validate(&p)
+	return p.err()
+}
+
+func (c Config) validate(p *problems) {
+	c.API.validate(p)
+	c.ClickHouse.validate(p)
+	c.Conversations.validate(p)
+	c.Sync.validate(p)
+	c.Log.validate(p)
+}
+
+func (a API) validate(p *problems) {
+	switch {
+	case a.BaseURL == "":
+		p.add("api.base_url", "must be set")
+	default:
+		p.check("api.base_url", checkURL(a.BaseURL))
+	}
+	if a.BackofficeURL != "" {
+		p.check("api.backoffice_url", checkURL(a.BackofficeURL))
+	}
+	if a.Key == "" && a.KeyFile == "" {
+		p.add("api.key", "must be set (or api.key_file)")
+	}
+	oneOf(p, "api.auth", a.Auth, AuthBearer, AuthAPIKey, AuthBoth)
+	oneOf(p, "api.backoffice_auth", a.BackofficeAuth, BackofficeAuthAccessToken, BackofficeAuthBearer)
+	if _, err := loadLocation(a.Timezone); err != nil {
+		p.check("api.timezone", err)
+	}
+	p.positive("api.timeout", a.Timeout)
+	p.between("api.max_retries", a.MaxRetries, 0, 20)
+	p.between("api.page_size", a.PageSize, 1, 100)
+	p.atLeast("api.rate_limit.per_minute", a.RateLimit.PerMinute, 1)
+	p.atLeast("api.rate_limit.per_day", a.RateLimit.PerDay, 0)
+}
+
+func (ch ClickHouse) validate(p *problems) {
+	if len(ch.Addr) == 0 {
+		p.add("clickhouse.addr", "must list at least one host:port")
+	}
+	for i, addr := range ch.Addr {
+		p.check(fmt.Sprintf("clickhouse.addr[%d]", i), checkHostPort(addr))
+	}
+	switch {
+	case ch.Database == "":
+		p.add("clickhouse.database", "must be set")
+	case !identifier.MatchString(ch.Database):
+		p.add("clickhouse.database", "must be letters, digits and underscores, not starting with a digit; got %q", ch.Database)
+	}
+	if ch.User == "" {
+		p.add("clickhouse.user", "must be set")
+	}
+	ch.TLS.validate(p)
+	p.positive("clickhouse.dial_timeout", ch.DialTimeout)
+}
+
+func (t TLS) validate(p *problems) {
+	if !t.Enabled {
+		return
+	}
+	before := len(*p)
+	if t.CertFile != "" && t.KeyFile == "" {
+		p.add("clickhouse.tls.key_file", "must be set together with clickhouse.tls.cert_file")
+	}
+	if t.CertFile == "" && t.KeyFile != "" {
+		p.add("clickhouse.tls.cert_file", "must be set together with clickhouse.tls.key_file")
+	}
+	for _, f := range []struct{ key, name string }{
+		{"clickhouse.tls.ca_file", t.CAFile},
+		{"clickhouse.tls.cert_file", t.CertFile},
+		{"clickhouse.tls.key_file", t.KeyFile},
+	} {
+		if f.name != "" {
+			p.check(f.key, checkReadable(f.name))
+		}
+	}
+	if len(*p) == before {
+		// The files are there: see that they hold what they should.
+		if _, err := t.Config(); err != nil {
+			*p = append(*p, err)
+		}
+	}
+}
+
+func (cs Conversations) validate(p *problems) {
+	for i, id := range cs.IDs {
+		if strings.TrimSpace(id) == "" {
+			p.add(fmt.Sprintf("conversations.ids[%d]", i), "must not be empty")
+		}
+	}
+	if cs.File != "" {
+		p.check("conversations.file", checkReadable(cs.File))
+	}
+}
+
+func (s Sync) validate(p *problems) {
+	p.between("sync.concurrency", s.Concurrency, 1, 64)
+	p.between("sync.detail_concurrency", s.DetailConcurrency, 1, 64)
+	p.between("sync.batch_rows", s.BatchRows, 1, 1_000_000)
+	p.positive("sync.batch_interval", s.BatchInterval)
+	if s.RecheckWindow < 0 {
+		p.add("sync.recheck_window", "must not be negative, got %s", s.RecheckWindow)
+	}
+}
+
+func (l Log) validate(p *problems) {
+	oneOf(p, "log.format", l.Format, "json", "console")
+	oneOf(p, "log.level", l.Level, "debug", "info", "warn", "error")
+}
+
+// identifier is a ClickHouse name that needs no quoting.
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err == nil {
+			s = u.Redacted()
+		}
+		return fmt.Errorf("must be an absolute http or https URL, got %q", s)
+	}
+	return nil
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("host is missing in %q", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("port must be a number from 1 to 65535, got %q", port)
+	}
+	return nil
+}
+
+// checkReadable reports whether the file name can be opened for reading.
+func checkReadable(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory", name)
+	}
+	return nil
+}
+
+// problems gathers "key.path: problem" errors.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// check adds err, if any, as the problem of key.
+func (p *problems) check(key string, err error) {
+	if err != nil {
+		*p = append(*p, fmt.Errorf("%s: %w", key, err))
+	}
+}
+
+func (p *problems) err() error { return errors.Join(*p...) }
+
+func oneOf[T ~string](p *problems, key string, v T, allowed ...T) {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		if a == v {
+			return
+		}
+		names[i] = string(a)
+	}
+	p.add(key, "must be one of %s; got %q", strings.Join(names, ", "), v)
+}
+
+func (p *problems) between(key string, v, low, high int) {
+	if v < low || v > high {
+		p.add(key, "must be from %d to %d, got %d", low, high, v)
+	}
+}
+
+func (p *problems) atLeast(key string, v, low int) {
+	if v < low {
+		p.add(key, "must be at least %d, got %d", low, v)
+	}
+}
+
+func (p *problems) positive(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, "must be more than 0, got %s", d)
+	}
+}
