@@ -245,11 +245,12 @@ func (c *Client) ListMessages(ctx context.Context, conversationID string, limit 
 		}
 	}
 	page := &Page{Messages: make([]Message, 0, len(items))}
-	for _, item := range items {
+	for i, item := range items {
 		m, err := DecodeMessage(item, c.opts.Location)
 		if err != nil {
 			var de *DecodeError
 			if errors.As(err, &de) {
+				de.Index = i
 				page.Bad = append(page.Bad, de)
 			}
 			continue

@@ -48,6 +48,9 @@ type DecodeError struct {
 	ID  string // the record's id when it had a usable one
 	Raw json.RawMessage
 	Err error
+	// Index is the record's position in the list answer's data array, so a
+	// caller can tell which side of a cursor message it was on.
+	Index int
 }
 
 func (e *DecodeError) Error() string {

@@ -1,0 +1,103 @@
+// Command cekat-archiver archives WhatsApp conversation history from the
+// Cekat messaging API into ClickHouse.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// cli is the command line. Each command's Run method wires the packages
+// together; none holds logic of its own beyond presenting results.
+type cli struct {
+	Config    string `short:"c" help:"Configuration file (YAML)." env:"CEKAT_ARCHIVER_CONFIG" type:"path" placeholder:"FILE"`
+	LogFormat string `help:"Log format, overriding log.format: json or console." enum:",json,console" default:""`
+
+	Version       versionCmd `cmd:"" help:"Print the version."`
+	ConfigCommand configCmd  `cmd:"" name:"config" help:"Inspect the configuration."`
+	Migrate       migrateCmd `cmd:"" help:"Create the database and schema in ClickHouse (safe to repeat) and print it."`
+	Sync          syncCmd    `cmd:"" help:"Archive the tracked conversations once."`
+	Status        statusCmd  `cmd:"" help:"Show the sync state of every conversation."`
+	Send          sendCmd    `cmd:"" help:"Send a WhatsApp message through the API."`
+}
+
+type configCmd struct {
+	Check configCheckCmd `cmd:"" help:"Validate the configuration and print it with secrets masked."`
+}
+
+// env is what every command gets: where to write and the global flags.
+type env struct {
+	stdout, stderr io.Writer
+	cli            *cli
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	exitCode := -1
+	parser, err := kong.New(&c,
+		kong.Name("cekat-archiver"),
+		kong.Description("Archives WhatsApp conversation history from the Cekat API into ClickHouse."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exitCode = code; panic(exitSignal{}) }),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	code := func() (code int) {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(exitSignal); !ok {
+					panic(r)
+				}
+				code = exitCode
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			fmt.Fprintf(stderr, "cekat-archiver: %v\n", err)
+			return 2
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		e := &env{stdout: stdout, stderr: stderr, cli: &c}
+		kctx.BindTo(ctx, (*context.Context)(nil))
+		if err := kctx.Run(e); err != nil {
+			var ec exitCodeError
+			if errors.As(err, &ec) {
+				if ec.msg != "" {
+					fmt.Fprintf(stderr, "cekat-archiver: %s\n", ec.msg)
+				}
+				return ec.code
+			}
+			fmt.Fprintf(stderr, "cekat-archiver: %v\n", err)
+			return 1
+		}
+		return 0
+	}()
+	return code
+}
+
+// exitSignal carries kong's exit (after --help) out of the parser without
+// calling os.Exit outside main.
+type exitSignal struct{}
+
+// exitCodeError ends a command with a given status.
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e exitCodeError) Error() string { return e.msg }

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+)
+
+type syncCmd struct {
+	Once          bool          `help:"Run once and exit (the only mode of this command; the daemon is 'run')." required:""`
+	Conversation  []string      `help:"Sync only these conversation ids (repeatable)." name:"conversation" placeholder:"ID"`
+	Progress      string        `help:"Progress display: auto (a bar on a terminal, log lines otherwise), bar, log or none." enum:"auto,bar,log,none" default:"auto"`
+	ProgressEvery time.Duration `help:"Interval of progress log lines." default:"10s"`
+}
+
+func (s syncCmd) Run(ctx context.Context, e *env) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	store, err := openStore(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	requests := syncer.NewRequestStats()
+	client, err := newClient(cfg.API, requests.Observe, "")
+	if err != nil {
+		return err
+	}
+	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval})
+	engine := syncer.New(client, archive, syncer.Options{
+		PageSize:          cfg.API.PageSize,
+		Concurrency:       cfg.Sync.Concurrency,
+		DetailConcurrency: cfg.Sync.DetailConcurrency,
+		RecheckWindow:     cfg.Sync.RecheckWindow,
+		ConversationIDs:   cfg.Conversations.IDs,
+		ConversationsFile: cfg.Conversations.File,
+		Requests:          requests,
+		Logger:            log.Named("syncer"),
+	})
+
+	stopProgress := s.showProgress(e, engine, log)
+	sum := engine.Sync(ctx, s.Conversation)
+	stopProgress()
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := archive.Close(closeCtx); err != nil && sum.Err == nil {
+		sum.Err = err
+	}
+	printSummary(e.stdout, sum)
+	logSummary(log, sum)
+	if err := sum.Failure(); err != nil {
+		return exitCodeError{code: 1, msg: "sync failed: " + err.Error()}
+	}
+	return nil
+}
+
+// showProgress draws a bar on a terminal, or logs a line now and then.
+func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger) (stop func()) {
+	mode := s.Progress
+	if mode == "auto" {
+		mode = "log"
+		if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			mode = "bar"
+		}
+	}
+	if mode == "none" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	every := s.ProgressEvery
+	var bar *progressbar.ProgressBar
+	if mode == "bar" {
+		every = 200 * time.Millisecond
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("syncing"),
+			progressbar.OptionShowCount(), progressbar.OptionSetItsString("msg"), progressbar.OptionShowIts(),
+			progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			p := engine.Progress()
+			if bar != nil {
+				bar.Describe(fmt.Sprintf("conversations %d/%d, new messages", p.Done.Load(), p.Conversations.Load()))
+				_ = bar.Set64(p.NewMessages.Load())
+				continue
+			}
+			log.Info("sync progress", zap.Int64("conversations_done", p.Done.Load()), zap.Int64("conversations", p.Conversations.Load()),
+				zap.Int64("new_messages", p.NewMessages.Load()), zap.Int64("enriched", p.Enriched.Load()),
+				zap.Int64("rechecked", p.Rechecked.Load()), zap.Int64("quarantined", p.Quarantined.Load()))
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		if bar != nil {
+			_ = bar.Finish()
+			fmt.Fprintln(e.stderr)
+		}
+	}
+}
+
+func printSummary(w io.Writer, s syncer.Summary) {
+	result := "ok"
+	if err := s.Failure(); err != nil {
+		result = "FAILED: " + err.Error()
+	}
+	fmt.Fprintf(w, "sync run %s: %s\n", s.RunID, result)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  conversations\t%d (synced %d, failed %d, gone %d; not due %d)\n", s.Conversations, s.Synced, s.Failed, s.Gone, s.NotDue)
+	fmt.Fprintf(tw, "  new messages\t%d\n", s.NewMessages)
+	fmt.Fprintf(tw, "  enriched\t%d (archived without detail: %d)\n", s.Enriched, s.EnrichFailed)
+	fmt.Fprintf(tw, "  re-checked\t%d (changed %d)\n", s.Rechecked, s.Changed)
+	fmt.Fprintf(tw, "  quarantined\t%d\n", s.Quarantined)
+	fmt.Fprintf(tw, "  requests\t%s\n", formatRequests(s.Requests))
+	fmt.Fprintf(tw, "  duration\t%s\n", s.Finished.Sub(s.Started).Round(time.Millisecond))
+	tw.Flush()
+	for _, msg := range s.Errors {
+		fmt.Fprintf(w, "  error: %s\n", msg)
+	}
+}
+
+func formatRequests(m map[string]int64) string {
+	var total int64
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, k)
+		total += v
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}
+
+func logSummary(log *zap.Logger, s syncer.Summary) {
+	fields := []zap.Field{zap.String("run_id", s.RunID), zap.Int("conversations", s.Conversations), zap.Int("failed", s.Failed),
+		zap.Int("gone", s.Gone), zap.Int64("new_messages", s.NewMessages), zap.Int64("enriched", s.Enriched),
+		zap.Int64("rechecked", s.Rechecked), zap.Int64("quarantined", s.Quarantined), zap.Any("requests", s.Requests),
+		zap.Duration("duration", s.Finished.Sub(s.Started))}
+	if err := s.Failure(); err != nil {
+		log.Error("sync run failed", append(fields, zap.Error(err))...)
+		return
+	}
+	log.Info("sync run finished", fields...)
+}
+
+type statusCmd struct{}
+
+func (statusCmd) Run(ctx context.Context, e *env) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	archive := sink.NewArchive(store, sink.ArchiveOptions{})
+	defer archive.Close(ctx)
+	rows, err := archive.Status(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONVERSATION\tARCHIVED\tNEWEST\tBACKFILL\tLAST SUCCESS\tNEXT DUE\tLAST ERROR")
+	for _, r := range rows {
+		backfill := "complete"
+		switch {
+		case r.Gone:
+			backfill = "gone"
+		case !r.BackfillComplete:
+			backfill = fmt.Sprintf("pending (%d gaps)", len(r.Gaps))
+		case len(r.Gaps) > 0:
+			backfill = fmt.Sprintf("complete, %d gaps", len(r.Gaps))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ConversationID, r.Archived, fmtTime(r.NewestSentAt), backfill,
+			fmtTime(r.LastSuccessAt), fmtTime(r.NextDueAt), oneLine(r.LastError, 80))
+	}
+	return tw.Flush()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cekat-archiver/cekat-archiver/config"
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+)
+
+func (e *env) config() (config.Config, error) {
+	cfg, err := config.Load(e.cli.Config, os.LookupEnv)
+	if err != nil {
+		return config.Config{}, fmt.Errorf("configuration:\n%w", err)
+	}
+	if e.cli.LogFormat != "" {
+		cfg.Log.Format = e.cli.LogFormat
+	}
+	return cfg, nil
+}
+
+func (e *env) logger(cfg config.Log) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	var enc zapcore.Encoder
+	if cfg.Format == "console" {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly)
+		enc = zapcore.NewConsoleEncoder(ec)
+	} else {
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(e.stderr), level)
+	return zap.New(core), nil
+}
+
+func openStore(ctx context.Context, cfg config.ClickHouse, log *zap.Logger) (*sink.Store, error) {
+	tlsCfg, err := cfg.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse TLS: %w", err)
+	}
+	return sink.Open(ctx, sink.Options{
+		Addr: cfg.Addr, Database: cfg.Database, User: cfg.User, Password: cfg.Password.Reveal(),
+		TLS: tlsCfg, DialTimeout: cfg.DialTimeout, Logger: log.Named("sink"),
+	})
+}
+
+func newClient(cfg config.API, onRequest func(cekat.RequestInfo), send cekat.SendBody) (*cekat.Client, error) {
+	return cekat.New(cekat.Options{
+		BaseURL:         cfg.BaseURL,
+		APIKey:          cfg.Key.Reveal(),
+		Auth:            cekat.AuthMode(cfg.Auth),
+		BackofficeURL:   cfg.BackofficeURL,
+		BackofficeToken: cfg.BackofficeToken.Reveal(),
+		BackofficeAuth:  cekat.BackofficeAuthMode(cfg.BackofficeAuth),
+		Location:        cfg.Location(),
+		Timeout:         cfg.Timeout,
+		MaxRetries:      cfg.MaxRetries,
+		OnRequest:       onRequest,
+		SendBody:        send,
+		UserAgent:       "cekat-archiver/" + version(),
+	})
+}

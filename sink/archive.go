@@ -1,0 +1,513 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// ArchiveOptions bound the write buffer.
+type ArchiveOptions struct {
+	BatchRows     int           // flush when this many message rows wait (10,000)
+	BatchInterval time.Duration // flush at least this often while rows wait (5s)
+}
+
+// Archive is the sync engine's view of the store: buffered writes of
+// messages, quarantined records and sync states, and the queries a sync
+// needs.
+//
+// Writes are flushed in the order messages, quarantine, states, and a
+// failed flush keeps the whole buffer for the next one. So a state is never
+// stored ahead of the rows it describes: after a crash the stored state is
+// behind the archive, never ahead of it. Rows stored twice collapse in the
+// ReplacingMergeTree.
+type Archive struct {
+	s    *Store
+	opts ArchiveOptions
+
+	flushMu sync.Mutex // serialises flushes: a later state must not pass earlier rows
+	mu      sync.Mutex // guards the buffers and bgErr
+	msgs    []MessageRow
+	quar    []QuarantineRow
+	states  map[string]State
+	bgErr   error // a failed background flush, reported by the next write
+	stop    chan struct{}
+	done    chan struct{}
+	stats   WriteStats
+}
+
+// WriteStats counts what the archive has written since it was opened.
+type WriteStats struct {
+	Flushes      int64
+	MessageRows  int64
+	Bytes        int64 // approximate: the text columns of the rows
+	InsertTime   time.Duration
+	FailedWrites int64
+}
+
+// NewArchive starts the write buffer and its flush timer. Close stops it.
+func NewArchive(s *Store, opts ArchiveOptions) *Archive {
+	if opts.BatchRows <= 0 {
+		opts.BatchRows = 10000
+	}
+	if opts.BatchInterval <= 0 {
+		opts.BatchInterval = 5 * time.Second
+	}
+	a := &Archive{s: s, opts: opts, states: map[string]State{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go a.timer()
+	return a
+}
+
+func (a *Archive) timer() {
+	defer close(a.done)
+	t := time.NewTicker(a.opts.BatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := a.Flush(ctx); err != nil {
+				a.mu.Lock()
+				a.bgErr = err
+				a.mu.Unlock()
+			}
+			cancel()
+		}
+	}
+}
+
+// Close stops the flush timer and flushes what waits.
+func (a *Archive) Close(ctx context.Context) error {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	<-a.done
+	return a.Flush(ctx)
+}
+
+// Stats returns the write counters.
+func (a *Archive) Stats() WriteStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
+}
+
+// AddMessages queues message rows, flushing when the batch is full.
+func (a *Archive) AddMessages(ctx context.Context, rows ...MessageRow) error {
+	a.mu.Lock()
+	if err := a.bgErr; err != nil {
+		a.bgErr = nil
+		a.mu.Unlock()
+		return err
+	}
+	a.msgs = append(a.msgs, rows...)
+	full := len(a.msgs) >= a.opts.BatchRows
+	a.mu.Unlock()
+	if full {
+		return a.Flush(ctx)
+	}
+	return nil
+}
+
+// AddQuarantine queues records that could not be decoded.
+func (a *Archive) AddQuarantine(_ context.Context, rows ...QuarantineRow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.quar = append(a.quar, rows...)
+	return nil
+}
+
+// AddState queues a conversation's state behind the rows queued so far.
+func (a *Archive) AddState(_ context.Context, st State) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old, ok := a.states[st.ConversationID]; !ok || st.Version >= old.Version {
+		a.states[st.ConversationID] = st
+	}
+	return nil
+}
+
+// Flush writes everything queued.
+func (a *Archive) Flush(ctx context.Context) error {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+
+	a.mu.Lock()
+	msgs, quar, states := a.msgs, a.quar, a.states
+	a.msgs, a.quar, a.states = nil, nil, map[string]State{}
+	a.mu.Unlock()
+	if len(msgs) == 0 && len(quar) == 0 && len(states) == 0 {
+		return nil
+	}
+
+	start := time.Now()
+	err := a.insertMessages(ctx, msgs)
+	if err == nil {
+		err = a.insertQuarantine(ctx, quar)
+	}
+	if err == nil {
+		err = a.insertStates(ctx, states)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		// Keep everything, in order, ahead of what was queued meanwhile.
+		a.msgs = append(msgs, a.msgs...)
+		a.quar = append(quar, a.quar...)
+		for id, st := range a.states {
+			if old, ok := states[id]; !ok || st.Version >= old.Version {
+				states[id] = st
+			}
+		}
+		a.states = states
+		a.stats.FailedWrites++
+		return fmt.Errorf("flush to ClickHouse: %w", err)
+	}
+	a.stats.Flushes++
+	a.stats.MessageRows += int64(len(msgs))
+	a.stats.InsertTime += time.Since(start)
+	for i := range msgs {
+		a.stats.Bytes += int64(msgs[i].size())
+	}
+	return nil
+}
+
+func (r *MessageRow) size() int {
+	return len(r.ConversationID) + len(r.MessageID) + len(r.Text) + len(r.Raw) + len(r.DetailRaw) + len(r.MediaURL) + 120
+}
+
+const messageColumns = "conversation_id, message_id, direction, type, status, text, media_url, caption, filename, " +
+	"sender_name, sender_phone, sender_id, sender_type, recipient_phone, reply_to, is_template, sent_at, sent_at_ns, " +
+	"delivered_at, read_at, updated_at, enriched, enrich_error, raw, detail_raw, fetched_at, version"
+
+func (a *Archive) insertMessages(ctx context.Context, rows []MessageRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("messages")+" ("+messageColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare messages insert: %w", err)
+	}
+	defer b.Abort()
+	for i := range rows {
+		r := &rows[i]
+		if err := b.Append(r.ConversationID, r.MessageID, r.Direction, r.Type, r.Status, r.Text, r.MediaURL, r.Caption,
+			r.Filename, r.SenderName, r.SenderPhone, r.SenderID, r.SenderType, r.RecipientPhone, r.ReplyTo,
+			boolU8(r.IsTemplate), dt(r.SentAt), uint32(r.SentAt.Nanosecond()), dtp(r.DeliveredAt), dtp(r.ReadAt),
+			dtp(r.UpdatedAt), boolU8(r.Enriched), r.EnrichError, r.Raw, r.DetailRaw, dt(r.FetchedAt), r.Version); err != nil {
+			return fmt.Errorf("message %s/%s: %w", r.ConversationID, r.MessageID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d messages: %w", len(rows), err)
+	}
+	return nil
+}
+
+func (a *Archive) insertQuarantine(ctx context.Context, rows []QuarantineRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("quarantine")+
+		" (received_at, run_id, endpoint, conversation_id, message_id, error, raw)")
+	if err != nil {
+		return fmt.Errorf("prepare quarantine insert: %w", err)
+	}
+	defer b.Abort()
+	for _, r := range rows {
+		if err := b.Append(dt(r.ReceivedAt), r.RunID, r.Endpoint, r.ConversationID, r.MessageID, r.Error, r.Raw); err != nil {
+			return fmt.Errorf("quarantine row: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d quarantine rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+const stateColumns = "conversation_id, gone, head_message_id, head_sent_at, head_sent_at_ns, gap_before, gap_stop, " +
+	"backfill_complete, last_attempt_at, last_success_at, last_error, next_due_at, idle_runs, updated_at, version"
+
+func (a *Archive) insertStates(ctx context.Context, states map[string]State) error {
+	if len(states) == 0 {
+		return nil
+	}
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("sync_state")+" ("+stateColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare state insert: %w", err)
+	}
+	defer b.Abort()
+	for _, st := range states {
+		before := make([]string, len(st.Gaps))
+		stop := make([]string, len(st.Gaps))
+		for i, g := range st.Gaps {
+			before[i], stop[i] = g.Before, g.Stop
+		}
+		if err := b.Append(st.ConversationID, boolU8(st.Gone), st.HeadMessageID, dt(st.HeadSentAt),
+			uint32(st.HeadSentAt.Nanosecond()), before, stop, boolU8(st.BackfillComplete), dt(st.LastAttemptAt),
+			dt(st.LastSuccessAt), st.LastError, dt(st.NextDueAt), st.IdleRuns, dt(st.UpdatedAt), st.Version); err != nil {
+			return fmt.Errorf("state of %s: %w", st.ConversationID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d states: %w", len(states), err)
+	}
+	return nil
+}
+
+// SaveRun records a run's summary.
+func (a *Archive) SaveRun(ctx context.Context, r RunRow) error {
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("sync_runs")+
+		" (run_id, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error)")
+	if err != nil {
+		return fmt.Errorf("prepare run insert: %w", err)
+	}
+	defer b.Abort()
+	if err := b.Append(r.RunID, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
+		r.Enriched, r.Rechecked, r.Quarantined, r.Requests, r.Error); err != nil {
+		return fmt.Errorf("run row: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert run: %w", err)
+	}
+	return nil
+}
+
+// TrackedConversations returns the ids operators and analysts track
+// through the tracked_conversations table.
+func (a *Archive) TrackedConversations(ctx context.Context) ([]string, error) {
+	rows, err := a.s.conn.Query(ctx, "SELECT conversation_id FROM "+a.s.TableName("tracked_conversations")+
+		" FINAL WHERE active = 1 ORDER BY conversation_id")
+	if err != nil {
+		return nil, fmt.Errorf("query tracked conversations: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan tracked conversation: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// LoadStates returns every conversation's current sync state.
+func (a *Archive) LoadStates(ctx context.Context) (map[string]State, error) {
+	rows, err := a.s.conn.Query(ctx, "SELECT "+stateColumns+" FROM "+a.s.TableName("sync_state")+" FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("query sync state: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]State{}
+	for rows.Next() {
+		var (
+			st                                     State
+			gone, backfill                         uint8
+			headNs                                 uint32
+			before, stop                           []string
+			head, attempt, success, due, updatedAt time.Time
+		)
+		if err := rows.Scan(&st.ConversationID, &gone, &st.HeadMessageID, &head, &headNs, &before, &stop, &backfill,
+			&attempt, &success, &st.LastError, &due, &st.IdleRuns, &updatedAt, &st.Version); err != nil {
+			return nil, fmt.Errorf("scan sync state: %w", err)
+		}
+		if len(before) != len(stop) {
+			return nil, fmt.Errorf("sync state of %s: %d gap cursors but %d gap stops", st.ConversationID, len(before), len(stop))
+		}
+		st.Gone, st.BackfillComplete = gone == 1, backfill == 1
+		st.HeadSentAt = fromDT(head).Add(time.Duration(headNs))
+		st.LastAttemptAt, st.LastSuccessAt, st.NextDueAt, st.UpdatedAt = fromDT(attempt), fromDT(success), fromDT(due), fromDT(updatedAt)
+		for i := range before {
+			st.Gaps = append(st.Gaps, Gap{Before: before[i], Stop: stop[i]})
+		}
+		out[st.ConversationID] = st
+	}
+	return out, rows.Err()
+}
+
+// ArchivedIDs returns which of ids are archived for the conversation.
+func (a *Archive) ArchivedIDs(ctx context.Context, conversationID string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := a.s.conn.Query(ctx, "SELECT DISTINCT message_id FROM "+a.s.TableName("messages")+
+		" WHERE conversation_id = ? AND has(?, message_id)", conversationID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("query archived ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan archived id: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// Recheckable returns archived outbound messages, sent since since and
+// fetched before fetchedBefore, whose status can still change: not read,
+// not failed, and enriched (a message whose detail is gone is not asked
+// again). Keyset pagination on (conversation_id, message_id).
+func (a *Archive) Recheckable(ctx context.Context, since, fetchedBefore time.Time, afterConversation, afterMessage string, limit int) ([]MessageRow, error) {
+	q := "SELECT " + messageColumns + " FROM " + a.s.TableName("messages") + " FINAL" +
+		" WHERE direction = 'outbound' AND status NOT IN ('read', 'failed') AND enriched = 1" +
+		" AND sent_at >= ? AND fetched_at < ?" +
+		" AND (conversation_id > ? OR (conversation_id = ? AND message_id > ?))" +
+		" ORDER BY conversation_id, message_id LIMIT ?"
+	rows, err := a.s.conn.Query(ctx, q, dt(since), dt(fetchedBefore), afterConversation, afterConversation, afterMessage, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query re-checkable messages: %w", err)
+	}
+	defer rows.Close()
+	var out []MessageRow
+	for rows.Next() {
+		r, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMessage(rows scanner) (MessageRow, error) {
+	var (
+		r                          MessageRow
+		tmpl, enriched             uint8
+		sent, fetched              time.Time
+		sentNs                     uint32
+		delivered, read, updatedAt *time.Time
+	)
+	if err := rows.Scan(&r.ConversationID, &r.MessageID, &r.Direction, &r.Type, &r.Status, &r.Text, &r.MediaURL,
+		&r.Caption, &r.Filename, &r.SenderName, &r.SenderPhone, &r.SenderID, &r.SenderType, &r.RecipientPhone,
+		&r.ReplyTo, &tmpl, &sent, &sentNs, &delivered, &read, &updatedAt, &enriched, &r.EnrichError, &r.Raw,
+		&r.DetailRaw, &fetched, &r.Version); err != nil {
+		return MessageRow{}, fmt.Errorf("scan message: %w", err)
+	}
+	r.IsTemplate, r.Enriched = tmpl == 1, enriched == 1
+	r.SentAt = fromDT(sent).Add(time.Duration(sentNs))
+	r.FetchedAt = fromDT(fetched)
+	r.DeliveredAt, r.ReadAt, r.UpdatedAt = fromDTP(delivered), fromDTP(read), fromDTP(updatedAt)
+	return r, nil
+}
+
+// Messages streams the current version of every archived message in
+// (conversation, message) order, for verification against a source.
+func (a *Archive) Messages(ctx context.Context, fn func(MessageRow) error) error {
+	rows, err := a.s.conn.Query(ctx, "SELECT "+messageColumns+" FROM "+a.s.TableName("messages")+
+		" FINAL ORDER BY conversation_id, message_id")
+	if err != nil {
+		return fmt.Errorf("query messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanMessage(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ConversationStatus is one line of the status report.
+type ConversationStatus struct {
+	State
+	Archived     uint64
+	NewestSentAt time.Time
+}
+
+// Status reports every conversation with a sync state, in id order.
+func (a *Archive) Status(ctx context.Context) ([]ConversationStatus, error) {
+	states, err := a.LoadStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := a.s.conn.Query(ctx, "SELECT conversation_id, uniqExact(message_id), max(sent_at) FROM "+
+		a.s.TableName("messages")+" GROUP BY conversation_id")
+	if err != nil {
+		return nil, fmt.Errorf("query archive counts: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]ConversationStatus{}
+	for rows.Next() {
+		var (
+			id     string
+			n      uint64
+			newest time.Time
+		)
+		if err := rows.Scan(&id, &n, &newest); err != nil {
+			return nil, fmt.Errorf("scan archive counts: %w", err)
+		}
+		counts[id] = ConversationStatus{Archived: n, NewestSentAt: fromDT(newest)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]ConversationStatus, 0, len(states))
+	for id, st := range states {
+		c := counts[id]
+		c.State = st
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ConversationID < out[j].ConversationID })
+	return out, nil
+}
+
+// Store is the store the archive writes to.
+func (a *Archive) Store() *Store { return a.s }
+
+// epoch stands for "never": DateTime cannot hold Go's zero time.
+var epoch = time.Unix(0, 0).UTC()
+
+func dt(t time.Time) time.Time {
+	if t.Before(epoch) {
+		return epoch
+	}
+	return t.UTC()
+}
+
+func dtp(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := dt(*t)
+	return &v
+}
+
+func fromDT(t time.Time) time.Time {
+	if !t.After(epoch) {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func fromDTP(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.UTC()
+	return &v
+}
+
+func boolU8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}

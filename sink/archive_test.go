@@ -1,0 +1,214 @@
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+)
+
+func newArchive(t *testing.T, opts sink.ArchiveOptions) (*sink.Archive, *sink.Store) {
+	t.Helper()
+	st := migratedStore(t)
+	a := sink.NewArchive(st, opts)
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	return a, st
+}
+
+func ts(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UTC()
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	want := sink.State{
+		ConversationID: "c1", HeadMessageID: "m9", HeadSentAt: ts("2025-03-27T15:00:00.123456789Z"),
+		Gaps:          []sink.Gap{{Before: "m5", Stop: "m2"}, {Before: "m1", Stop: ""}},
+		LastAttemptAt: ts("2025-03-28T00:00:00Z"), LastSuccessAt: ts("2025-03-28T00:00:01Z"),
+		LastError: "boom", NextDueAt: ts("2025-03-28T00:05:00Z"), IdleRuns: 3, UpdatedAt: ts("2025-03-28T00:00:02Z"), Version: 7,
+	}
+	older := want
+	older.Version, older.HeadMessageID = 6, "m8"
+	never := sink.State{ConversationID: "c2", Gone: true, BackfillComplete: true, Version: 1}
+	for _, st := range []sink.State{older, want, never} {
+		if err := a.AddState(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A stale version written later must not win.
+	if err := a.AddState(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.LoadStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]sink.State{"c1": want, "c2": never}, got); diff != "" {
+		t.Errorf("LoadStates (-want +got):\n%s", diff)
+	}
+}
+
+func msgRow(conv, id string, sent time.Time, version uint64) sink.MessageRow {
+	return sink.MessageRow{ConversationID: conv, MessageID: id, Direction: "outbound", Type: "text", Status: "sent",
+		Text: "hello " + id, SentAt: sent, Enriched: true, Raw: `{"id":"` + id + `"}`, FetchedAt: sent, Version: version}
+}
+
+func TestMessagesRoundTripAndArchivedIDs(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	read := ts("2025-03-27T15:10:00Z")
+	r1 := msgRow("c1", "m1", ts("2025-03-27T15:00:00.5Z"), 1)
+	r1.ReadAt, r1.Status, r1.IsTemplate, r1.ReplyTo = &read, "read", true, "m0"
+	r2 := msgRow("c1", "m2", ts("2025-03-27T15:00:00.5Z"), 1)
+	r2v2 := r2
+	r2v2.Status, r2v2.Version = "delivered", 2
+	if err := a.AddMessages(ctx, r1, r2, r2v2, msgRow("c2", "m1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.ArchivedIDs(ctx, "c1", []string{"m1", "m2", "m3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"m1": true, "m2": true}, got); diff != "" {
+		t.Errorf("ArchivedIDs (-want +got):\n%s", diff)
+	}
+	var rows []sink.MessageRow
+	if err := a.Messages(ctx, func(r sink.MessageRow) error { rows = append(rows, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := []sink.MessageRow{r1, r2v2, msgRow("c2", "m1", ts("2025-03-27T15:00:00Z"), 1)}
+	for i := range want {
+		want[i].FetchedAt = want[i].FetchedAt.Truncate(time.Second)
+	}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("Messages (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecheckable(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	now := ts("2025-04-01T00:00:00Z")
+	var rows []sink.MessageRow
+	for i := range 7 {
+		rows = append(rows, msgRow("c1", fmt.Sprintf("m%d", i), now.Add(-time.Hour), 1))
+	}
+	rows[1].Status = "read"                        // final
+	rows[2].Status = "failed"                      // final
+	rows[3].Direction = "inbound"                  // not ours to track
+	rows[4].SentAt = now.Add(-30 * 24 * time.Hour) // outside the window
+	rows[5].Enriched = false                       // detail gone
+	rows = append(rows, msgRow("c0", "z", now.Add(-time.Hour), 1), msgRow("c2", "a", now.Add(-time.Hour), 1))
+	if err := a.AddMessages(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	since := now.Add(-7 * 24 * time.Hour)
+	var got []string
+	afterC, afterM := "", ""
+	for {
+		page, err := a.Recheckable(ctx, since, now, afterC, afterM, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			got = append(got, r.ConversationID+"/"+r.MessageID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		afterC, afterM = page[len(page)-1].ConversationID, page[len(page)-1].MessageID
+	}
+	if diff := cmp.Diff([]string{"c0/z", "c1/m0", "c1/m6", "c2/a"}, got); diff != "" {
+		t.Errorf("Recheckable (-want +got):\n%s", diff)
+	}
+	// Rows fetched by the run itself are not re-checked.
+	page, err := a.Recheckable(ctx, since, now.Add(-2*time.Hour), "", "", 10)
+	if err != nil || len(page) != 0 {
+		t.Errorf("Recheckable before fetch = %v, %v; want none", page, err)
+	}
+}
+
+func TestBatchFlushesWhenFull(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{BatchRows: 3, BatchInterval: time.Hour})
+	ctx := testContext(t)
+	for i := range 3 {
+		if err := a.AddMessages(ctx, msgRow("c", fmt.Sprint(i), ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := a.Stats(); s.Flushes != 1 || s.MessageRows != 3 {
+		t.Errorf("stats after a full batch = %+v", s)
+	}
+}
+
+func TestBatchFlushesOnTimer(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{BatchRows: 1000, BatchInterval: 50 * time.Millisecond})
+	ctx := testContext(t)
+	if err := a.AddMessages(ctx, msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Stats().MessageRows == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the timer never flushed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A failed flush must keep rows and states together for the next one: a
+// state stored without its rows would leave a hole in the archive.
+func TestFailedFlushKeepsEverything(t *testing.T) {
+	a, st := newArchive(t, sink.ArchiveOptions{BatchInterval: time.Hour})
+	ctx := testContext(t)
+	if err := a.AddMessages(ctx, msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddState(ctx, sink.State{ConversationID: "c", HeadMessageID: "1", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Conn().Exec(ctx, "RENAME TABLE "+st.TableName("messages")+" TO "+st.TableName("messages_away")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err == nil {
+		t.Fatal("flush into a missing table succeeded")
+	}
+	states, err := a.LoadStates(ctx)
+	if err != nil || len(states) != 0 {
+		t.Fatalf("state stored ahead of its rows: %v %v", states, err)
+	}
+	if err := st.Conn().Exec(ctx, "RENAME TABLE "+st.TableName("messages_away")+" TO "+st.TableName("messages")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := a.ArchivedIDs(ctx, "c", []string{"1"})
+	if err != nil || !ids["1"] {
+		t.Errorf("row lost after a failed flush: %v %v", ids, err)
+	}
+	if states, err = a.LoadStates(ctx); err != nil || states["c"].HeadMessageID != "1" {
+		t.Errorf("state lost after a failed flush: %v %v", states, err)
+	}
+}

@@ -1,0 +1,340 @@
+// Package syncer archives Cekat conversations into the archive: it walks
+// each tracked conversation's history through the list endpoint, enriches
+// new messages through the detail endpoint, re-checks statuses that can
+// still change, and records its progress so any run can be killed and the
+// next one carries on without a gap.
+package syncer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+)
+
+// API is what the engine needs of the Cekat API.
+type API interface {
+	ListMessages(ctx context.Context, conversationID string, limit int, before string) (*cekat.Page, error)
+	GetMessage(ctx context.Context, id string) (cekat.Message, error)
+}
+
+// Archive is what the engine needs of the archive. Writes are buffered:
+// AddState is queued behind the rows added before it and is never stored
+// ahead of them, so a saved state never claims rows that are not stored.
+type Archive interface {
+	TrackedConversations(ctx context.Context) ([]string, error)
+	LoadStates(ctx context.Context) (map[string]sink.State, error)
+	// ArchivedIDs returns which of ids are already archived.
+	ArchivedIDs(ctx context.Context, conversationID string, ids []string) (map[string]bool, error)
+	// Recheckable returns up to limit archived outbound messages sent since
+	// since whose status can still change and that were fetched before
+	// fetchedBefore, in (conversation, message) order after the given key.
+	Recheckable(ctx context.Context, since, fetchedBefore time.Time, afterConversation, afterMessage string, limit int) ([]sink.MessageRow, error)
+	AddMessages(ctx context.Context, rows ...sink.MessageRow) error
+	AddQuarantine(ctx context.Context, rows ...sink.QuarantineRow) error
+	AddState(ctx context.Context, st sink.State) error
+	Flush(ctx context.Context) error
+	SaveRun(ctx context.Context, run sink.RunRow) error
+}
+
+// Options tune the engine. Zero values take the defaults noted.
+type Options struct {
+	PageSize          int           // list page size (100)
+	Concurrency       int           // conversations at once (4)
+	DetailConcurrency int           // detail calls in flight across all conversations (4)
+	RecheckWindow     time.Duration // how long outbound statuses are re-checked (7 days); 0 turns re-checks off
+	// ConversationIDs and ConversationsFile are tracked besides the ids in
+	// the archive's table; the file is read at every run.
+	ConversationIDs   []string
+	ConversationsFile string
+	// GoneRetry is how long a conversation answered 404 is left alone.
+	GoneRetry time.Duration // (24h)
+	// FlushTimeout bounds the final write of a run, which happens even
+	// when the run was cancelled (30s).
+	FlushTimeout time.Duration
+	Requests     *RequestStats
+	Logger       *zap.Logger
+	Now          func() time.Time
+}
+
+// Engine runs syncs. One Engine runs one sync at a time.
+type Engine struct {
+	api   API
+	store Archive
+	opts  Options
+	log   *zap.Logger
+	// detail bounds detail calls across all conversations of a run.
+	detail chan struct{}
+	mu     sync.Mutex // one run at a time
+	live   atomic.Pointer[Progress]
+}
+
+// New returns an engine reading from api and writing to store.
+func New(api API, store Archive, opts Options) *Engine {
+	if opts.PageSize <= 0 || opts.PageSize > 100 {
+		opts.PageSize = 100
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.DetailConcurrency <= 0 {
+		opts.DetailConcurrency = 4
+	}
+	if opts.GoneRetry <= 0 {
+		opts.GoneRetry = 24 * time.Hour
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = 30 * time.Second
+	}
+	if opts.Requests == nil {
+		opts.Requests = NewRequestStats()
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Engine{api: api, store: store, opts: opts, log: opts.Logger, detail: make(chan struct{}, opts.DetailConcurrency)}
+}
+
+// Progress counts a run's work while it goes; read it with Engine.Progress.
+type Progress struct {
+	Conversations atomic.Int64 // conversations to sync in this run
+	Done          atomic.Int64 // conversations finished, well or not
+	Failed        atomic.Int64
+	Gone          atomic.Int64
+	NewMessages   atomic.Int64
+	Enriched      atomic.Int64
+	EnrichFailed  atomic.Int64
+	Rechecked     atomic.Int64
+	Changed       atomic.Int64 // re-checks that found a new status
+	Quarantined   atomic.Int64
+}
+
+// Progress returns the counters of the run in progress, or of the last run.
+func (e *Engine) Progress() *Progress {
+	if p := e.live.Load(); p != nil {
+		return p
+	}
+	return &Progress{}
+}
+
+// Summary is the outcome of one run.
+type Summary struct {
+	RunID         string
+	Started       time.Time
+	Finished      time.Time
+	Conversations int
+	Synced        int
+	Failed        int
+	Gone          int
+	NotDue        int
+	NewMessages   int64
+	Enriched      int64
+	EnrichFailed  int64
+	Rechecked     int64
+	Changed       int64
+	Quarantined   int64
+	Requests      map[string]int64 // by endpoint
+	// Errors holds the first problems of the run, one per conversation.
+	Errors []string
+	// Err is why the run stopped early, if it did.
+	Err error
+}
+
+// Failed reports whether anything in the run went wrong.
+func (s Summary) Failure() error {
+	switch {
+	case s.Err != nil:
+		return s.Err
+	case s.Failed > 0:
+		return fmt.Errorf("%d of %d conversations failed", s.Failed, s.Conversations)
+	}
+	return nil
+}
+
+const maxSummaryErrors = 20
+
+// errStore marks failures of the archive: nothing can be saved, so the run
+// stops instead of going on conversation after conversation.
+type errStore struct{ err error }
+
+func (e errStore) Error() string { return "archive: " + e.err.Error() }
+func (e errStore) Unwrap() error { return e.err }
+
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errStore{err}
+}
+
+// run is the state shared by the conversations of one run.
+type run struct {
+	id       string
+	started  time.Time
+	progress *Progress
+	mu       sync.Mutex
+	errors   []string
+}
+
+func (r *run) noteError(conv string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errors) < maxSummaryErrors {
+		r.errors = append(r.errors, fmt.Sprintf("%s: %v", conv, err))
+	}
+}
+
+// Sync runs once over the tracked conversations, or over only when given.
+// It returns a summary even when the run stopped early; Summary.Failure
+// says whether anything went wrong.
+func (e *Engine) Sync(ctx context.Context, only []string) Summary {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}}
+	e.live.Store(r.progress)
+	reqBefore := e.opts.Requests.Snapshot()
+	log := e.log.With(zap.String("run_id", r.id))
+	sum := Summary{RunID: r.id, Started: r.started}
+
+	err := e.sync(ctx, r, only, &sum, log)
+	// What is in hand is written even when the run is being stopped.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
+	defer cancel()
+	if ferr := e.store.Flush(wctx); err == nil && ferr != nil {
+		err = storeErr(ferr)
+	}
+
+	p := r.progress
+	sum.Finished = e.opts.Now().UTC()
+	sum.Synced = int(p.Done.Load() - p.Failed.Load() - p.Gone.Load())
+	sum.Failed = int(p.Failed.Load())
+	sum.Gone = int(p.Gone.Load())
+	sum.NewMessages, sum.Enriched, sum.EnrichFailed = p.NewMessages.Load(), p.Enriched.Load(), p.EnrichFailed.Load()
+	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
+	sum.Requests = e.opts.Requests.Snapshot().Sub(reqBefore)
+	sum.Errors = r.errors
+	sum.Err = err
+
+	row := sink.RunRow{RunID: r.id, StartedAt: sum.Started, FinishedAt: sum.Finished, Result: "ok",
+		Conversations: uint32(sum.Conversations), NewMessages: uint64(sum.NewMessages), Enriched: uint64(sum.Enriched),
+		Rechecked: uint64(sum.Rechecked), Quarantined: uint64(sum.Quarantined)}
+	for _, n := range sum.Requests {
+		row.Requests += uint64(n)
+	}
+	if f := sum.Failure(); f != nil {
+		row.Result, row.Error = "failed", f.Error()
+	}
+	// A run that lost the archive cannot record itself there either.
+	if !errors.As(err, new(errStore)) {
+		if serr := e.store.SaveRun(wctx, row); serr != nil {
+			log.Warn("saving the run summary failed", zap.Error(serr))
+		}
+	}
+	return sum
+}
+
+func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, log *zap.Logger) error {
+	ids := only
+	if len(ids) == 0 {
+		var err error
+		if ids, err = e.tracked(ctx); err != nil {
+			return err
+		}
+	}
+	states, err := e.store.LoadStates(ctx)
+	if err != nil {
+		return storeErr(fmt.Errorf("load sync state: %w", err))
+	}
+	now := e.opts.Now()
+	var due []string
+	for _, id := range ids {
+		st, ok := states[id]
+		// Conversations named explicitly are synced even if not due.
+		if ok && len(only) == 0 && st.NextDueAt.After(now) {
+			sum.NotDue++
+			continue
+		}
+		due = append(due, id)
+	}
+	sum.Conversations = len(due)
+	r.progress.Conversations.Store(int64(len(due)))
+	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
+
+	// Conversations fail alone; an archive failure stops the whole run.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.Concurrency)
+	for _, id := range due {
+		if gctx.Err() != nil {
+			break
+		}
+		st, ok := states[id]
+		if !ok {
+			st = sink.State{ConversationID: id}
+		}
+		g.Go(func() error {
+			err := e.syncConversation(gctx, r, st)
+			r.progress.Done.Add(1)
+			if err == nil {
+				return nil
+			}
+			var se errStore
+			if errors.As(err, &se) || ctx.Err() != nil {
+				return err
+			}
+			r.progress.Failed.Add(1)
+			r.noteError(id, err)
+			log.Warn("conversation sync failed", zap.String("conversation_id", id), zap.Error(err))
+			if cekat.KindOf(err) == cekat.KindThrottled {
+				// The server asked for a pause longer than a run should
+				// sleep (a daily cap): stop and leave the rest for later.
+				return err
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return e.recheck(ctx, r, log)
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// trackedUnion merges id lists, dropping blanks and duplicates, keeping
+// first-seen order.
+func trackedUnion(lists ...[]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, id := range l {
+			if id == "" || seen[id] {
+				continue
+			}
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return slices.Clip(out)
+}
