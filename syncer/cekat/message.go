@@ -103,10 +103,20 @@ func DecodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
 	m.ConversationID = f.str("conversation_id")
 	m.Type = firstNonEmpty(f.str("type"), f.str("media_type"))
 	m.Status = f.str("status")
-	m.Text = firstNonEmpty(content.str("text"), f.str("message"), f.str("text"))
-	m.MediaURL = firstNonEmpty(content.str("url"), f.str("media_url"), f.str("file_url"))
+	extra := f.object("additional_data")
+	m.Text = firstNonEmpty(content.str("text"), f.str("text"))
 	m.Caption = firstNonEmpty(content.str("caption"), f.str("caption"))
-	m.Filename = firstNonEmpty(content.str("filename"), f.str("filename"))
+	// The flat shape has one `message` field: the text of a text message,
+	// the caption of a media message.
+	if msg := f.str("message"); msg != "" {
+		if mediaTypes[strings.ToLower(m.Type)] {
+			m.Caption = firstNonEmpty(m.Caption, msg)
+		} else {
+			m.Text = firstNonEmpty(m.Text, msg)
+		}
+	}
+	m.MediaURL = firstNonEmpty(content.str("url"), f.str("media_url"), f.str("file_url"))
+	m.Filename = firstNonEmpty(content.str("filename"), f.str("filename"), extra.str("filename"))
 	m.SenderName = firstNonEmpty(sender.str("name"), f.str("sent_by_name"))
 	m.SenderID = firstNonEmpty(sender.str("user_id"), f.str("sent_by"))
 	m.SenderType = firstNonEmpty(sender.str("type"), f.str("sent_by_type"))
@@ -114,7 +124,7 @@ func DecodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
 	m.RecipientPhone = recipient.str("phone")
 	m.IsTemplate = f.boolean("is_template")
 	m.ReplyTo = firstNonEmpty(f.str("reply_to"), f.str("reply-to"), f.str("reply_to_message_id"),
-		f.object("reply_to").str("id"), f.object("reply-to").str("id"))
+		f.object("reply_to").str("id"), f.object("reply-to").str("id"), extra.str("reply_to"))
 
 	m.Direction = strings.ToLower(f.str("direction"))
 	if m.Direction == "" {
@@ -122,7 +132,7 @@ func DecodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
 	}
 	// In the flat shape the customer appears as contact: the sender of an
 	// inbound message, the recipient of an outbound one.
-	if phone := contact.str("phone"); phone != "" {
+	if phone := firstNonEmpty(contact.str("phone"), contact.str("phone_number")); phone != "" {
 		switch m.Direction {
 		case "inbound":
 			if m.SenderPhone == "" {
@@ -146,6 +156,9 @@ func DecodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
 	m.UpdatedAt = m.optionalTime(obj, "updated_at", loc)
 	return m, nil
 }
+
+// mediaTypes are the types whose flat-shape `message` is a caption.
+var mediaTypes = map[string]bool{"image": true, "video": true, "document": true, "audio": true, "sticker": true}
 
 func (m *Message) optionalTime(obj map[string]json.RawMessage, key string, loc *time.Location) *time.Time {
 	raw, ok := obj[key]

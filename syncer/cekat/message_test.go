@@ -38,8 +38,8 @@ const flatReal = `{
   "is_template": false,
   "created_at": "2025-03-27 22:00:00",
   "updated_at": "2025-03-27 15:00:01.5+00",
-  "additional_data": {"wa_id": "x"},
-  "contact": {"phone": "+62812345678", "name": "John"},
+  "additional_data": {"wa_id": "x", "reply_to": "3f1c2a9e-0000", "filename": "s.webp"},
+  "contact": {"phone_number": "+62812345678", "name": "John"},
   "inbox": {"id": "inbox_1"},
   "location": {"lat": -6.2, "lng": 106.8}
 }`
@@ -89,8 +89,8 @@ func TestDecodeMessage(t *testing.T) {
 			raw:  flatReal,
 			want: Message{
 				ID: "3f1c2a9e-7b4d-4c1e-9a8f-0d2b6e5c4a31", ConversationID: "9b0e7c1d-2f3a-4b5c-8d9e-0f1a2b3c4d5e",
-				Direction: "inbound", Type: "sticker", Status: "read", Text: "Hi, I need help with my order",
-				MediaURL: "https://cdn.example/s.webp", SenderName: "John Doe", SenderID: "6281234", SenderType: "user",
+				Direction: "inbound", Type: "sticker", Status: "read", Caption: "Hi, I need help with my order",
+				MediaURL: "https://cdn.example/s.webp", Filename: "s.webp", ReplyTo: "3f1c2a9e-0000", SenderName: "John Doe", SenderID: "6281234", SenderType: "user",
 				SenderPhone: "+62812345678", Timestamp: *ptime("2025-03-27T15:00:00Z"), UpdatedAt: ptime("2025-03-27T15:00:01.5Z"),
 			},
 		},

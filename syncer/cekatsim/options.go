@@ -1,0 +1,178 @@
+// Package cekatsim is a local simulator of the Cekat "Classic" messages API.
+//
+// It serves the documented contract (nested messages, msg_ ids, RFC3339 Z time
+// stamps, cursor pagination) or the shape seen on real deployments (flat rows,
+// UUID ids, mixed time formats, sometimes no pagination at all), with the
+// authentication variants, rate limits, faults and malformed data a client of
+// the real service has to survive. Everything is deterministic from a seed:
+// message i of a conversation is generated on demand from a hash of
+// (seed, conversation, i), so a simulator holding a million messages stays
+// small.
+//
+// The package deliberately imports nothing else from this repository: it is an
+// independent reading of the API documentation and of the field notes, so that
+// integration tests catch disagreements with the real client.
+package cekatsim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Shape selects which of the two observed wire formats the simulator serves.
+type Shape string
+
+const (
+	// ShapeDocumented serves the documented nested messages: ids like
+	// msg_<hex>, RFC3339 "Z" time stamps, direction/type/content/sender.
+	ShapeDocumented Shape = "documented"
+	// ShapeReal serves the flat rows seen on real deployments: lowercase UUID
+	// ids, message/sent_by_type/media_type/..., time stamps in mixed formats.
+	ShapeReal Shape = "real"
+)
+
+// AuthMode selects which credential headers the messages API accepts.
+type AuthMode string
+
+const (
+	AuthBearer AuthMode = "bearer"  // Authorization: Bearer KEY
+	AuthAPIKey AuthMode = "api_key" // api_key: KEY
+	AuthBoth   AuthMode = "both"    // both headers, both correct
+	AuthAny    AuthMode = "any"     // either header is enough
+)
+
+// Back-office authentication modes.
+const (
+	BackofficeAccessToken = "access_token" // access_token: TOKEN (seen in practice)
+	BackofficeBearer      = "bearer"       // Authorization: Bearer TOKEN (documented)
+)
+
+// Defaults applied by New when the corresponding option is zero.
+const (
+	DefaultAPIKey          = "sim-api-key"
+	DefaultBackofficeToken = "sim-backoffice-token"
+	DefaultMaxDeleteBatch  = 100
+	DefaultListLimit       = 50
+	MaxListLimit           = 100
+)
+
+// DefaultStart is the simulated clock start when Options.Start is zero.
+var DefaultStart = time.Date(2025, 3, 27, 15, 0, 0, 0, time.UTC)
+
+// Options configure a simulator. The zero value is usable: a documented-shape
+// server with no conversations.
+type Options struct {
+	Seed          int64
+	Conversations int   // number of conversations (ignored when MessageCounts is set)
+	MeanMessages  int   // approximate mean of the heavy-tailed message count per conversation
+	MessageCounts []int // exact message count per conversation; overrides Conversations/MeanMessages
+
+	Shape Shape    // default ShapeDocumented
+	Auth  AuthMode // default AuthAny
+
+	APIKey          string // default DefaultAPIKey
+	BackofficeToken string // default DefaultBackofficeToken; must differ from APIKey
+	BackofficeAuth  string // "access_token" or "bearer"; default "bearer" for the documented shape, "access_token" for the real one
+
+	NoPagination bool // list ignores limit/before and returns the whole history without `pagination`
+
+	RatePerMinute int  // 0 = unlimited; fixed 60 s windows starting at the first request of a window
+	RatePerDay    int  // 0 = unlimited; per UTC calendar day
+	RetryAfter    bool // whether a 429 carries Retry-After
+
+	Latency time.Duration // added to every API request (not to /_sim/)
+
+	Fault5xx      float64 // probability of a 500/502/503 with an error envelope
+	FaultDrop     float64 // probability that the connection is closed with no answer
+	FaultTruncate float64 // probability that a 200 answer's JSON body is cut in the middle
+
+	MalformedRate float64 // fraction of generated messages served malformed (deterministic per message)
+	LiveRate      float64 // probability that 1..3 new messages arrive in a conversation before a list request on it
+
+	Start          time.Time // simulated clock start (truncated to the second); default DefaultStart
+	MaxDeleteBatch int       // delete rejects more ids than this with 400; default 100
+
+	// Now is the wall clock used for rate-limit windows (clients wait real
+	// time). Nil means time.Now. Tests inject a fake clock here.
+	Now func() time.Time
+}
+
+func (o *Options) normalize() error {
+	switch o.Shape {
+	case "":
+		o.Shape = ShapeDocumented
+	case ShapeDocumented, ShapeReal:
+	default:
+		return fmt.Errorf("cekatsim: unknown shape %q (want documented or real)", o.Shape)
+	}
+	switch o.Auth {
+	case "":
+		o.Auth = AuthAny
+	case AuthBearer, AuthAPIKey, AuthBoth, AuthAny:
+	default:
+		return fmt.Errorf("cekatsim: unknown auth mode %q (want bearer, api_key, both or any)", o.Auth)
+	}
+	switch o.BackofficeAuth {
+	case "":
+		if o.Shape == ShapeReal {
+			o.BackofficeAuth = BackofficeAccessToken
+		} else {
+			o.BackofficeAuth = BackofficeBearer
+		}
+	case BackofficeAccessToken, BackofficeBearer:
+	default:
+		return fmt.Errorf("cekatsim: unknown backoffice auth %q (want access_token or bearer)", o.BackofficeAuth)
+	}
+	if o.APIKey == "" {
+		o.APIKey = DefaultAPIKey
+	}
+	if o.BackofficeToken == "" {
+		o.BackofficeToken = DefaultBackofficeToken
+	}
+	if o.APIKey == o.BackofficeToken {
+		return errors.New("cekatsim: APIKey and BackofficeToken must differ")
+	}
+	if o.Conversations < 0 || o.MeanMessages < 0 {
+		return errors.New("cekatsim: Conversations and MeanMessages must not be negative")
+	}
+	for _, n := range o.MessageCounts {
+		if n < 0 {
+			return errors.New("cekatsim: MessageCounts must not be negative")
+		}
+		if n >= 1<<posBits {
+			return fmt.Errorf("cekatsim: a conversation cannot hold %d messages", n)
+		}
+	}
+	if o.RatePerMinute < 0 || o.RatePerDay < 0 {
+		return errors.New("cekatsim: rate limits must not be negative")
+	}
+	if o.Latency < 0 {
+		return errors.New("cekatsim: Latency must not be negative")
+	}
+	for name, p := range map[string]float64{
+		"Fault5xx": o.Fault5xx, "FaultDrop": o.FaultDrop, "FaultTruncate": o.FaultTruncate,
+		"MalformedRate": o.MalformedRate, "LiveRate": o.LiveRate,
+	} {
+		if p < 0 || p > 1 || p != p {
+			return fmt.Errorf("cekatsim: %s must be within [0, 1], got %v", name, p)
+		}
+	}
+	if o.Fault5xx+o.FaultDrop+o.FaultTruncate > 1+1e-9 {
+		return errors.New("cekatsim: fault probabilities add up to more than 1")
+	}
+	if o.Start.IsZero() {
+		o.Start = DefaultStart
+	}
+	o.Start = o.Start.UTC().Truncate(time.Second)
+	if o.MaxDeleteBatch == 0 {
+		o.MaxDeleteBatch = DefaultMaxDeleteBatch
+	}
+	if o.MaxDeleteBatch < 0 {
+		return errors.New("cekatsim: MaxDeleteBatch must not be negative")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
