@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -115,12 +116,65 @@ func (a *Archive) AddMessages(ctx context.Context, rows ...MessageRow) error {
 	return nil
 }
 
-// AddQuarantine queues records that could not be decoded.
-func (a *Archive) AddQuarantine(_ context.Context, rows ...QuarantineRow) error {
+// AddQuarantine queues records that could not be decoded, skipping those
+// already quarantined for the same conversation and endpoint, and returns
+// how many it queued.
+func (a *Archive) AddQuarantine(ctx context.Context, rows ...QuarantineRow) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	byConv := map[string][]uint64{}
+	for i := range rows {
+		rows[i].RawHash = rawHash(rows[i].Raw)
+		byConv[rows[i].ConversationID] = append(byConv[rows[i].ConversationID], rows[i].RawHash)
+	}
+	seen := map[quarantineKey]bool{}
+	for conv, hashes := range byConv {
+		q, err := a.s.conn.Query(ctx, "SELECT endpoint, raw_hash FROM "+a.s.TableName("quarantine")+
+			" WHERE conversation_id = ? AND has(?, raw_hash)", conv, hashes)
+		if err != nil {
+			return 0, fmt.Errorf("query quarantine: %w", err)
+		}
+		for q.Next() {
+			k := quarantineKey{conv: conv}
+			if err := q.Scan(&k.endpoint, &k.hash); err != nil {
+				q.Close()
+				return 0, fmt.Errorf("scan quarantine: %w", err)
+			}
+			seen[k] = true
+		}
+		err = q.Err()
+		q.Close()
+		if err != nil {
+			return 0, fmt.Errorf("query quarantine: %w", err)
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.quar = append(a.quar, rows...)
-	return nil
+	for _, r := range a.quar {
+		seen[quarantineKey{r.ConversationID, r.Endpoint, r.RawHash}] = true
+	}
+	n := 0
+	for _, r := range rows {
+		k := quarantineKey{r.ConversationID, r.Endpoint, r.RawHash}
+		if !seen[k] {
+			seen[k] = true
+			a.quar = append(a.quar, r)
+			n++
+		}
+	}
+	return n, nil
+}
+
+type quarantineKey struct {
+	conv, endpoint string
+	hash           uint64
+}
+
+func rawHash(raw string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(raw))
+	return h.Sum64()
 }
 
 // AddState queues a conversation's state behind the rows queued so far.
@@ -215,13 +269,13 @@ func (a *Archive) insertQuarantine(ctx context.Context, rows []QuarantineRow) er
 		return nil
 	}
 	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("quarantine")+
-		" (received_at, run_id, endpoint, conversation_id, message_id, error, raw)")
+		" (received_at, run_id, endpoint, conversation_id, message_id, error, raw, raw_hash)")
 	if err != nil {
 		return fmt.Errorf("prepare quarantine insert: %w", err)
 	}
 	defer b.Abort()
 	for _, r := range rows {
-		if err := b.Append(dt(r.ReceivedAt), r.RunID, r.Endpoint, r.ConversationID, r.MessageID, r.Error, r.Raw); err != nil {
+		if err := b.Append(dt(r.ReceivedAt), r.RunID, r.Endpoint, r.ConversationID, r.MessageID, r.Error, r.Raw, r.RawHash); err != nil {
 			return fmt.Errorf("quarantine row: %w", err)
 		}
 	}
@@ -356,16 +410,17 @@ func (a *Archive) ArchivedIDs(ctx context.Context, conversationID string, ids []
 }
 
 // Recheckable returns archived outbound messages, sent since since and
-// fetched before fetchedBefore, whose status can still change: not read,
+// fetched before fetchedBefore (compared through the row version, which is
+// the fetch time in nanoseconds), whose status can still change: not read,
 // not failed, and enriched (a message whose detail is gone is not asked
 // again). Keyset pagination on (conversation_id, message_id).
 func (a *Archive) Recheckable(ctx context.Context, since, fetchedBefore time.Time, afterConversation, afterMessage string, limit int) ([]MessageRow, error) {
 	q := "SELECT " + messageColumns + " FROM " + a.s.TableName("messages") + " FINAL" +
 		" WHERE direction = 'outbound' AND status NOT IN ('read', 'failed') AND enriched = 1" +
-		" AND sent_at >= ? AND fetched_at < ?" +
+		" AND sent_at >= ? AND version < ?" +
 		" AND (conversation_id > ? OR (conversation_id = ? AND message_id > ?))" +
 		" ORDER BY conversation_id, message_id LIMIT ?"
-	rows, err := a.s.conn.Query(ctx, q, dt(since), dt(fetchedBefore), afterConversation, afterConversation, afterMessage, limit)
+	rows, err := a.s.conn.Query(ctx, q, dt(since), uint64(fetchedBefore.UnixNano()), afterConversation, afterConversation, afterMessage, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query re-checkable messages: %w", err)
 	}

@@ -108,15 +108,16 @@ func TestRecheckable(t *testing.T) {
 	ctx := testContext(t)
 	now := ts("2025-04-01T00:00:00Z")
 	var rows []sink.MessageRow
+	fetched := uint64(now.Add(-time.Hour).UnixNano())
 	for i := range 7 {
-		rows = append(rows, msgRow("c1", fmt.Sprintf("m%d", i), now.Add(-time.Hour), 1))
+		rows = append(rows, msgRow("c1", fmt.Sprintf("m%d", i), now.Add(-time.Hour), fetched))
 	}
 	rows[1].Status = "read"                        // final
 	rows[2].Status = "failed"                      // final
 	rows[3].Direction = "inbound"                  // not ours to track
 	rows[4].SentAt = now.Add(-30 * 24 * time.Hour) // outside the window
 	rows[5].Enriched = false                       // detail gone
-	rows = append(rows, msgRow("c0", "z", now.Add(-time.Hour), 1), msgRow("c2", "a", now.Add(-time.Hour), 1))
+	rows = append(rows, msgRow("c0", "z", now.Add(-time.Hour), fetched), msgRow("c2", "a", now.Add(-time.Hour), fetched))
 	if err := a.AddMessages(ctx, rows...); err != nil {
 		t.Fatal(err)
 	}
@@ -210,5 +211,39 @@ func TestFailedFlushKeepsEverything(t *testing.T) {
 	}
 	if states, err = a.LoadStates(ctx); err != nil || states["c"].HeadMessageID != "1" {
 		t.Errorf("state lost after a failed flush: %v %v", states, err)
+	}
+}
+
+func TestQuarantineOncePerRecord(t *testing.T) {
+	a, st := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	row := func(conv, endpoint, raw string) sink.QuarantineRow {
+		return sink.QuarantineRow{ReceivedAt: ts("2025-03-27T15:00:00Z"), Endpoint: endpoint, ConversationID: conv, Error: "bad", Raw: raw}
+	}
+	for i, tt := range []struct {
+		rows []sink.QuarantineRow
+		want int
+	}{
+		{[]sink.QuarantineRow{row("c1", "list", "1"), row("c1", "list", "1"), row("c1", "list", "2")}, 2},
+		{[]sink.QuarantineRow{row("c1", "list", "1")}, 0},                           // still in the buffer
+		{[]sink.QuarantineRow{row("c2", "list", "1"), row("c1", "detail", "1")}, 2}, // other conversation, other endpoint
+	} {
+		n, err := a.AddQuarantine(ctx, tt.rows...)
+		if err != nil || n != tt.want {
+			t.Errorf("step %d: AddQuarantine = %d, %v; want %d", i, n, err, tt.want)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.AddQuarantine(ctx, row("c1", "list", "2"), row("c1", "list", "3")); err != nil || n != 1 {
+		t.Errorf("after flush: AddQuarantine = %d, %v; want 1", n, err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM "+st.TableName("quarantine")).Scan(&count); err != nil || count != 5 {
+		t.Errorf("quarantine holds %d rows (%v), want 5", count, err)
 	}
 }

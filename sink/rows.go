@@ -43,6 +43,7 @@ type QuarantineRow struct {
 	MessageID      string
 	Error          string
 	Raw            string
+	RawHash        uint64 // set by the archive
 }
 
 // Gap is a stretch of a conversation's history not yet archived: paging

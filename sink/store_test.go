@@ -93,7 +93,7 @@ var wantSchema = []sink.Table{
 		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "messages_current", Engine: "View"}, // columns: same as messages, checked below
-	{Name: "quarantine", Engine: "MergeTree", Columns: []sink.Column{
+	{Name: "quarantine", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "received_at", Type: "DateTime('UTC')"},
 		{Name: "run_id", Type: "String"},
 		{Name: "endpoint", Type: "String"},
@@ -101,6 +101,7 @@ var wantSchema = []sink.Table{
 		{Name: "message_id", Type: "String"},
 		{Name: "error", Type: "String"},
 		{Name: "raw", Type: "String"},
+		{Name: "raw_hash", Type: "UInt64"},
 	}},
 	{Name: "schema_migrations", Engine: "MergeTree", Columns: []sink.Column{
 		{Name: "version_id", Type: "Int64"},

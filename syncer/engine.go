@@ -42,7 +42,8 @@ type Archive interface {
 	// fetchedBefore, in (conversation, message) order after the given key.
 	Recheckable(ctx context.Context, since, fetchedBefore time.Time, afterConversation, afterMessage string, limit int) ([]sink.MessageRow, error)
 	AddMessages(ctx context.Context, rows ...sink.MessageRow) error
-	AddQuarantine(ctx context.Context, rows ...sink.QuarantineRow) error
+	// AddQuarantine queues records not already quarantined; it returns how many.
+	AddQuarantine(ctx context.Context, rows ...sink.QuarantineRow) (int, error)
 	AddState(ctx context.Context, st sink.State) error
 	Flush(ctx context.Context) error
 	SaveRun(ctx context.Context, run sink.RunRow) error

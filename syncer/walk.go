@@ -199,10 +199,11 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 			rows = append(rows, sink.QuarantineRow{ReceivedAt: now, RunID: c.r.id, Endpoint: cekat.EndpointList,
 				ConversationID: conv, MessageID: b.ID, Error: b.Error(), Raw: string(b.Raw)})
 		}
-		if err := c.e.store.AddQuarantine(ctx, rows...); err != nil {
+		n, err := c.e.store.AddQuarantine(ctx, rows...)
+		if err != nil {
 			return storeErr(err)
 		}
-		c.r.progress.Quarantined.Add(int64(len(rows)))
+		c.r.progress.Quarantined.Add(int64(n))
 	}
 
 	seen := make(map[string]bool, len(msgs))
@@ -237,10 +238,11 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 		return err
 	}
 	if len(quarantined) > 0 {
-		if err := c.e.store.AddQuarantine(ctx, quarantined...); err != nil {
+		n, err := c.e.store.AddQuarantine(ctx, quarantined...)
+		if err != nil {
 			return storeErr(err)
 		}
-		c.r.progress.Quarantined.Add(int64(len(quarantined)))
+		c.r.progress.Quarantined.Add(int64(n))
 	}
 	if err := c.e.store.AddMessages(ctx, rows...); err != nil {
 		return storeErr(err)

@@ -1,0 +1,403 @@
+package syncer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+)
+
+// harness is a simulator over HTTP, a fresh archive database and an engine.
+type harness struct {
+	t       *testing.T
+	sim     *cekatsim.Server
+	srv     *httptest.Server
+	store   *sink.Store
+	archive *sink.Archive
+	engine  *syncer.Engine
+	live    atomic.Bool // add 1-3 messages to a conversation before each of its list answers
+	hook    atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
+}
+
+func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options) *harness {
+	t.Helper()
+	h := &harness{t: t}
+	if simOpts.Start.IsZero() {
+		// History just behind the wall clock, so the re-check window covers
+		// the statuses that can still change.
+		simOpts.Start = time.Now().UTC().Truncate(time.Second)
+	}
+	if simOpts.APIKey == "" {
+		simOpts.APIKey = "test-key"
+	}
+	sim, err := cekatsim.New(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim = sim
+	api := sim.Handler()
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hook := h.hook.Load(); hook != nil && (*hook)(w, r) {
+			return
+		}
+		if h.live.Load() && r.URL.Path == "/messages" {
+			if conv := r.URL.Query().Get("conversation_id"); conv != "" {
+				sim.AddMessages(conv, 1+int(time.Now().UnixNano()%3))
+			}
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(h.srv.Close)
+
+	ctx := context.Background()
+	store, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: sinktest.DatabaseName(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.store = store
+	h.archive = sink.NewArchive(store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	t.Cleanup(func() { h.archive.Close(context.Background()) })
+
+	requests := syncer.NewRequestStats()
+	client, err := cekat.New(cekat.Options{BaseURL: h.srv.URL, APIKey: simOpts.APIKey, MaxRetries: 10,
+		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond, ThrottleWait: 10 * time.Millisecond,
+		OnRequest: requests.Observe, Location: jakarta(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if engOpts.RecheckWindow == 0 {
+		engOpts.RecheckWindow = 7 * 24 * time.Hour
+	}
+	engOpts.Requests = requests
+	engOpts.Logger = zaptest.NewLogger(t)
+	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
+	h.engine = syncer.New(client, h.archive, engOpts)
+	return h
+}
+
+func jakarta(t *testing.T) *time.Location {
+	loc, err := time.LoadLocation("Asia/Jakarta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func (h *harness) sync(only ...string) syncer.Summary {
+	h.t.Helper()
+	h.sim.ResetCounts()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sum := h.engine.Sync(ctx, only)
+	if err := sum.Failure(); err != nil {
+		h.t.Fatalf("sync failed: %v %v", err, sum.Errors)
+	}
+	return sum
+}
+
+// archived is one message as the analyst view holds it, in the terms of
+// the simulator's truth. Delivery times are kept at the archive's
+// precision, whole seconds.
+type archived struct {
+	ID, ConversationID, Direction, Type, Status, Text, MediaURL, Caption, Filename string
+	SenderName, SenderPhone, SenderID, SenderType, RecipientPhone, ReplyTo         string
+	IsTemplate                                                                     bool
+	Timestamp                                                                      time.Time
+	DeliveredAt, ReadAt                                                            int64
+}
+
+func unix(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.Unix()
+}
+
+func (h *harness) truth() (map[string]archived, []cekatsim.TruthMessage) {
+	out := map[string]archived{}
+	var malformed []cekatsim.TruthMessage
+	for _, m := range h.sim.Truth() {
+		if m.Malformed {
+			malformed = append(malformed, m)
+			continue
+		}
+		out[m.ConversationID+"/"+m.ID] = archived{m.ID, m.ConversationID, m.Direction, m.Type, m.Status, m.Text,
+			m.MediaURL, m.Caption, m.Filename, m.SenderName, m.SenderPhone, m.SenderID, m.SenderType, m.RecipientPhone,
+			m.ReplyTo, m.IsTemplate, m.Timestamp.UTC(), unix(m.DeliveredAt), unix(m.ReadAt)}
+	}
+	return out, malformed
+}
+
+func (h *harness) archived() map[string]archived {
+	out := map[string]archived{}
+	err := h.archive.Messages(context.Background(), func(r sink.MessageRow) error {
+		out[r.ConversationID+"/"+r.MessageID] = archived{r.MessageID, r.ConversationID, r.Direction, r.Type, r.Status,
+			r.Text, r.MediaURL, r.Caption, r.Filename, r.SenderName, r.SenderPhone, r.SenderID, r.SenderType,
+			r.RecipientPhone, r.ReplyTo, r.IsTemplate, r.SentAt, unix(r.DeliveredAt), unix(r.ReadAt)}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// assertMatchesTruth compares the archive with the simulator, message by message.
+func (h *harness) assertMatchesTruth() {
+	h.t.Helper()
+	want, _ := h.truth()
+	got := h.archived()
+	if len(want) == 0 {
+		h.t.Fatal("the simulator holds no messages")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		h.t.Errorf("archive differs from the simulator's truth (-truth +archive), %d vs %d messages:\n%s", len(want), len(got), truncate(diff, 4000))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "\n..."
+	}
+	return s
+}
+
+func (h *harness) quarantined() map[string]int {
+	rows, err := h.store.Conn().Query(context.Background(), "SELECT endpoint, message_id FROM "+h.store.TableName("quarantine")+" FINAL")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var endpoint, id string
+		if err := rows.Scan(&endpoint, &id); err != nil {
+			h.t.Fatal(err)
+		}
+		out[endpoint+"/"+id]++
+	}
+	return out
+}
+
+// pendingRechecks counts the truth's messages a re-check must ask about.
+func (h *harness) pendingRechecks(window time.Duration) int {
+	since := time.Now().Add(-window)
+	n := 0
+	for _, m := range h.sim.Truth() {
+		if !m.Malformed && m.Direction == "outbound" && m.Status != "read" && m.Status != "failed" && !m.Timestamp.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
+var pageCounts = []int{0, 1, 99, 100, 101, 250, 777, 40, 3, 1203}
+
+func TestSyncArchivesExactlyAndCheaply(t *testing.T) {
+	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
+		t.Run(string(shape), func(t *testing.T) {
+			h := newHarness(t, cekatsim.Options{Seed: 7, Shape: shape, MessageCounts: pageCounts}, syncer.Options{})
+
+			// First sync: at most ceil(n/100)+1 list calls and n detail calls.
+			sum := h.sync()
+			counts := h.sim.Counts()
+			maxList, total := 0, 0
+			for _, n := range pageCounts {
+				maxList += (n+99)/100 + 1
+				total += n
+			}
+			if got := counts.Endpoint("list"); got > maxList {
+				t.Errorf("first sync made %d list calls, want at most %d", got, maxList)
+			}
+			if got := counts.Endpoint("detail"); got != total {
+				t.Errorf("first sync made %d detail calls for %d messages", got, total)
+			}
+			if sum.NewMessages != int64(total) || sum.Enriched != int64(total) {
+				t.Errorf("summary: %d new, %d enriched; want %d", sum.NewMessages, sum.Enriched, total)
+			}
+			h.assertMatchesTruth()
+			before := h.archiveRows()
+
+			// Nothing changed upstream: one list call per conversation, and
+			// detail calls only for statuses that can still change.
+			pending := h.pendingRechecks(7 * 24 * time.Hour)
+			sum = h.sync()
+			counts = h.sim.Counts()
+			if got := counts.Endpoint("list"); got != len(pageCounts) {
+				t.Errorf("idle run made %d list calls for %d conversations", got, len(pageCounts))
+			}
+			if got := counts.Endpoint("detail"); got != pending {
+				t.Errorf("idle run made %d detail calls, want %d re-checks", got, pending)
+			}
+			if sum.NewMessages != 0 || sum.Changed != 0 {
+				t.Errorf("idle run: %+v", sum)
+			}
+			// Idempotent: the analyst view is exactly as it was, versions included.
+			if diff := cmp.Diff(before, h.archiveRows()); diff != "" {
+				t.Errorf("an idle run changed the archive:\n%s", truncate(diff, 2000))
+			}
+
+			// Statuses move on upstream: re-checks bring them up to date.
+			h.sim.Advance(4 * 24 * time.Hour)
+			sum = h.sync()
+			if sum.Changed == 0 {
+				t.Errorf("no status changed after four days: %+v", sum)
+			}
+			h.assertMatchesTruth()
+
+			// Final statuses are never fetched again.
+			pending = h.pendingRechecks(7 * 24 * time.Hour)
+			h.sync()
+			if got := h.sim.Counts().Endpoint("detail"); got != pending {
+				t.Errorf("after statuses settled: %d detail calls, want %d", got, pending)
+			}
+		})
+	}
+}
+
+func (h *harness) archiveRows() []sink.MessageRow {
+	var rows []sink.MessageRow
+	if err := h.archive.Messages(context.Background(), func(r sink.MessageRow) error { rows = append(rows, r); return nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	return rows
+}
+
+func TestSyncWholeHistoryWithoutPagination(t *testing.T) {
+	h := newHarness(t, cekatsim.Options{Seed: 3, Shape: cekatsim.ShapeReal, NoPagination: true, MessageCounts: pageCounts}, syncer.Options{})
+	h.sync()
+	if got := h.sim.Counts().Endpoint("list"); got != len(pageCounts) {
+		t.Errorf("list calls = %d, want one per conversation", got)
+	}
+	h.assertMatchesTruth()
+	h.sync()
+	if got := h.sim.Counts().Endpoint("list"); got != len(pageCounts) {
+		t.Errorf("idle list calls = %d", got)
+	}
+	h.assertMatchesTruth()
+}
+
+// Faults, malformed records and live traffic slow runs down but the archive
+// ends exact, and every malformed record is in quarantine.
+func TestSyncThroughFaultsAndLiveTraffic(t *testing.T) {
+	h := newHarness(t, cekatsim.Options{Seed: 11, Shape: cekatsim.ShapeReal, Conversations: 12, MeanMessages: 120,
+		Fault5xx: 0.05, FaultDrop: 0.03, FaultTruncate: 0.03, MalformedRate: 0.02}, syncer.Options{Concurrency: 3})
+	h.live.Store(true)
+	h.sync()
+	h.sim.Advance(time.Hour)
+	h.sync()
+	h.live.Store(false)
+	h.sim.Advance(4 * 24 * time.Hour)
+	h.sync()
+	h.assertMatchesTruth()
+
+	_, malformed := h.truth()
+	if len(malformed) == 0 {
+		t.Fatal("the simulator served no malformed records")
+	}
+	q := h.quarantined()
+	n := 0
+	for _, c := range q {
+		n += c
+	}
+	// Identical malformed records of a conversation are kept once.
+	if n == 0 || n > len(malformed) {
+		t.Errorf("%d records quarantined, %d malformed served", n, len(malformed))
+	}
+	for _, m := range malformed {
+		if m.MalformedReason == "bad_timestamp" && q["list/"+m.ID] == 0 {
+			t.Errorf("malformed %s (%s) not quarantined", m.ID, m.MalformedReason)
+		}
+	}
+	// Quarantine is not filled again by runs that see nothing new.
+	h.sync()
+	if after := h.quarantined(); cmp.Diff(q, after) != "" {
+		t.Errorf("an idle run quarantined again: %v -> %v", q, after)
+	}
+}
+
+func TestSyncMarksMissingConversationGone(t *testing.T) {
+	h := newHarness(t, cekatsim.Options{Seed: 1, MessageCounts: []int{5}},
+		syncer.Options{ConversationsFile: writeIDs(t, "conv_does_not_exist")})
+	sum := h.engine.Sync(context.Background(), nil)
+	if sum.Gone != 1 || sum.Failed != 0 || sum.Synced != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	states, err := h.archive.LoadStates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := states["conv_does_not_exist"]
+	if !st.Gone || !strings.Contains(st.LastError, "404") || !st.NextDueAt.After(time.Now().Add(time.Hour)) {
+		t.Errorf("state %+v", st)
+	}
+	// The next run leaves it alone.
+	h.sim.ResetCounts()
+	sum = h.sync()
+	if sum.NotDue != 1 || h.sim.Counts().Endpoint("list") != 1 {
+		t.Errorf("gone conversation polled again: %+v, %d list calls", sum, h.sim.Counts().Endpoint("list"))
+	}
+}
+
+func TestDetailFailureKeepsMessage(t *testing.T) {
+	h := newHarness(t, cekatsim.Options{Seed: 5, MessageCounts: []int{30}}, syncer.Options{})
+	var failed atomic.Int64
+	hook := func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/messages/") && failed.Add(1)%5 == 0 {
+			if failed.Load()%10 == 0 {
+				fmt.Fprintf(w, `{"success":true,"data":{"id":%q,"timestamp":"garbage"}}`, strings.TrimPrefix(r.URL.Path, "/messages/"))
+				return true
+			}
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"success":false,"error":"Message not found"}`)
+			return true
+		}
+		return false
+	}
+	h.hook.Store(&hook)
+	sum := h.sync()
+	if sum.EnrichFailed != 6 || sum.NewMessages != 30 {
+		t.Fatalf("summary %+v", sum)
+	}
+	var unenriched int
+	for _, r := range h.archiveRows() {
+		if !r.Enriched {
+			unenriched++
+			if r.EnrichError == "" || r.Raw == "" {
+				t.Errorf("row %s archived without its reason or raw: %+v", r.MessageID, r)
+			}
+		}
+	}
+	if unenriched != 6 {
+		t.Errorf("%d rows not enriched, want 6", unenriched)
+	}
+	if q := h.quarantined(); len(q) != 3 {
+		t.Errorf("undecodable detail answers in quarantine: %v", q)
+	}
+}
+
+func writeIDs(t *testing.T, ids ...string) string {
+	path := t.TempDir() + "/ids.txt"
+	if err := os.WriteFile(path, []byte("# tracked\n\n"+strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
