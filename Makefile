@@ -1,7 +1,7 @@
 # cekat-archiver. `make demo` runs the main job locally; `make test` runs every test.
 SHELL := /bin/bash
 CH := deploy/clickhouse/clickhouse.sh
-CH_ADDR ?= 127.0.0.1:19000
+CH_ADDR ?= 127.0.0.1:$(or $(CEKAT_CH_NATIVE_PORT),19000)
 
 .PHONY: demo test vet fmt-check build bench stop
 
