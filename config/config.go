@@ -29,6 +29,8 @@ type Config struct {
 	ClickHouse    ClickHouse    `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
 	Conversations Conversations `yaml:"conversations" envPrefix:"CONVERSATIONS_"`
 	Sync          Sync          `yaml:"sync" envPrefix:"SYNC_"`
+	Schedule      Schedule      `yaml:"schedule" envPrefix:"SCHEDULE_"`
+	Daemon        Daemon        `yaml:"daemon" envPrefix:"DAEMON_"`
 	Log           Log           `yaml:"log" envPrefix:"LOG_"`
 }
 
@@ -125,6 +127,33 @@ type Sync struct {
 	// RecheckWindow is how long outbound messages whose status is not
 	// final yet are checked again.
 	RecheckWindow time.Duration `yaml:"recheck_window" env:"RECHECK_WINDOW"`
+	// A conversation with no new message in PollIdleRuns runs in a row is
+	// quiet: it is polled after PollBaseInterval, doubling with each further
+	// idle run up to PollMaxInterval. A new message makes it active again.
+	PollIdleRuns     int           `yaml:"poll_idle_runs" env:"POLL_IDLE_RUNS"`
+	PollBaseInterval time.Duration `yaml:"poll_base_interval" env:"POLL_BASE_INTERVAL"`
+	PollMaxInterval  time.Duration `yaml:"poll_max_interval" env:"POLL_MAX_INTERVAL"`
+}
+
+// Schedule says when the daemon (cekat-archiver run) starts its jobs.
+type Schedule struct {
+	// Sync is a cron spec (five fields, or a descriptor such as @hourly).
+	Sync string `yaml:"sync" env:"SYNC"`
+	// Timezone is the IANA zone the cron specs are read in.
+	Timezone string `yaml:"timezone" env:"TIMEZONE"`
+}
+
+// Daemon configures the long-running process.
+type Daemon struct {
+	// Listen is the address of /metrics, /healthz and /readyz; empty turns
+	// the HTTP server off.
+	Listen string `yaml:"listen" env:"LISTEN"`
+	// ShutdownGrace bounds how long a stop signal waits for the run in
+	// hand to write what it has.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace" env:"SHUTDOWN_GRACE"`
+	// ReadyMaxFailing is how long runs may keep failing before /readyz
+	// says not ready.
+	ReadyMaxFailing time.Duration `yaml:"ready_max_failing" env:"READY_MAX_FAILING"`
 }
 
 // Log configures the logger.
@@ -160,8 +189,13 @@ func Default() Config {
 			BatchRows:         10000,
 			BatchInterval:     5 * time.Second,
 			RecheckWindow:     7 * 24 * time.Hour,
+			PollIdleRuns:      3,
+			PollBaseInterval:  15 * time.Minute,
+			PollMaxInterval:   6 * time.Hour,
 		},
-		Log: Log{Format: "json", Level: "info"},
+		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
+		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Log:      Log{Format: "json", Level: "info"},
 	}
 }
 

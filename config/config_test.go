@@ -51,8 +51,13 @@ func TestDefault(t *testing.T) {
 			BatchRows:         10000,
 			BatchInterval:     5 * time.Second,
 			RecheckWindow:     168 * time.Hour,
+			PollIdleRuns:      3,
+			PollBaseInterval:  15 * time.Minute,
+			PollMaxInterval:   6 * time.Hour,
 		},
-		Log: Log{Format: "json", Level: "info"},
+		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
+		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Log:      Log{Format: "json", Level: "info"},
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
@@ -110,8 +115,13 @@ func TestLoadGood(t *testing.T) {
 			BatchRows:         1000000,
 			BatchInterval:     500 * time.Millisecond,
 			RecheckWindow:     0,
+			PollIdleRuns:      3,
+			PollBaseInterval:  15 * time.Minute,
+			PollMaxInterval:   6 * time.Hour,
 		},
-		Log: Log{Format: "console", Level: "debug"},
+		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
+		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Log:      Log{Format: "console", Level: "debug"},
 	}
 	for _, tc := range []struct {
 		name, path string
@@ -216,6 +226,21 @@ sync.recheck_window: line 7: cannot use "a very long time indeed" as a duration 
 			file: "bad-url.yaml",
 			want: `api.base_url: must be an absolute http or https URL, got "api.cekat.example/v1"
 api.backoffice_url: must be an absolute http or https URL, got "ftp://backoffice.cekat.example"`,
+		},
+		{
+			file: "bad-schedule.yaml",
+			want: `sync.poll_max_interval: must not be less than sync.poll_base_interval (1h0m0s), got 30m0s
+schedule.sync: cron spec "*/5 * * *": expected exactly 5 fields, found 4: [*/5 * * *]
+daemon.listen: must be [host]:port, got "localhost"
+daemon.shutdown_grace: must be more than 0, got 0s`,
+		},
+		{
+			file: "bad-schedule-zone.yaml",
+			want: `schedule.timezone: unknown time zone Mars/Olympus`,
+		},
+		{
+			file: "bad-schedule-tz-prefix.yaml",
+			want: `schedule.sync: must not name a zone (use schedule.timezone), got "CRON_TZ=Asia/Jakarta 0 * * * *"`,
 		},
 		{
 			file: "bad-auth.yaml",
@@ -379,8 +404,13 @@ func TestEnvOverrides(t *testing.T) {
 			BatchRows:         500,
 			BatchInterval:     2 * time.Second,
 			RecheckWindow:     72 * time.Hour,
+			PollIdleRuns:      3,
+			PollBaseInterval:  15 * time.Minute,
+			PollMaxInterval:   6 * time.Hour,
 		},
-		Log: Log{Format: "console", Level: "warn"},
+		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
+		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Log:      Log{Format: "console", Level: "warn"},
 	}
 
 	t.Run("over defaults", func(t *testing.T) {
@@ -645,7 +675,8 @@ func TestValidate(t *testing.T) {
 		{"TLS files ignored when disabled", func(c *Config) { c.ClickHouse.TLS.CAFile = "testdata/no-such-ca.pem" }, ""},
 		{"limits", func(c *Config) {
 			c.API.MaxRetries, c.API.PageSize, c.API.RateLimit = 20, 1, RateLimit{PerMinute: 1, PerDay: 0}
-			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchInterval: 1, RecheckWindow: 0}
+			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchInterval: 1, RecheckWindow: 0,
+				PollIdleRuns: 1, PollBaseInterval: 1, PollMaxInterval: 1}
 		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

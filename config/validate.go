@@ -27,6 +27,8 @@ func (c Config) validate(p *problems) {
 	c.ClickHouse.validate(p)
 	c.Conversations.validate(p)
 	c.Sync.validate(p)
+	c.Schedule.validate(p)
+	c.Daemon.validate(p)
 	c.Log.validate(p)
 }
 
@@ -122,6 +124,35 @@ func (s Sync) validate(p *problems) {
 	if s.RecheckWindow < 0 {
 		p.add("sync.recheck_window", "must not be negative, got %s", s.RecheckWindow)
 	}
+	p.between("sync.poll_idle_runs", s.PollIdleRuns, 1, 1000)
+	p.positive("sync.poll_base_interval", s.PollBaseInterval)
+	if s.PollMaxInterval < s.PollBaseInterval {
+		p.add("sync.poll_max_interval", "must not be less than sync.poll_base_interval (%s), got %s", s.PollBaseInterval, s.PollMaxInterval)
+	}
+}
+
+func (s Schedule) validate(p *problems) {
+	loc, err := loadLocation(s.Timezone)
+	if err != nil {
+		p.add("schedule.timezone", "%v", err)
+		return
+	}
+	if _, err := ParseSchedule(s.Sync, loc); err != nil {
+		p.add("schedule.sync", "%v", err)
+	}
+}
+
+func (d Daemon) validate(p *problems) {
+	if d.Listen != "" {
+		// A listen address may leave the host out (":9464": every interface).
+		if _, port, err := net.SplitHostPort(d.Listen); err != nil {
+			p.add("daemon.listen", "must be [host]:port, got %q", d.Listen)
+		} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			p.add("daemon.listen", "port must be a number from 1 to 65535, got %q", port)
+		}
+	}
+	p.positive("daemon.shutdown_grace", d.ShutdownGrace)
+	p.positive("daemon.ready_max_failing", d.ReadyMaxFailing)
 }
 
 func (l Log) validate(p *problems) {
