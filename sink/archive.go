@@ -7,12 +7,42 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ArchiveOptions bound the write buffer.
 type ArchiveOptions struct {
 	BatchRows     int           // flush when this many message rows wait (10,000)
 	BatchInterval time.Duration // flush at least this often while rows wait (5s)
+	// Registerer receives the write metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// writeMetrics are the archive's Prometheus metrics.
+type writeMetrics struct {
+	rows     *prometheus.CounterVec
+	bytes    prometheus.Counter
+	duration prometheus.Histogram
+	failures prometheus.Counter
+}
+
+func newWriteMetrics(reg prometheus.Registerer) *writeMetrics {
+	const ns, sub = "cekat_archiver", "sink"
+	m := &writeMetrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rows_inserted_total",
+			Help: "Rows inserted into ClickHouse by table."}, []string{"table"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "message_bytes_inserted_total",
+			Help: "Approximate bytes of message rows inserted (text and raw JSON columns)."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "flush_duration_seconds",
+			Help: "Duration of one flush of the write buffer to ClickHouse.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "flush_failures_total",
+			Help: "Flushes that failed; their rows stay buffered for the next flush."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.rows, m.bytes, m.duration, m.failures)
+	}
+	return m
 }
 
 // Archive is the sync engine's view of the store: buffered writes of
@@ -37,6 +67,7 @@ type Archive struct {
 	stop    chan struct{}
 	done    chan struct{}
 	stats   WriteStats
+	metrics *writeMetrics
 }
 
 // WriteStats counts what the archive has written since it was opened.
@@ -56,7 +87,8 @@ func NewArchive(s *Store, opts ArchiveOptions) *Archive {
 	if opts.BatchInterval <= 0 {
 		opts.BatchInterval = 5 * time.Second
 	}
-	a := &Archive{s: s, opts: opts, states: map[string]State{}, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Archive{s: s, opts: opts, states: map[string]State{}, stop: make(chan struct{}), done: make(chan struct{}),
+		metrics: newWriteMetrics(opts.Registerer)}
 	go a.timer()
 	return a
 }
@@ -221,14 +253,23 @@ func (a *Archive) Flush(ctx context.Context) error {
 		}
 		a.states = states
 		a.stats.FailedWrites++
+		a.metrics.failures.Inc()
 		return fmt.Errorf("flush to ClickHouse: %w", err)
+	}
+	elapsed := time.Since(start)
+	var bytes int64
+	for i := range msgs {
+		bytes += int64(msgs[i].size())
 	}
 	a.stats.Flushes++
 	a.stats.MessageRows += int64(len(msgs))
-	a.stats.InsertTime += time.Since(start)
-	for i := range msgs {
-		a.stats.Bytes += int64(msgs[i].size())
-	}
+	a.stats.InsertTime += elapsed
+	a.stats.Bytes += bytes
+	a.metrics.duration.Observe(elapsed.Seconds())
+	a.metrics.bytes.Add(float64(bytes))
+	a.metrics.rows.WithLabelValues("messages").Add(float64(len(msgs)))
+	a.metrics.rows.WithLabelValues("quarantine").Add(float64(len(quar)))
+	a.metrics.rows.WithLabelValues("sync_state").Add(float64(len(states)))
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -61,6 +62,14 @@ type Options struct {
 	ConversationsFile string
 	// GoneRetry is how long a conversation answered 404 is left alone.
 	GoneRetry time.Duration // (24h)
+	// Adaptive polling: after PollIdleRuns runs in a row without a new
+	// message a conversation is next due after PollBaseInterval, doubling
+	// with each further idle run up to PollMaxInterval (3, 15m, 6h).
+	PollIdleRuns     int
+	PollBaseInterval time.Duration
+	PollMaxInterval  time.Duration
+	// Metrics receive the engine's counts; nil keeps them unregistered.
+	Metrics *Metrics
 	// FlushTimeout bounds the final write of a run, which happens even
 	// when the run was cancelled (30s).
 	FlushTimeout time.Duration
@@ -98,8 +107,20 @@ func New(api API, store Archive, opts Options) *Engine {
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 30 * time.Second
 	}
+	if opts.PollIdleRuns <= 0 {
+		opts.PollIdleRuns = 3
+	}
+	if opts.PollBaseInterval <= 0 {
+		opts.PollBaseInterval = 15 * time.Minute
+	}
+	if opts.PollMaxInterval < opts.PollBaseInterval {
+		opts.PollMaxInterval = max(6*time.Hour, opts.PollBaseInterval)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
 	if opts.Requests == nil {
-		opts.Requests = NewRequestStats()
+		opts.Requests = NewRequestStats(opts.Metrics)
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -167,6 +188,29 @@ func (s Summary) Failure() error {
 }
 
 const maxSummaryErrors = 20
+
+// dueSlack is how early a conversation may be polled before it is due.
+const dueSlack = time.Minute
+
+// pollDelay is how long a conversation that has had idle runs in a row
+// without a new message waits before it is polled again.
+func (e *Engine) pollDelay(idle uint32) time.Duration {
+	n := int(idle) - e.opts.PollIdleRuns
+	if n < 0 {
+		return 0
+	}
+	d := e.opts.PollBaseInterval
+	for ; n > 0 && d < e.opts.PollMaxInterval; n-- {
+		d *= 2
+	}
+	return min(d, e.opts.PollMaxInterval)
+}
+
+// count adds n to a run's progress counter and to its metric.
+func count(p *atomic.Int64, c prometheus.Counter, n int64) {
+	p.Add(n)
+	inc(c, n)
+}
 
 // errStore marks failures of the archive: nothing can be saved, so the run
 // stops instead of going on conversation after conversation.
@@ -263,15 +307,29 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 	}
 	now := e.opts.Now()
 	var due []string
+	var lagging, gone int
 	for _, id := range ids {
 		st, ok := states[id]
-		// Conversations named explicitly are synced even if not due.
-		if ok && len(only) == 0 && st.NextDueAt.After(now) {
+		if !ok || !st.BackfillComplete || len(st.Gaps) > 0 || st.LastError != "" {
+			lagging++
+		}
+		if st.Gone {
+			gone++
+		}
+		// Conversations named explicitly are synced even if not due. A
+		// conversation due within dueSlack counts as due, so that one
+		// polled "every run" is not missed by a run that starts early.
+		if ok && len(only) == 0 && st.NextDueAt.After(now.Add(dueSlack)) {
 			sum.NotDue++
 			continue
 		}
 		due = append(due, id)
 	}
+	m := e.opts.Metrics
+	m.conversations.WithLabelValues("tracked").Set(float64(len(ids)))
+	m.conversations.WithLabelValues("due").Set(float64(len(due)))
+	m.conversations.WithLabelValues("lagging").Set(float64(lagging))
+	m.conversations.WithLabelValues("gone").Set(float64(gone))
 	sum.Conversations = len(due)
 	r.progress.Conversations.Store(int64(len(due)))
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))

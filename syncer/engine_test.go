@@ -76,7 +76,7 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options) 
 	h.archive = sink.NewArchive(store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
 	t.Cleanup(func() { h.archive.Close(context.Background()) })
 
-	requests := syncer.NewRequestStats()
+	requests := syncer.NewRequestStats(nil)
 	client, err := cekat.New(cekat.Options{BaseURL: h.srv.URL, APIKey: simOpts.APIKey, MaxRetries: 10,
 		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond, ThrottleWait: 10 * time.Millisecond,
 		OnRequest: requests.Observe, Location: jakarta(t)})

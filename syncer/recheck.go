@@ -60,7 +60,7 @@ func (e *Engine) recheckRows(ctx context.Context, r *run, rows []sink.MessageRow
 		g.Go(func() error {
 			defer func() { <-e.detail }()
 			d, err := e.api.GetMessage(gctx, old.MessageID)
-			r.progress.Rechecked.Add(1)
+			count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
 			now := e.opts.Now().UTC()
 			switch {
 			case err == nil:
@@ -97,7 +97,7 @@ func (e *Engine) recheckRows(ctx context.Context, r *run, rows []sink.MessageRow
 	if err := e.store.AddMessages(ctx, out...); err != nil {
 		return storeErr(err)
 	}
-	r.progress.Changed.Add(int64(len(out)))
+	count(&r.progress.Changed, e.opts.Metrics.changed, int64(len(out)))
 	return nil
 }
 

@@ -9,13 +9,14 @@ import (
 // RequestStats counts API requests by endpoint. Wire Observe into the
 // client's OnRequest hook.
 type RequestStats struct {
-	mu     sync.Mutex
-	counts map[string]int64
+	metrics *Metrics
+	mu      sync.Mutex
+	counts  map[string]int64
 }
 
-// NewRequestStats returns empty counts.
-func NewRequestStats() *RequestStats {
-	return &RequestStats{counts: map[string]int64{}}
+// NewRequestStats returns empty counts that also feed m, when m is not nil.
+func NewRequestStats(m *Metrics) *RequestStats {
+	return &RequestStats{metrics: m, counts: map[string]int64{}}
 }
 
 // Observe counts one HTTP attempt.
@@ -23,6 +24,7 @@ func (s *RequestStats) Observe(info cekat.RequestInfo) {
 	s.mu.Lock()
 	s.counts[info.Endpoint]++
 	s.mu.Unlock()
+	s.metrics.ObserveRequest(info)
 }
 
 // Counts is requests by endpoint.

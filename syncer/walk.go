@@ -52,7 +52,7 @@ func (e *Engine) syncConversation(ctx context.Context, r *run, st sink.State) er
 		} else {
 			c.st.IdleRuns = 0
 		}
-		c.st.NextDueAt = now
+		c.st.NextDueAt = now.Add(e.pollDelay(c.st.IdleRuns))
 		return c.saveState(ctx)
 	case errors.As(err, &se), ctx.Err() != nil:
 		// Nothing more can be saved, or the run is being stopped: the
@@ -203,7 +203,7 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 		if err != nil {
 			return storeErr(err)
 		}
-		c.r.progress.Quarantined.Add(int64(n))
+		count(&c.r.progress.Quarantined, c.e.opts.Metrics.quarantined, int64(n))
 	}
 
 	seen := make(map[string]bool, len(msgs))
@@ -242,13 +242,13 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 		if err != nil {
 			return storeErr(err)
 		}
-		c.r.progress.Quarantined.Add(int64(n))
+		count(&c.r.progress.Quarantined, c.e.opts.Metrics.quarantined, int64(n))
 	}
 	if err := c.e.store.AddMessages(ctx, rows...); err != nil {
 		return storeErr(err)
 	}
 	c.fresh += int64(len(rows))
-	c.r.progress.NewMessages.Add(int64(len(rows)))
+	count(&c.r.progress.NewMessages, c.e.opts.Metrics.archived, int64(len(rows)))
 	return nil
 }
 
@@ -289,14 +289,14 @@ func (e *Engine) enrich(ctx context.Context, r *run, conv string, msgs []cekat.M
 		row := rowFrom(conv, m, details[i], now)
 		if err := failures[i]; err != nil {
 			row.EnrichError = truncateError(err.Error())
-			r.progress.EnrichFailed.Add(1)
+			count(&r.progress.EnrichFailed, e.opts.Metrics.enrichFailed, 1)
 			var de *cekat.DecodeError
 			if errors.As(err, &de) {
 				quarantined = append(quarantined, sink.QuarantineRow{ReceivedAt: now, RunID: r.id, Endpoint: cekat.EndpointDetail,
 					ConversationID: conv, MessageID: m.ID, Error: de.Error(), Raw: string(de.Raw)})
 			}
 		} else {
-			r.progress.Enriched.Add(1)
+			count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
 		}
 		rows = append(rows, row)
 	}

@@ -23,6 +23,7 @@ type cli struct {
 	Version       versionCmd `cmd:"" help:"Print the version."`
 	ConfigCommand configCmd  `cmd:"" name:"config" help:"Inspect the configuration."`
 	Migrate       migrateCmd `cmd:"" help:"Create the database and schema in ClickHouse (safe to repeat) and print it."`
+	Run           runCmd     `cmd:"" help:"Run as a daemon: sync on schedule.sync, serve /metrics, /healthz and /readyz."`
 	Sync          syncCmd    `cmd:"" help:"Archive the tracked conversations once."`
 	Status        statusCmd  `cmd:"" help:"Show the sync state of every conversation."`
 	Send          sendCmd    `cmd:"" help:"Send a WhatsApp message through the API."`
@@ -72,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		// The first signal stops work gracefully; after it the default
+		// action returns, so a second signal ends the process at once.
+		go func() { <-ctx.Done(); stop() }()
 		e := &env{stdout: stdout, stderr: stderr, cli: &c}
 		kctx.BindTo(ctx, (*context.Context)(nil))
 		if err := kctx.Run(e); err != nil {

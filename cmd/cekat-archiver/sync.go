@@ -43,22 +43,13 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	requests := syncer.NewRequestStats()
+	requests := syncer.NewRequestStats(nil)
 	client, err := newClient(cfg.API, requests.Observe, "")
 	if err != nil {
 		return err
 	}
 	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval})
-	engine := syncer.New(client, archive, syncer.Options{
-		PageSize:          cfg.API.PageSize,
-		Concurrency:       cfg.Sync.Concurrency,
-		DetailConcurrency: cfg.Sync.DetailConcurrency,
-		RecheckWindow:     cfg.Sync.RecheckWindow,
-		ConversationIDs:   cfg.Conversations.IDs,
-		ConversationsFile: cfg.Conversations.File,
-		Requests:          requests,
-		Logger:            log.Named("syncer"),
-	})
+	engine := syncer.New(client, archive, engineOptions(cfg, requests, nil, log))
 
 	stopProgress := s.showProgress(e, engine, log)
 	sum := engine.Sync(ctx, s.Conversation)

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+)
+
+// crashSeedEnv replays TestSurvivesSIGKILL with the seed a failed run logged.
+const crashSeedEnv = "CEKAT_ARCHIVER_TEST_CRASH_SEED"
+
+// crashMessageCounts mixes empty, one-page, page-boundary and multi-page
+// conversations with one of a few thousand messages.
+var crashMessageCounts = []int{0, 1, 40, 100, 101, 260, 730, 3100}
+
+// TestSurvivesSIGKILL runs the archiver binary many times against the
+// simulator, killing each run with SIGKILL at a random moment (during the
+// backfill, then during incremental walks several pages deep while new
+// messages arrive upstream), then runs it once to completion and requires
+// the archive to hold exactly the upstream's messages, with their current
+// statuses and times, and no gap left in any conversation's state.
+func TestSurvivesSIGKILL(t *testing.T) {
+	chAddr := sinktest.Addr(t)
+	if testing.Short() {
+		t.Skip("builds the archiver and runs it some twenty times")
+	}
+	seed := time.Now().UnixNano()
+	if s := os.Getenv(crashSeedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", crashSeedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, crashSeedEnv, seed)
+	began := time.Now()
+
+	rig := newCrashRig(t, chAddr, seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5191))
+	delay := func(lo, hi time.Duration) time.Duration {
+		return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+	}
+
+	// Phase 1: the first sync, the backfill of every conversation, killed
+	// again and again.
+	for i := range 8 {
+		rig.killedRun(fmt.Sprintf("backfill %d", i+1), delay(150*time.Millisecond, 1500*time.Millisecond))
+	}
+
+	// Phase 2: one run to completion, then incremental walks several pages
+	// deep (hundreds of new messages in a couple of conversations) while
+	// live traffic keeps adding messages at the top, killed again and again.
+	rig.cleanRun("complete after backfill")
+	ids := rig.sim.ConversationIDs()
+	deep := []string{ids[len(ids)-1], ids[len(ids)-3]}
+	for _, c := range deep {
+		n := 300 + rng.IntN(150)
+		rig.sim.AddMessages(c, n)
+		t.Logf("added %d messages to %s", n, c)
+	}
+	rig.live.Store(true)
+	gapRuns := 0
+	for i := range 12 {
+		if i > 0 {
+			// More arrives between runs: sometimes another deep walk, always a little.
+			c := ids[1+rng.IntN(len(ids)-1)]
+			n := 5 + rng.IntN(40)
+			if rng.IntN(3) == 0 {
+				n = 200 + rng.IntN(200)
+			}
+			rig.sim.AddMessages(c, n)
+			t.Logf("added %d messages to %s", n, c)
+		}
+		res := rig.killedRun(fmt.Sprintf("incremental %d", i+1), delay(250*time.Millisecond, 1500*time.Millisecond))
+		if !res.killed {
+			continue
+		}
+		// What the killed process left in sync_state.
+		if pending := rig.pendingGaps(); len(pending) > 0 {
+			gapRuns++
+			t.Logf("  left gaps pending: %s", strings.Join(pending, "; "))
+		}
+	}
+
+	// Phase 3: nothing new arrives, statuses move on, one clean run.
+	rig.live.Store(false)
+	rig.sim.Advance(4 * 24 * time.Hour)
+	rig.cleanRun("final")
+
+	rig.assertArchiveMatchesTruth()
+	rig.assertNoGaps()
+
+	killed, finished := 0, 0
+	for _, r := range rig.results {
+		switch {
+		case !r.attempted:
+		case r.killed:
+			killed++
+		default:
+			finished++
+		}
+	}
+	t.Logf("%d runs SIGKILLed before they finished, %d finished before their kill; %d killed incremental runs left a gap pending; %s in all",
+		killed, finished, gapRuns, time.Since(began).Round(time.Millisecond))
+	if killed < 15 || killed < 3*(killed+finished)/4 {
+		t.Errorf("only %d of %d runs were killed before they finished: the kills do not land mid-run", killed, killed+finished)
+	}
+	if gapRuns == 0 {
+		t.Errorf("no killed incremental run left a gap in sync_state: no kill landed inside a multi-page walk")
+	}
+}
+
+// crashRig is the simulator over HTTP, the archiver binary and a
+// throwaway archive database.
+type crashRig struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	env     []string
+	sim     *cekatsim.Server
+	store   *sink.Store
+	archive *sink.Archive
+	live    atomic.Bool // add live traffic before list requests
+	results []crashRun
+}
+
+// crashRun is one subprocess run.
+type crashRun struct {
+	name      string
+	attempted bool // a kill was planned
+	delay     time.Duration
+	killed    bool // SIGKILL ended it before it finished
+	exitCode  int
+	elapsed   time.Duration
+	output    string
+}
+
+func newCrashRig(t *testing.T, chAddr string, seed int64) *crashRig {
+	t.Helper()
+	rig := &crashRig{t: t, dir: t.TempDir()}
+	db := sinktest.DatabaseName(t)
+	rig.bin = crashBuildArchiver(t, rig.dir)
+
+	const apiKey = "crash-test-key"
+	sim, err := cekatsim.New(cekatsim.Options{
+		Seed:          seed,
+		Shape:         cekatsim.ShapeReal,
+		MessageCounts: crashMessageCounts,
+		APIKey:        apiKey,
+		Latency:       3 * time.Millisecond,
+		Fault5xx:      0.02,
+		FaultDrop:     0.01,
+		FaultTruncate: 0.01,
+		MalformedRate: 0.01,
+		// History just behind the wall clock, so the re-check window
+		// covers the statuses that can still change.
+		Start: time.Now().UTC().Truncate(time.Second),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.sim = sim
+	var liveMu sync.Mutex
+	liveRng := rand.New(rand.NewPCG(uint64(seed), 0x11fe))
+	api := sim.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rig.live.Load() && r.URL.Path == "/messages" {
+			if conv := r.URL.Query().Get("conversation_id"); conv != "" {
+				liveMu.Lock()
+				n := 0
+				if liveRng.IntN(2) == 0 {
+					n = 1 + liveRng.IntN(3)
+				}
+				liveMu.Unlock()
+				sim.AddMessages(conv, n)
+			}
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	convFile := filepath.Join(rig.dir, "conversations.txt")
+	if err := os.WriteFile(convFile, []byte("# every simulated conversation\n"+strings.Join(sim.ConversationIDs(), "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CEKAT_ARCHIVER_") {
+			rig.env = append(rig.env, kv)
+		}
+	}
+	rig.env = append(rig.env,
+		"CEKAT_ARCHIVER_API_BASE_URL="+srv.URL,
+		"CEKAT_ARCHIVER_API_KEY="+apiKey,
+		"CEKAT_ARCHIVER_API_MAX_RETRIES=20",
+		"CEKAT_ARCHIVER_API_TIMEOUT=10s",
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+chAddr,
+		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE="+db,
+		"CEKAT_ARCHIVER_CONVERSATIONS_FILE="+convFile,
+		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY=16",
+		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=150",
+		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=200ms",
+		"CEKAT_ARCHIVER_LOG_FORMAT=console",
+	)
+
+	// The test reads what the runs left; the database itself is created
+	// by the first run (which may be killed while it migrates).
+	ctx := context.Background()
+	store, err := sink.Open(ctx, sink.Options{Addr: []string{chAddr}, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	rig.store = store
+	rig.archive = sink.NewArchive(store, sink.ArchiveOptions{})
+	t.Cleanup(func() { rig.archive.Close(context.Background()) })
+
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, r := range rig.results {
+			t.Logf("output of run %q (delay %s, killed %v, exit %d):\n%s", r.name, r.delay, r.killed, r.exitCode, crashTail(r.output, 3000))
+		}
+	})
+	return rig
+}
+
+// crashBuildArchiver builds this package's binary into dir.
+func crashBuildArchiver(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "cekat-archiver")
+	start := time.Now()
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// start starts `cekat-archiver sync --once` and returns a channel closed
+// when it has exited.
+func (rig *crashRig) start(out *bytes.Buffer) (*exec.Cmd, <-chan struct{}) {
+	rig.t.Helper()
+	cmd := exec.Command(rig.bin, "sync", "--once", "--progress=none")
+	cmd.Env = rig.env
+	cmd.Dir = rig.dir
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		rig.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	return cmd, done
+}
+
+// killedRun starts a run and sends it SIGKILL after delay, unless it has
+// finished by then.
+func (rig *crashRig) killedRun(name string, delay time.Duration) crashRun {
+	rig.t.Helper()
+	var out bytes.Buffer
+	began := time.Now()
+	cmd, done := rig.start(&out)
+	timer := time.NewTimer(delay)
+	select {
+	case <-done:
+		timer.Stop()
+	case <-timer.C:
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			rig.t.Fatalf("kill run %s: %v", name, err)
+		}
+		<-done
+	}
+	res := crashRun{name: name, attempted: true, delay: delay, elapsed: time.Since(began), output: out.String()}
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	res.killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	res.exitCode = cmd.ProcessState.ExitCode()
+	rig.results = append(rig.results, res)
+	what := "SIGKILLed"
+	if !res.killed {
+		what = fmt.Sprintf("finished first (exit %d)", res.exitCode)
+	}
+	rig.t.Logf("run %-15s delay %5s: %s after %s", name, delay.Round(time.Millisecond), what, res.elapsed.Round(time.Millisecond))
+	return res
+}
+
+// cleanRun runs the archiver to completion and requires success.
+func (rig *crashRig) cleanRun(name string) {
+	rig.t.Helper()
+	var out bytes.Buffer
+	began := time.Now()
+	cmd, done := rig.start(&out)
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+		rig.t.Fatalf("run %s did not finish in two minutes:\n%s", name, crashTail(out.String(), 4000))
+	}
+	res := crashRun{name: name, exitCode: cmd.ProcessState.ExitCode(), elapsed: time.Since(began), output: out.String()}
+	rig.results = append(rig.results, res)
+	rig.t.Logf("run %-15s clean: exit %d after %s", name, res.exitCode, res.elapsed.Round(time.Millisecond))
+	if res.exitCode != 0 {
+		rig.t.Fatalf("run %s exited %d:\n%s", name, res.exitCode, crashTail(res.output, 4000))
+	}
+}
+
+// pendingGaps describes the gaps stored in sync_state.
+func (rig *crashRig) pendingGaps() []string {
+	rig.t.Helper()
+	states, err := rig.archive.LoadStates(context.Background())
+	if err != nil {
+		rig.t.Fatalf("load sync state: %v", err)
+	}
+	var out []string
+	for id, st := range states {
+		if len(st.Gaps) > 0 {
+			out = append(out, fmt.Sprintf("%s: %d gap(s), backfill complete %v", id, len(st.Gaps), st.BackfillComplete))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// crashMessage is one message as the analyst view holds it, in the terms of
+// the simulator's truth. Delivery times are kept at the archive's
+// precision, whole seconds.
+type crashMessage struct {
+	ID, ConversationID, Direction, Type, Status, Text, MediaURL, Caption, Filename string
+	SenderName, SenderPhone, SenderID, SenderType, RecipientPhone, ReplyTo         string
+	IsTemplate                                                                     bool
+	Timestamp                                                                      time.Time
+	DeliveredAt, ReadAt                                                            int64
+}
+
+func crashUnix(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.Unix()
+}
+
+// assertArchiveMatchesTruth compares the archive with the simulator,
+// message by message.
+func (rig *crashRig) assertArchiveMatchesTruth() {
+	rig.t.Helper()
+	want := map[string]crashMessage{}
+	for _, m := range rig.sim.Truth() {
+		if m.Malformed {
+			continue
+		}
+		want[m.ConversationID+"/"+m.ID] = crashMessage{m.ID, m.ConversationID, m.Direction, m.Type, m.Status, m.Text,
+			m.MediaURL, m.Caption, m.Filename, m.SenderName, m.SenderPhone, m.SenderID, m.SenderType, m.RecipientPhone,
+			m.ReplyTo, m.IsTemplate, m.Timestamp.UTC(), crashUnix(m.DeliveredAt), crashUnix(m.ReadAt)}
+	}
+	got := map[string]crashMessage{}
+	err := rig.archive.Messages(context.Background(), func(r sink.MessageRow) error {
+		got[r.ConversationID+"/"+r.MessageID] = crashMessage{r.MessageID, r.ConversationID, r.Direction, r.Type, r.Status,
+			r.Text, r.MediaURL, r.Caption, r.Filename, r.SenderName, r.SenderPhone, r.SenderID, r.SenderType,
+			r.RecipientPhone, r.ReplyTo, r.IsTemplate, r.SentAt, crashUnix(r.DeliveredAt), crashUnix(r.ReadAt)}
+		return nil
+	})
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	if len(want) == 0 {
+		rig.t.Fatal("the simulator holds no messages")
+	}
+	rig.t.Logf("archive: %d messages, truth: %d (not malformed)", len(got), len(want))
+	if diff := cmp.Diff(want, got); diff != "" {
+		var missing, extra, differ int
+		for k := range want {
+			if g, ok := got[k]; !ok {
+				missing++
+			} else if g != want[k] {
+				differ++
+			}
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				extra++
+			}
+		}
+		rig.t.Errorf("archive differs from the simulator's truth: %d missing, %d not upstream, %d different (-truth +archive):\n%s",
+			missing, extra, differ, crashTail(diff, 6000))
+	}
+}
+
+// assertNoGaps requires every conversation's state to be complete.
+func (rig *crashRig) assertNoGaps() {
+	rig.t.Helper()
+	states, err := rig.archive.LoadStates(context.Background())
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	for _, id := range rig.sim.ConversationIDs() {
+		st, ok := states[id]
+		switch {
+		case !ok:
+			rig.t.Errorf("conversation %s has no sync state", id)
+		case len(st.Gaps) > 0 || !st.BackfillComplete:
+			rig.t.Errorf("conversation %s: %d gaps %v, backfill complete %v", id, len(st.Gaps), st.Gaps, st.BackfillComplete)
+		case st.LastError != "":
+			rig.t.Errorf("conversation %s: last error %q", id, st.LastError)
+		}
+	}
+}
+
+// crashTail keeps the last n bytes of s.
+func crashTail(s string, n int) string {
+	if len(s) > n {
+		return "...\n" + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/cekat-archiver/cekat-archiver/config"
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
+)
+
+type runCmd struct{}
+
+func (runCmd) Run(ctx context.Context, e *env) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	// An unreachable ClickHouse at start is a configuration problem: say so
+	// and exit rather than retry for ever.
+	store, err := openStore(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.Migrate(ctx); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := syncer.NewMetrics(reg)
+	requests := syncer.NewRequestStats(metrics)
+	client, err := newClient(cfg.API, requests.Observe, "")
+	if err != nil {
+		return err
+	}
+	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
+	engine := syncer.New(client, archive, engineOptions(cfg, requests, metrics, log))
+
+	schedule, err := config.ParseSchedule(cfg.Schedule.Sync, cfg.Schedule.Location())
+	if err != nil {
+		return fmt.Errorf("schedule.sync: %w", err)
+	}
+	d, err := daemon.New([]daemon.Job{{
+		Name: "sync", Schedule: schedule, RunAtStart: true,
+		Run: func(ctx context.Context) error {
+			sum := engine.Sync(ctx, nil)
+			logSummary(log, sum)
+			return sum.Failure()
+		},
+	}}, daemon.Options{
+		Listen: cfg.Daemon.Listen, Grace: cfg.Daemon.ShutdownGrace, ReadyMaxFailing: cfg.Daemon.ReadyMaxFailing,
+		Ping: store.Ping, Registry: reg, Logger: log.Named("daemon"),
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("cekat-archiver started", zap.String("version", version()), zap.String("schedule", cfg.Schedule.Sync),
+		zap.String("timezone", cfg.Schedule.Timezone))
+	runErr := d.Run(ctx)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := archive.Close(closeCtx); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func engineOptions(cfg config.Config, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
+	return syncer.Options{
+		PageSize:          cfg.API.PageSize,
+		Concurrency:       cfg.Sync.Concurrency,
+		DetailConcurrency: cfg.Sync.DetailConcurrency,
+		RecheckWindow:     cfg.Sync.RecheckWindow,
+		ConversationIDs:   cfg.Conversations.IDs,
+		ConversationsFile: cfg.Conversations.File,
+		PollIdleRuns:      cfg.Sync.PollIdleRuns,
+		PollBaseInterval:  cfg.Sync.PollBaseInterval,
+		PollMaxInterval:   cfg.Sync.PollMaxInterval,
+		Requests:          requests,
+		Metrics:           metrics,
+		Logger:            log.Named("syncer"),
+	}
+}

@@ -1,0 +1,277 @@
+// Package daemon runs jobs on cron schedules for months on end: a run of a
+// job never overlaps the previous one, a stop signal lets the run in hand
+// write what it has within a grace period, and an HTTP server answers
+// /metrics, /healthz and /readyz.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+	"go.uber.org/zap"
+)
+
+// Job is work started on a schedule.
+type Job struct {
+	Name     string // a short fixed name: it is a metric label
+	Schedule cron.Schedule
+	// Run does one run; its context ends when the daemon is stopped.
+	Run func(ctx context.Context) error
+	// RunAtStart starts a run as soon as the daemon starts.
+	RunAtStart bool
+}
+
+// Options configure a Daemon.
+type Options struct {
+	// Listen is the address of the HTTP server; empty turns it off.
+	Listen string
+	// Grace bounds how long a stop waits for runs in hand (30s).
+	Grace time.Duration
+	// ReadyMaxFailing is how long a job may keep failing before /readyz
+	// says not ready (30m).
+	ReadyMaxFailing time.Duration
+	// Ping checks the archive for /readyz.
+	Ping func(ctx context.Context) error
+	// Registry is where the daemon registers its metrics and what /metrics serves.
+	Registry *prometheus.Registry
+	Logger   *zap.Logger
+	Now      func() time.Time
+}
+
+// Daemon runs jobs on their schedules.
+type Daemon struct {
+	jobs    []*jobState
+	opts    Options
+	log     *zap.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	closing bool
+	runs    sync.WaitGroup
+}
+
+type jobState struct {
+	Job
+	running atomic.Bool
+	mu      sync.Mutex
+	// failingSince is when the job's current streak of failed runs began.
+	failingSince time.Time
+	lastErr      error
+}
+
+type metrics struct {
+	runs        *prometheus.CounterVec
+	skipped     *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	lastSuccess *prometheus.GaugeVec
+	running     *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns = "cekat_archiver"
+	m := &metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
+			Help: "Finished runs by job and result (success or failure)."}, []string{"job", "result"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_skipped_total",
+			Help: "Scheduled starts skipped because the previous run of the job was still going."}, []string{"job"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
+			Help: "Duration of runs by job.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"job"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
+			Help: "Unix time of the end of the last successful run by job."}, []string{"job"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "run_in_progress",
+			Help: "1 while a run of the job is going."}, []string{"job"}),
+	}
+	reg.MustRegister(m.runs, m.skipped, m.duration, m.lastSuccess, m.running)
+	return m
+}
+
+// New checks the jobs and options.
+func New(jobs []Job, opts Options) (*Daemon, error) {
+	if opts.Grace <= 0 {
+		opts.Grace = 30 * time.Second
+	}
+	if opts.ReadyMaxFailing <= 0 {
+		opts.ReadyMaxFailing = 30 * time.Minute
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Ping == nil {
+		opts.Ping = func(context.Context) error { return nil }
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry)}
+	for _, j := range jobs {
+		if j.Name == "" || j.Schedule == nil || j.Run == nil {
+			return nil, fmt.Errorf("daemon: job %q needs a name, a schedule and a run function", j.Name)
+		}
+		d.jobs = append(d.jobs, &jobState{Job: j})
+		d.metrics.runs.WithLabelValues(j.Name, "success")
+		d.metrics.runs.WithLabelValues(j.Name, "failure")
+		d.metrics.skipped.WithLabelValues(j.Name)
+		d.metrics.running.WithLabelValues(j.Name)
+	}
+	return d, nil
+}
+
+// Run serves and schedules until ctx ends, then stops starting runs, waits
+// up to the grace period for the runs in hand, and returns. It returns an
+// error when the HTTP server cannot listen or the grace period ran out.
+func (d *Daemon) Run(ctx context.Context) error {
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if d.opts.Listen != "" {
+		ln, err := net.Listen("tcp", d.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("daemon: listen on %s: %w", d.opts.Listen, err)
+		}
+		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		d.log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", ln.Addr().String()))
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+
+	c := cron.New(cron.WithChain(cron.Recover(cronLogger{d.log})), cron.WithLogger(cronLogger{d.log}))
+	for _, j := range d.jobs {
+		c.Schedule(j.Schedule, cron.FuncJob(func() { d.start(ctx, j, "schedule") }))
+		d.log.Info("job scheduled", zap.String("job", j.Name), zap.Time("next", j.Schedule.Next(d.opts.Now())))
+		if j.RunAtStart {
+			go d.start(ctx, j, "start")
+		}
+	}
+	c.Start()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("daemon: HTTP server: %w", err)
+	}
+	d.log.Info("stopping: no new runs; waiting for the runs in hand", zap.Duration("grace", d.opts.Grace))
+	<-c.Stop().Done()
+	if werr := d.wait(d.opts.Grace); werr != nil && err == nil {
+		err = werr
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	return err
+}
+
+// start runs a job unless its previous run is still going or the daemon
+// is stopping.
+func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
+	d.mu.Lock()
+	if d.closing || ctx.Err() != nil {
+		d.mu.Unlock()
+		return
+	}
+	if !j.running.CompareAndSwap(false, true) {
+		d.mu.Unlock()
+		d.metrics.skipped.WithLabelValues(j.Name).Inc()
+		d.log.Warn("run skipped: the previous run is still going", zap.String("job", j.Name))
+		return
+	}
+	d.runs.Add(1)
+	d.mu.Unlock()
+	defer d.runs.Done()
+	defer j.running.Store(false)
+
+	d.metrics.running.WithLabelValues(j.Name).Set(1)
+	defer d.metrics.running.WithLabelValues(j.Name).Set(0)
+	started := d.opts.Now()
+	err := j.Run(ctx)
+	finished := d.opts.Now()
+	d.metrics.duration.WithLabelValues(j.Name).Observe(finished.Sub(started).Seconds())
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		d.metrics.runs.WithLabelValues(j.Name, "failure").Inc()
+		if j.failingSince.IsZero() {
+			j.failingSince = started
+		}
+		j.lastErr = err
+		return
+	}
+	d.metrics.runs.WithLabelValues(j.Name, "success").Inc()
+	d.metrics.lastSuccess.WithLabelValues(j.Name).Set(float64(finished.UnixNano()) / 1e9)
+	j.failingSince, j.lastErr = time.Time{}, nil
+}
+
+// wait waits for the runs in hand, at most grace.
+func (d *Daemon) wait(grace time.Duration) error {
+	d.mu.Lock()
+	d.closing = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+		d.log.Info("stopped cleanly")
+		return nil
+	case <-time.After(grace):
+		return fmt.Errorf("daemon: runs still going after the %s grace period; the next start resumes from the last saved state", grace)
+	}
+}
+
+// Handler serves /metrics, /healthz and /readyz.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.opts.Registry, promhttp.HandlerOpts{Registry: d.opts.Registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := d.Ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// Ready reports whether the archive answers and no job has kept failing
+// for longer than ReadyMaxFailing.
+func (d *Daemon) Ready(ctx context.Context) error {
+	if err := d.opts.Ping(ctx); err != nil {
+		return fmt.Errorf("archive unreachable: %w", err)
+	}
+	now := d.opts.Now()
+	var errs []error
+	for _, j := range d.jobs {
+		j.mu.Lock()
+		if !j.failingSince.IsZero() && now.Sub(j.failingSince) > d.opts.ReadyMaxFailing {
+			errs = append(errs, fmt.Errorf("job %s failing since %s: %v", j.Name, j.failingSince.UTC().Format(time.RFC3339), j.lastErr))
+		}
+		j.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// cronLogger sends robfig/cron's logs to zap: its Info is chatty (every
+// schedule tick), so it goes to debug.
+type cronLogger struct{ log *zap.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Sugar().Debugw("cron: "+msg, kv...) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Sugar().Errorw("cron: "+msg, append(kv, "error", err)...)
+}
