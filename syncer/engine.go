@@ -229,6 +229,7 @@ func storeErr(err error) error {
 // run is the state shared by the conversations of one run.
 type run struct {
 	id       string
+	log      *zap.Logger // carries the run id
 	started  time.Time
 	progress *Progress
 	mu       sync.Mutex
@@ -254,6 +255,7 @@ func (e *Engine) Sync(ctx context.Context, only []string) Summary {
 	e.live.Store(r.progress)
 	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))
+	r.log = log
 	sum := Summary{RunID: r.id, Started: r.started}
 
 	err := e.sync(ctx, r, only, &sum, log)

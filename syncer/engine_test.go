@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -400,4 +401,57 @@ func writeIDs(t *testing.T, ids ...string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Quiet conversations are polled less and less often; one that receives a
+// message is polled every run again.
+func TestAdaptivePolling(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now().UTC()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	h := newHarness(t, cekatsim.Options{Seed: 9, MessageCounts: []int{5, 7}}, syncer.Options{
+		Now: clock, PollIdleRuns: 2, PollBaseInterval: time.Hour, PollMaxInterval: 3 * time.Hour, RecheckWindow: -1})
+	ids := h.sim.ConversationIDs()
+
+	steps := []struct {
+		name       string
+		before     func()
+		wantListed int // list calls of the run
+	}{
+		{"first sync", func() {}, 2},
+		{"idle run 1: still active", func() {}, 2},
+		{"idle run 2: quiet now, due in 1h", func() {}, 2},
+		{"not due yet", func() { advance(30 * time.Minute) }, 0},
+		{"due after 1h", func() { advance(31 * time.Minute) }, 2},
+		{"idle 3: due in 2h, not after 1h", func() { advance(61 * time.Minute) }, 0},
+		{"due after 2h", func() { advance(60 * time.Minute) }, 2},
+		{"idle 4: capped at 3h", func() { advance(3*time.Hour + time.Minute) }, 2},
+		{"a message arrives in one: only that one is due (explicitly synced)", func() {
+			h.sim.AddMessages(ids[0], 1)
+		}, 0},
+	}
+	for _, s := range steps {
+		s.before()
+		sum := h.sync()
+		if got := h.sim.Counts().Endpoint("list"); got != s.wantListed {
+			t.Fatalf("%s: %d list calls, want %d (summary %+v)", s.name, got, s.wantListed, sum)
+		}
+	}
+	// The conversation with the new message, synced by name, is active again.
+	h.sim.ResetCounts()
+	if sum := h.engine.Sync(context.Background(), ids[:1]); sum.NewMessages != 1 {
+		t.Fatalf("explicit sync: %+v", sum)
+	}
+	sum := h.sync()
+	if got := h.sim.Counts().Endpoint("list"); got != 1 || sum.NotDue != 1 {
+		t.Errorf("after a new message: %d list calls, %d not due; want the active one polled and the quiet one not", got, sum.NotDue)
+	}
+	states, err := h.archive.LoadStates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := states[ids[1]]; st.IdleRuns < 4 || !st.NextDueAt.After(clock()) {
+		t.Errorf("quiet conversation state: %+v", st)
+	}
 }

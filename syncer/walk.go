@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
@@ -204,6 +205,10 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 			return storeErr(err)
 		}
 		count(&c.r.progress.Quarantined, c.e.opts.Metrics.quarantined, int64(n))
+		if n > 0 {
+			c.r.log.Warn("undecodable records quarantined", zap.String("conversation_id", conv), zap.Int("records", n),
+				zap.String("first_error", bad[0].Error()))
+		}
 	}
 
 	seen := make(map[string]bool, len(msgs))
@@ -243,6 +248,10 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 			return storeErr(err)
 		}
 		count(&c.r.progress.Quarantined, c.e.opts.Metrics.quarantined, int64(n))
+		if n > 0 {
+			c.r.log.Warn("undecodable detail answers quarantined; messages archived without enrichment",
+				zap.String("conversation_id", conv), zap.Int("records", n))
+		}
 	}
 	if err := c.e.store.AddMessages(ctx, rows...); err != nil {
 		return storeErr(err)
