@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
@@ -111,7 +113,7 @@ func (s sendCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	client, err := newClient(cfg.API, nil, cekat.SendBody(s.Body))
+	client, err := newClient(cfg.API, nil, cekat.SendBody(s.Body), zap.NewNop())
 	if err != nil {
 		return err
 	}

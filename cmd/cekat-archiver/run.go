@@ -42,7 +42,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
-	client, err := newClient(cfg.API, requests.Observe, "")
+	client, err := newClient(cfg.API, requests.Observe, "", log.Named("cekat"))
 	if err != nil {
 		return err
 	}

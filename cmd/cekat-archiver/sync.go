@@ -44,7 +44,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	requests := syncer.NewRequestStats(nil)
-	client, err := newClient(cfg.API, requests.Observe, "")
+	client, err := newClient(cfg.API, requests.Observe, "", log.Named("cekat"))
 	if err != nil {
 		return err
 	}

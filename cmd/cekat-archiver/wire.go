@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -55,7 +56,17 @@ func openStore(ctx context.Context, cfg config.ClickHouse, log *zap.Logger) (*si
 	})
 }
 
-func newClient(cfg config.API, onRequest func(cekat.RequestInfo), send cekat.SendBody) (*cekat.Client, error) {
+// newClient builds the API client; every answer is counted by onRequest,
+// and a 429 is also logged as a warning.
+func newClient(cfg config.API, onRequest func(cekat.RequestInfo), send cekat.SendBody, log *zap.Logger) (*cekat.Client, error) {
+	observe := func(info cekat.RequestInfo) {
+		if onRequest != nil {
+			onRequest(info)
+		}
+		if info.Status == http.StatusTooManyRequests {
+			log.Warn("the Cekat API throttled a request (HTTP 429)", zap.String("endpoint", info.Endpoint))
+		}
+	}
 	return cekat.New(cekat.Options{
 		BaseURL:         cfg.BaseURL,
 		APIKey:          cfg.Key.Reveal(),
@@ -66,7 +77,7 @@ func newClient(cfg config.API, onRequest func(cekat.RequestInfo), send cekat.Sen
 		Location:        cfg.Location(),
 		Timeout:         cfg.Timeout,
 		MaxRetries:      cfg.MaxRetries,
-		OnRequest:       onRequest,
+		OnRequest:       observe,
 		SendBody:        send,
 		UserAgent:       "cekat-archiver/" + version(),
 	})
