@@ -8,16 +8,18 @@ CH_ADDR ?= 127.0.0.1:$(or $(CEKAT_CH_NATIVE_PORT),19000)
 demo:
 	deploy/demo.sh
 
-# Starts the private ClickHouse (installing Debian's package when missing), runs vet, the
+# Starts the private ClickHouse (installing Debian's package when missing), installs
+# Debian's Prometheus when missing (for the end-to-end metrics test), runs vet, the
 # gofmt check and every test with the race detector, and stops ClickHouse again if it
 # was not running before.
 test:
-	@was_running=0; $(CH) status >/dev/null 2>&1 && was_running=1; \
+	@deploy/prometheus/prometheus.sh install || exit 1; \
+	was_running=0; $(CH) status >/dev/null 2>&1 && was_running=1; \
 	$(CH) start || exit 1; \
 	status=0; \
 	$(MAKE) --no-print-directory vet fmt-check || status=1; \
 	if [ $$status -eq 0 ]; then \
-		CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_ADDR) go test -race -count=1 -timeout 20m ./... || status=1; \
+		CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 20m ./... || status=1; \
 	fi; \
 	[ $$was_running -eq 1 ] || $(CH) stop; \
 	exit $$status
@@ -30,6 +32,12 @@ fmt-check:
 
 build:
 	go build -o bin/ ./cmd/...
+
+# Every benchmark once (sink vs clickhouse-client, sync vs the simulator's capacity, peak RSS
+# of a 1,000,000-message sync --once; several minutes), against the private ClickHouse.
+# Extra go test flags: make bench BENCH_FLAGS='-bench Sink'.
+bench:
+	deploy/bench.sh $(BENCH_FLAGS)
 
 stop:
 	$(CH) stop
