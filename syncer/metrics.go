@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		quarantined: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "records_quarantined_total",
 			Help: "Records that could not be decoded, kept in the quarantine table."}),
 		conversations: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "conversations",
-			Help: "Conversations at the start of the last run: tracked, due, lagging (history not complete or last sync failed), gone."},
+			Help: "Conversations at the start of the last run by state; the states overlap (due, lagging and gone are subsets of tracked): tracked, due, lagging (history not complete or last sync failed), gone."},
 			[]string{"state"}),
 		deferred: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "conversations_deferred",
 			Help: "Conversations the last run left for later because the API budget ran out."}),

@@ -14,9 +14,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -539,8 +541,18 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	}
 	c.authorize(req.Header, r.backoffice)
 
+	// Go's transport re-sends an idempotent request by itself when a reused
+	// connection closes without an answer. The server may have counted the
+	// lost attempt against the rate limit, so every write is reported.
+	var writes atomic.Int32
+	req = req.WithContext(httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { writes.Add(1) },
+	}))
 	start := time.Now()
 	resp, err := c.http.Do(req)
+	for range writes.Load() - 1 {
+		c.observe(r.endpoint, 0, start, nil, errors.New("connection closed without an answer; re-sent by the transport"))
+	}
 	if err != nil {
 		c.observe(r.endpoint, 0, start, nil, err)
 		// url.Error names the URL, which holds no secret: keys travel in headers.

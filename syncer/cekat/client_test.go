@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -475,5 +476,32 @@ func TestNewRejects(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
+	}
+}
+
+// Every request the server receives is reported, including those Go's
+// transport re-sends by itself after a reused connection dropped.
+func TestEveryAttemptIsReported(t *testing.T) {
+	var served, reported atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if served.Add(1)%3 == 0 {
+			drop(w, r)
+			return
+		}
+		io.WriteString(w, okPage)
+	}))
+	defer srv.Close()
+	c, err := New(Options{BaseURL: srv.URL, APIKey: testKey, MaxRetries: 10, Sleep: (&recorder{}).sleep,
+		OnRequest: func(RequestInfo) { reported.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if _, err := c.ListMessages(context.Background(), "c1", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if served.Load() != reported.Load() {
+		t.Errorf("server received %d requests, client reported %d", served.Load(), reported.Load())
 	}
 }

@@ -22,7 +22,7 @@ import (
 
 // Job is work started on a schedule.
 type Job struct {
-	Name     string // a short fixed name: it is a metric label
+	Name     string // a short fixed name: the metric label "task" (Prometheus owns "job")
 	Schedule cron.Schedule
 	// Run does one run; its context ends when the daemon is stopped.
 	Run func(ctx context.Context) error
@@ -80,15 +80,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns = "cekat_archiver"
 	m := &metrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
-			Help: "Finished runs by job and result (success or failure)."}, []string{"job", "result"}),
+			Help: "Finished runs by task and result (success or failure)."}, []string{"task", "result"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_skipped_total",
-			Help: "Scheduled starts skipped because the previous run of the job was still going."}, []string{"job"}),
+			Help: "Scheduled starts skipped because the previous run of the task was still going."}, []string{"task"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
-			Help: "Duration of runs by job.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"job"}),
+			Help: "Duration of runs by task.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"task"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
-			Help: "Unix time of the end of the last successful run by job."}, []string{"job"}),
+			Help: "Unix time of the end of the last successful run by task; 0 until one succeeds."}, []string{"task"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "run_in_progress",
-			Help: "1 while a run of the job is going."}, []string{"job"}),
+			Help: "1 while a run of the task is going."}, []string{"task"}),
 	}
 	reg.MustRegister(m.runs, m.skipped, m.duration, m.lastSuccess, m.running)
 	return m
@@ -124,6 +124,7 @@ func New(jobs []Job, opts Options) (*Daemon, error) {
 		d.metrics.runs.WithLabelValues(j.Name, "failure")
 		d.metrics.skipped.WithLabelValues(j.Name)
 		d.metrics.running.WithLabelValues(j.Name)
+		d.metrics.lastSuccess.WithLabelValues(j.Name)
 	}
 	return d, nil
 }

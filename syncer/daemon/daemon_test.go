@@ -79,7 +79,7 @@ func TestOverlappingStartIsSkippedAndCounted(t *testing.T) {
 	go func() { done <- d.Run(ctx) }()
 
 	waitFor(t, "skipped starts", func() bool {
-		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"job": "sync"}) >= 3
+		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "sync"}) >= 3
 	})
 	if n := runs.Load(); n != 1 {
 		t.Errorf("%d runs going at once, want 1", n)
@@ -90,7 +90,7 @@ func TestOverlappingStartIsSkippedAndCounted(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if got := counter(t, reg, "cekat_archiver_runs_total", map[string]string{"job": "sync", "result": "success"}); got < 1 {
+	if got := counter(t, reg, "cekat_archiver_runs_total", map[string]string{"task": "sync", "result": "success"}); got < 1 {
 		t.Errorf("successful runs = %v", got)
 	}
 }
