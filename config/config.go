@@ -133,6 +133,10 @@ type Sync struct {
 	PollIdleRuns     int           `yaml:"poll_idle_runs" env:"POLL_IDLE_RUNS"`
 	PollBaseInterval time.Duration `yaml:"poll_base_interval" env:"POLL_BASE_INTERVAL"`
 	PollMaxInterval  time.Duration `yaml:"poll_max_interval" env:"POLL_MAX_INTERVAL"`
+	// BackfillMaxDuration bounds the time a run spends fetching older
+	// history, after new messages and re-checks, so a long first sync does
+	// not hold back the next run's new messages.
+	BackfillMaxDuration time.Duration `yaml:"backfill_max_duration" env:"BACKFILL_MAX_DURATION"`
 }
 
 // Schedule says when the daemon (cekat-archiver run) starts its jobs.
@@ -184,14 +188,15 @@ func Default() Config {
 		},
 		Conversations: Conversations{IDs: []string{}},
 		Sync: Sync{
-			Concurrency:       4,
-			DetailConcurrency: 4,
-			BatchRows:         10000,
-			BatchInterval:     5 * time.Second,
-			RecheckWindow:     7 * 24 * time.Hour,
-			PollIdleRuns:      3,
-			PollBaseInterval:  15 * time.Minute,
-			PollMaxInterval:   6 * time.Hour,
+			Concurrency:         4,
+			DetailConcurrency:   4,
+			BatchRows:           10000,
+			BatchInterval:       5 * time.Second,
+			RecheckWindow:       7 * 24 * time.Hour,
+			PollIdleRuns:        3,
+			PollBaseInterval:    15 * time.Minute,
+			PollMaxInterval:     6 * time.Hour,
+			BackfillMaxDuration: 4 * time.Minute,
 		},
 		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
 		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},

@@ -125,6 +125,7 @@ func (s Sync) validate(p *problems) {
 		p.add("sync.recheck_window", "must not be negative, got %s", s.RecheckWindow)
 	}
 	p.between("sync.poll_idle_runs", s.PollIdleRuns, 1, 1000)
+	p.positive("sync.backfill_max_duration", s.BackfillMaxDuration)
 	p.positive("sync.poll_base_interval", s.PollBaseInterval)
 	if s.PollMaxInterval < s.PollBaseInterval {
 		p.add("sync.poll_max_interval", "must not be less than sync.poll_base_interval (%s), got %s", s.PollBaseInterval, s.PollMaxInterval)

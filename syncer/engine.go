@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
@@ -70,6 +71,9 @@ type Options struct {
 	PollMaxInterval  time.Duration
 	// Metrics receive the engine's counts; nil keeps them unregistered.
 	Metrics *Metrics
+	// BackfillMaxDuration bounds the time a run spends fetching older
+	// history, after new messages and re-checks (4m).
+	BackfillMaxDuration time.Duration
 	// FlushTimeout bounds the final write of a run, which happens even
 	// when the run was cancelled (30s).
 	FlushTimeout time.Duration
@@ -103,6 +107,9 @@ func New(api API, store Archive, opts Options) *Engine {
 	}
 	if opts.GoneRetry <= 0 {
 		opts.GoneRetry = 24 * time.Hour
+	}
+	if opts.BackfillMaxDuration <= 0 {
+		opts.BackfillMaxDuration = 4 * time.Minute
 	}
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 30 * time.Second
@@ -170,6 +177,12 @@ type Summary struct {
 	Changed       int64
 	Quarantined   int64
 	Requests      map[string]int64 // by endpoint
+	// LeftForLater counts conversations with work left for a later run:
+	// new messages not fetched, or older history still to fetch.
+	LeftForLater int
+	// StoppedBy says why the run stopped before doing everything it could
+	// (a spent API budget); it is not a failure.
+	StoppedBy string
 	// Errors holds the first problems of the run, one per conversation.
 	Errors []string
 	// Err is why the run stopped early, if it did.
@@ -234,6 +247,33 @@ type run struct {
 	progress *Progress
 	mu       sync.Mutex
 	errors   []string
+	failed   map[string]bool
+	topOK    map[string]bool
+}
+
+func (r *run) fail(conv string, err error) {
+	r.mu.Lock()
+	if r.failed == nil {
+		r.failed = map[string]bool{}
+	}
+	r.failed[conv] = true
+	r.mu.Unlock()
+	r.noteError(conv, err)
+}
+
+func (r *run) topDone(conv string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.topOK == nil {
+		r.topOK = map[string]bool{}
+	}
+	r.topOK[conv] = true
+}
+
+func (r *run) isTopDone(conv string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topOK[conv]
 }
 
 func (r *run) noteError(conv string, err error) {
@@ -268,8 +308,9 @@ func (e *Engine) Sync(ctx context.Context, only []string) Summary {
 
 	p := r.progress
 	sum.Finished = e.opts.Now().UTC()
-	sum.Synced = int(p.Done.Load() - p.Failed.Load() - p.Gone.Load())
-	sum.Failed = int(p.Failed.Load())
+	p.Failed.Store(int64(len(r.failed)))
+	sum.Failed = len(r.failed)
+	sum.Synced = int(p.Done.Load()) - sum.Failed - int(p.Gone.Load())
 	sum.Gone = int(p.Gone.Load())
 	sum.NewMessages, sum.Enriched, sum.EnrichFailed = p.NewMessages.Load(), p.Enriched.Load(), p.EnrichFailed.Load()
 	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
@@ -336,45 +377,118 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 	r.progress.Conversations.Store(int64(len(due)))
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
 
-	// Conversations fail alone; an archive failure stops the whole run.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.opts.Concurrency)
+	// New messages of every due conversation first, then re-checks, then
+	// backfill of older history until the run's backfill time is up: the
+	// order in which a short API budget is best spent.
+	latest := make(map[string]sink.State, len(due))
+	var mu sync.Mutex
 	for _, id := range due {
-		if gctx.Err() != nil {
-			break
-		}
 		st, ok := states[id]
 		if !ok {
 			st = sink.State{ConversationID: id}
 		}
+		latest[id] = st
+	}
+	state := func(id string) sink.State { mu.Lock(); defer mu.Unlock(); return latest[id] }
+	keep := func(st sink.State) { mu.Lock(); latest[st.ConversationID] = st; mu.Unlock() }
+
+	err = e.forEach(ctx, r, due, func(ctx context.Context, id string) error {
+		st, err := e.syncTop(ctx, r, state(id))
+		keep(st)
+		r.progress.Done.Add(1)
+		if err == nil {
+			r.topDone(id)
+		}
+		return err
+	})
+	if err == nil {
+		err = e.recheck(budget.WithPriority(ctx, budget.PriorityRecheck), r, log)
+	}
+	if err == nil {
+		// Backfill covers every conversation with history left to fetch, due or not.
+		var backlog []string
+		for _, id := range ids {
+			st, ok := latest[id]
+			if !ok {
+				st = states[id]
+			}
+			if len(st.Gaps) > 0 && !st.Gone {
+				backlog = append(backlog, id)
+				keep(st)
+			}
+		}
+		deadline := e.opts.Now().Add(e.opts.BackfillMaxDuration)
+		err = e.forEach(ctx, r, backlog, func(ctx context.Context, id string) error {
+			st, err := e.fillGaps(ctx, r, state(id), deadline)
+			keep(st)
+			return err
+		})
+	}
+
+	// Say what was left for later: conversations whose new messages were
+	// not fetched, and those with history still to fetch.
+	for _, id := range ids {
+		st, ok := latest[id]
+		if !ok {
+			st = states[id]
+		}
+		_, wasDue := latest[id]
+		if (wasDue && !r.isTopDone(id) && !st.Gone) || (len(st.Gaps) > 0 && !st.Gone) {
+			sum.LeftForLater++
+		}
+	}
+	e.opts.Metrics.deferred.Set(float64(sum.LeftForLater))
+	if outOfBudget(err) {
+		// Doing what fits is the plan when the budget is short, not a failure.
+		sum.StoppedBy = err.Error()
+		log.Warn("run stopped early: the API budget is spent; the rest is left for later",
+			zap.Int("left_for_later", sum.LeftForLater), zap.Error(err))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// forEach runs fn for each conversation, a bounded number at once. A
+// conversation's failure is recorded and the others go on; a failure of the
+// archive, a spent API budget or a stopped run ends the phase.
+func (e *Engine) forEach(ctx context.Context, r *run, ids []string, fn func(ctx context.Context, id string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.Concurrency)
+	for _, id := range ids {
+		if gctx.Err() != nil {
+			break
+		}
 		g.Go(func() error {
-			err := e.syncConversation(gctx, r, st)
-			r.progress.Done.Add(1)
+			err := fn(gctx, id)
 			if err == nil {
 				return nil
 			}
-			var se errStore
-			if errors.As(err, &se) || ctx.Err() != nil {
+			// A sibling that stopped the run cancels gctx: what that cut
+			// short did not fail.
+			if stopsRun(err) || gctx.Err() != nil {
 				return err
 			}
-			r.progress.Failed.Add(1)
-			r.noteError(id, err)
-			log.Warn("conversation sync failed", zap.String("conversation_id", id), zap.Error(err))
-			if cekat.KindOf(err) == cekat.KindThrottled {
-				// The server asked for a pause longer than a run should
-				// sleep (a daily cap): stop and leave the rest for later.
-				return err
-			}
+			r.fail(id, err)
+			r.log.Warn("conversation sync failed", zap.String("conversation_id", id), zap.Error(err))
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return e.recheck(ctx, r, log)
+	return g.Wait()
+}
+
+// stopsRun says whether an error ends the whole run rather than one
+// conversation's sync: the archive is failing, or the API budget is spent.
+func stopsRun(err error) bool {
+	return errors.As(err, new(errStore)) || outOfBudget(err)
+}
+
+// outOfBudget: the daily budget is spent, or the server asked for a pause
+// longer than a run should sleep (a daily cap).
+func outOfBudget(err error) bool {
+	return errors.Is(err, budget.ErrDailyBudgetExhausted) || cekat.KindOf(err) == cekat.KindThrottled
 }
 
 func newRunID() string {

@@ -18,6 +18,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
@@ -34,7 +35,7 @@ type harness struct {
 	hook    atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
 }
 
-func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options) *harness {
+func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, clientOpts ...func(*cekat.Options)) *harness {
 	t.Helper()
 	h := &harness{t: t}
 	if simOpts.Start.IsZero() {
@@ -78,9 +79,13 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options) 
 	t.Cleanup(func() { h.archive.Close(context.Background()) })
 
 	requests := syncer.NewRequestStats(nil)
-	client, err := cekat.New(cekat.Options{BaseURL: h.srv.URL, APIKey: simOpts.APIKey, MaxRetries: 10,
+	co := cekat.Options{BaseURL: h.srv.URL, APIKey: simOpts.APIKey, MaxRetries: 10,
 		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond, ThrottleWait: 10 * time.Millisecond,
-		OnRequest: requests.Observe, Location: jakarta(t)})
+		OnRequest: requests.Observe, Location: jakarta(t)}
+	for _, f := range clientOpts {
+		f(&co)
+	}
+	client, err := cekat.New(co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,4 +459,54 @@ func TestAdaptivePolling(t *testing.T) {
 	if st := states[ids[1]]; st.IdleRuns < 4 || !st.NextDueAt.After(clock()) {
 		t.Errorf("quiet conversation state: %+v", st)
 	}
+}
+
+// swappable lets a test change the limiter between runs, as a new day would.
+type swappable struct{ l atomic.Pointer[budget.Limiter] }
+
+func (s *swappable) Wait(ctx context.Context, endpoint string) error { return s.l.Load().Wait(ctx, endpoint) }
+func (s *swappable) Observe(endpoint string, status int, h http.Header) {
+	s.l.Load().Observe(endpoint, status, h)
+}
+
+// A spent daily budget ends the run early without failing it: new messages
+// come first, what is left is reported, and the next day's run finishes.
+func TestDailyBudgetLeavesTheRestForLater(t *testing.T) {
+	lim := &swappable{}
+	newDay := func(perDay int) {
+		l, err := budget.New(budget.Options{PerMinute: 100000, PerDay: perDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lim.l.Store(l)
+	}
+	// The newest pages cost 3 x (1 list + 100 details) = 303 calls; the
+	// backfill 3 x (1 + 30) more. A tenth of the day is reserved for purge.
+	newDay(350)
+	counts := []int{130, 130, 130}
+	h := newHarness(t, cekatsim.Options{Seed: 4, MessageCounts: counts}, syncer.Options{Concurrency: 1},
+		func(o *cekat.Options) { o.Limiter = lim })
+	sum := h.sync()
+	if sum.StoppedBy == "" || sum.LeftForLater != 3 || sum.Failure() != nil {
+		t.Fatalf("summary: stopped by %q, left for later %d, failure %v", sum.StoppedBy, sum.LeftForLater, sum.Failure())
+	}
+	if got := h.sim.Counts().Total; got > 315 || got < 303 {
+		t.Errorf("%d requests made with a budget of 315 for ingestion", got)
+	}
+	// New messages came first: every conversation's newest page is archived.
+	states, err := h.archive.LoadStates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range h.sim.ConversationIDs() {
+		if states[id].HeadMessageID == "" {
+			t.Errorf("conversation %s: newest page not archived before backfill", id)
+		}
+	}
+	newDay(0)
+	sum = h.sync()
+	if sum.StoppedBy != "" || sum.LeftForLater != 0 {
+		t.Errorf("next day: %+v", sum)
+	}
+	h.assertMatchesTruth()
 }

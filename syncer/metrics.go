@@ -2,9 +2,12 @@ package syncer
 
 import (
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
@@ -69,3 +72,65 @@ func inc(c prometheus.Counter, n int64) {
 		c.Add(float64(n))
 	}
 }
+
+// BudgetMetrics expose the shared API budget: how long calls waited for it
+// and how much of it is left.
+type BudgetMetrics struct {
+	waits   *prometheus.CounterVec
+	waited  *prometheus.CounterVec
+	limiter atomic.Pointer[budget.Limiter]
+}
+
+// NewBudgetMetrics registers the budget's metrics with reg; call Watch
+// with the limiter once it exists, and wire OnWait into its options.
+func NewBudgetMetrics(reg prometheus.Registerer) *BudgetMetrics {
+	const ns = "cekat_archiver"
+	m := &BudgetMetrics{
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_budget_waits_total",
+			Help: "API calls granted by the client-side rate limiter, by priority."}, []string{"priority"}),
+		waited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_budget_wait_seconds_total",
+			Help: "Time API calls spent waiting for the rate limiter (throttled waits), by priority."}, []string{"priority"}),
+	}
+	remaining := func(window string) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "api_budget_remaining",
+			Help:        "Requests the client-side budget still allows in the window (minute, or day; -1: no daily cap).",
+			ConstLabels: prometheus.Labels{"window": window}}, func() float64 {
+			l := m.limiter.Load()
+			if l == nil {
+				return 0
+			}
+			minute, day := l.Remaining()
+			if window == "minute" {
+				return float64(minute)
+			}
+			return float64(day)
+		})
+	}
+	refused := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "api_budget_refused_total",
+		Help: "API calls refused because the daily budget was spent (left for a later run)."}, func() float64 {
+		l := m.limiter.Load()
+		if l == nil {
+			return 0
+		}
+		var n int64
+		for _, r := range l.Stats().Refused {
+			n += r
+		}
+		return float64(n)
+	})
+	for _, p := range budget.Priorities {
+		m.waits.WithLabelValues(p.String())
+		m.waited.WithLabelValues(p.String())
+	}
+	reg.MustRegister(m.waits, m.waited, remaining("minute"), remaining("day"), refused)
+	return m
+}
+
+// OnWait counts one granted wait; set it as budget.Options.OnWait.
+func (m *BudgetMetrics) OnWait(p budget.Priority, waited time.Duration) {
+	m.waits.WithLabelValues(p.String()).Inc()
+	m.waited.WithLabelValues(p.String()).Add(waited.Seconds())
+}
+
+// Watch makes the remaining-budget gauges read l.
+func (m *BudgetMetrics) Watch(l *budget.Limiter) { m.limiter.Store(l) }

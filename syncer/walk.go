@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
@@ -26,23 +27,22 @@ import (
 // pages deep leaves a gap the next run fills, never a hole. The first sync
 // is the gap that reaches the start of the history.
 type convSync struct {
-	e       *Engine
-	r       *run
-	st      sink.State
-	version uint64
-	fresh   int64 // messages archived by this run
+	e        *Engine
+	r        *run
+	st       sink.State
+	version  uint64
+	fresh    int64     // messages archived by this run
+	deadline time.Time // backfill pauses when it passes
 }
 
-func (e *Engine) syncConversation(ctx context.Context, r *run, st sink.State) error {
+// syncTop archives a conversation's new messages: it walks from the top
+// down to the head. A conversation never synced gets only its newest page
+// here; the rest of its history becomes the gap the backfill phase fills.
+func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State, error) {
 	now := e.opts.Now().UTC()
 	st.LastAttemptAt = now
 	c := &convSync{e: e, r: r, st: st}
-
-	err := c.walkTop(ctx)
-	for err == nil && len(c.st.Gaps) > 0 {
-		err = c.fillGap(ctx)
-	}
-	var se errStore
+	err := c.walkTop(budget.WithPriority(ctx, budget.PriorityNew))
 	switch {
 	case err == nil:
 		c.st.Gone = false
@@ -54,31 +54,54 @@ func (e *Engine) syncConversation(ctx context.Context, r *run, st sink.State) er
 			c.st.IdleRuns = 0
 		}
 		c.st.NextDueAt = now.Add(e.pollDelay(c.st.IdleRuns))
-		return c.saveState(ctx)
-	case errors.As(err, &se), ctx.Err() != nil:
-		// Nothing more can be saved, or the run is being stopped: the
-		// state saved after the last page stands.
-		return err
+		return c.st, c.saveState(ctx)
 	case cekat.IsNotFound(err):
 		c.st.Gone = true
 		c.st.LastError = "conversation not found upstream (HTTP 404)"
 		c.st.NextDueAt = now.Add(e.opts.GoneRetry)
 		r.progress.Gone.Add(1)
 		r.noteError(c.st.ConversationID, errors.New(c.st.LastError))
-		return c.saveState(ctx)
-	default:
-		c.st.LastError = truncateError(err.Error())
-		if serr := c.saveState(ctx); serr != nil {
-			return serr
-		}
+		return c.st, c.saveState(ctx)
+	}
+	return c.st, c.failed(ctx, err)
+}
+
+// fillGaps works on a conversation's gaps, newest first, until they are
+// filled or the deadline passes; what is left waits for the next run.
+func (e *Engine) fillGaps(ctx context.Context, r *run, st sink.State, deadline time.Time) (sink.State, error) {
+	c := &convSync{e: e, r: r, st: st, deadline: deadline}
+	ctx = budget.WithPriority(ctx, budget.PriorityBackfill)
+	var err error
+	for err == nil && len(c.st.Gaps) > 0 {
+		err = c.fillGap(ctx)
+	}
+	if err == nil || errors.Is(err, errPaused) {
+		return c.st, nil
+	}
+	return c.st, c.failed(ctx, err)
+}
+
+// failed records a failure in the state, unless nothing can be saved or
+// the run is stopping: then the state saved after the last page stands.
+func (c *convSync) failed(ctx context.Context, err error) error {
+	if stopsRun(err) || ctx.Err() != nil {
 		return err
 	}
+	c.st.LastError = truncateError(err.Error())
+	if serr := c.saveState(ctx); serr != nil {
+		return serr
+	}
+	return err
 }
+
+// errPaused ends a walk that reached its page limit or deadline; the
+// state already records where to go on.
+var errPaused = errors.New("walk paused")
 
 func (c *convSync) walkTop(ctx context.Context) error {
 	stop := c.st.HeadMessageID
 	first := true
-	return c.walk(ctx, "", stop, func(p *cekat.Page, done bool) {
+	err := c.walk(ctx, "", stop, func(p *cekat.Page, done bool) {
 		switch {
 		case first:
 			first = false
@@ -87,6 +110,11 @@ func (c *convSync) walkTop(ctx context.Context) error {
 				c.st.HeadSentAt = p.Messages[n-1].Timestamp
 			}
 			if !done {
+				if stop == "" {
+					// A walk to the start of the history covers any older one
+					// (possible only if no page ever gave a decodable message).
+					c.st.Gaps = slices.DeleteFunc(c.st.Gaps, func(g sink.Gap) bool { return g.Stop == "" })
+				}
 				c.st.Gaps = append([]sink.Gap{{Before: p.Before, Stop: stop}}, c.st.Gaps...)
 			}
 		case done:
@@ -97,7 +125,14 @@ func (c *convSync) walkTop(ctx context.Context) error {
 		if done && (stop == "" || !p.Paginated) {
 			c.finishBackfill(p)
 		}
+	}, func() bool {
+		// Below the newest page, a first sync is backfill.
+		return stop == ""
 	})
+	if errors.Is(err, errPaused) {
+		return nil
+	}
+	return err
 }
 
 func (c *convSync) fillGap(ctx context.Context) error {
@@ -111,6 +146,8 @@ func (c *convSync) fillGap(ctx context.Context) error {
 		if g.Stop == "" || !p.Paginated {
 			c.finishBackfill(p)
 		}
+	}, func() bool {
+		return !c.deadline.IsZero() && !c.e.opts.Now().Before(c.deadline)
 	})
 }
 
@@ -127,7 +164,10 @@ func (c *convSync) finishBackfill(p *cekat.Page) {
 // message stop, or the start of the history when stop is empty. After each
 // page's rows are queued, step updates the state, which is then queued
 // behind those rows.
-func (c *convSync) walk(ctx context.Context, before, stop string, step func(p *cekat.Page, done bool)) error {
+//
+// pause is asked before each further page; when it says so, the walk ends
+// with errPaused.
+func (c *convSync) walk(ctx context.Context, before, stop string, step func(p *cekat.Page, done bool), pause func() bool) error {
 	conv := c.st.ConversationID
 	cursor := before
 	var previous map[string]bool
@@ -150,6 +190,9 @@ func (c *convSync) walk(ctx context.Context, before, stop string, step func(p *c
 		}
 		if done {
 			return nil
+		}
+		if pause() {
+			return errPaused
 		}
 		cursor = page.Before
 		// Whether before is exclusive is undocumented: the cursor message
@@ -265,6 +308,10 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 // permanent failure (404, an undecodable answer) archives the message
 // without enrichment and says why; any other failure fails the page.
 func (e *Engine) enrich(ctx context.Context, r *run, conv string, msgs []cekat.Message) ([]sink.MessageRow, []sink.QuarantineRow, error) {
+	// New messages are listed first, then enriched; backfill stays backfill.
+	if p, _ := budget.PriorityFrom(ctx); p == budget.PriorityNew {
+		ctx = budget.WithPriority(ctx, budget.PriorityEnrich)
+	}
 	details := make([]*cekat.Message, len(msgs))
 	failures := make([]error, len(msgs))
 	g, gctx := errgroup.WithContext(ctx)

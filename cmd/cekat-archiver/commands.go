@@ -113,7 +113,7 @@ func (s sendCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	client, err := newClient(cfg.API, nil, cekat.SendBody(s.Body), zap.NewNop())
+	client, err := newClient(cfg.API, nil, nil, cekat.SendBody(s.Body), zap.NewNop())
 	if err != nil {
 		return err
 	}

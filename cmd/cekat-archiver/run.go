@@ -42,7 +42,11 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
-	client, err := newClient(cfg.API, requests.Observe, "", log.Named("cekat"))
+	limiter, err := newLimiter(cfg.API, reg)
+	if err != nil {
+		return err
+	}
+	client, err := newClient(cfg.API, limiter, requests.Observe, "", log.Named("cekat"))
 	if err != nil {
 		return err
 	}
@@ -80,17 +84,18 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 
 func engineOptions(cfg config.Config, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
 	return syncer.Options{
-		PageSize:          cfg.API.PageSize,
-		Concurrency:       cfg.Sync.Concurrency,
-		DetailConcurrency: cfg.Sync.DetailConcurrency,
-		RecheckWindow:     cfg.Sync.RecheckWindow,
-		ConversationIDs:   cfg.Conversations.IDs,
-		ConversationsFile: cfg.Conversations.File,
-		PollIdleRuns:      cfg.Sync.PollIdleRuns,
-		PollBaseInterval:  cfg.Sync.PollBaseInterval,
-		PollMaxInterval:   cfg.Sync.PollMaxInterval,
-		Requests:          requests,
-		Metrics:           metrics,
-		Logger:            log.Named("syncer"),
+		PageSize:            cfg.API.PageSize,
+		Concurrency:         cfg.Sync.Concurrency,
+		DetailConcurrency:   cfg.Sync.DetailConcurrency,
+		RecheckWindow:       cfg.Sync.RecheckWindow,
+		ConversationIDs:     cfg.Conversations.IDs,
+		ConversationsFile:   cfg.Conversations.File,
+		PollIdleRuns:        cfg.Sync.PollIdleRuns,
+		PollBaseInterval:    cfg.Sync.PollBaseInterval,
+		PollMaxInterval:     cfg.Sync.PollMaxInterval,
+		BackfillMaxDuration: cfg.Sync.BackfillMaxDuration,
+		Requests:            requests,
+		Metrics:             metrics,
+		Logger:              log.Named("syncer"),
 	}
 }

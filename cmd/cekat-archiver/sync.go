@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 	"go.uber.org/zap"
 	"golang.org/x/term"
@@ -44,7 +45,11 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	requests := syncer.NewRequestStats(nil)
-	client, err := newClient(cfg.API, requests.Observe, "", log.Named("cekat"))
+	limiter, err := newLimiter(cfg.API, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	client, err := newClient(cfg.API, limiter, requests.Observe, "", log.Named("cekat"))
 	if err != nil {
 		return err
 	}
@@ -134,6 +139,12 @@ func printSummary(w io.Writer, s syncer.Summary) {
 	fmt.Fprintf(tw, "  quarantined\t%d\n", s.Quarantined)
 	fmt.Fprintf(tw, "  requests\t%s\n", formatRequests(s.Requests))
 	fmt.Fprintf(tw, "  duration\t%s\n", s.Finished.Sub(s.Started).Round(time.Millisecond))
+	if s.LeftForLater > 0 {
+		fmt.Fprintf(tw, "  left for later\t%d conversations (new messages or older history still to fetch)\n", s.LeftForLater)
+	}
+	if s.StoppedBy != "" {
+		fmt.Fprintf(tw, "  stopped early\t%s\n", s.StoppedBy)
+	}
 	tw.Flush()
 	for _, msg := range s.Errors {
 		fmt.Fprintf(w, "  error: %s\n", msg)
@@ -162,6 +173,7 @@ func logSummary(log *zap.Logger, s syncer.Summary) {
 	fields := []zap.Field{zap.String("run_id", s.RunID), zap.Int("conversations", s.Conversations), zap.Int("failed", s.Failed),
 		zap.Int("gone", s.Gone), zap.Int64("new_messages", s.NewMessages), zap.Int64("enriched", s.Enriched),
 		zap.Int64("rechecked", s.Rechecked), zap.Int64("quarantined", s.Quarantined), zap.Any("requests", s.Requests),
+		zap.Int("left_for_later", s.LeftForLater), zap.String("stopped_by", s.StoppedBy),
 		zap.Duration("duration", s.Finished.Sub(s.Started))}
 	if err := s.Failure(); err != nil {
 		log.Error("sync run failed", append(fields, zap.Error(err))...)

@@ -7,11 +7,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cekat-archiver/cekat-archiver/config"
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
@@ -58,7 +61,7 @@ func openStore(ctx context.Context, cfg config.ClickHouse, log *zap.Logger) (*si
 
 // newClient builds the API client; every answer is counted by onRequest,
 // and a 429 is also logged as a warning.
-func newClient(cfg config.API, onRequest func(cekat.RequestInfo), send cekat.SendBody, log *zap.Logger) (*cekat.Client, error) {
+func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.RequestInfo), send cekat.SendBody, log *zap.Logger) (*cekat.Client, error) {
 	observe := func(info cekat.RequestInfo) {
 		if onRequest != nil {
 			onRequest(info)
@@ -78,7 +81,19 @@ func newClient(cfg config.API, onRequest func(cekat.RequestInfo), send cekat.Sen
 		Timeout:         cfg.Timeout,
 		MaxRetries:      cfg.MaxRetries,
 		OnRequest:       observe,
+		Limiter:         limiter,
 		SendBody:        send,
 		UserAgent:       "cekat-archiver/" + version(),
 	})
+}
+
+// newLimiter is the one API budget every call of the process shares.
+func newLimiter(cfg config.API, reg prometheus.Registerer) (*budget.Limiter, error) {
+	m := syncer.NewBudgetMetrics(reg)
+	l, err := budget.New(budget.Options{PerMinute: cfg.RateLimit.PerMinute, PerDay: cfg.RateLimit.PerDay, OnWait: m.OnWait})
+	if err != nil {
+		return nil, err
+	}
+	m.Watch(l)
+	return l, nil
 }

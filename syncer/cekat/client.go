@@ -486,7 +486,7 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 			return body, nil
 		}
 		ferr.Attempts = attempt
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || ferr.final {
 			return nil, ferr
 		}
 		var wait time.Duration
@@ -517,7 +517,10 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	if c.opts.Limiter != nil {
 		if err := c.opts.Limiter.Wait(ctx, r.endpoint); err != nil {
-			return nil, r.fail(0, nil, fmt.Errorf("rate limiter: %w", err), KindTransient)
+			// A spent budget is not retried: the caller stops and reports.
+			e := r.fail(0, nil, fmt.Errorf("rate limiter: %w", err), KindTransient)
+			e.final = true
+			return nil, e
 		}
 	}
 	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)

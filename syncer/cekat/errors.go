@@ -122,6 +122,7 @@ type Error struct {
 	RetryAfter time.Duration
 	Attempts   int
 	kind       Kind
+	final      bool  // not to be retried whatever its kind
 	Err        error // the cause: a network or decode error, if any
 }
 
