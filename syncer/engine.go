@@ -310,7 +310,7 @@ func (e *Engine) Sync(ctx context.Context, only []string) Summary {
 	sum.Finished = e.opts.Now().UTC()
 	p.Failed.Store(int64(len(r.failed)))
 	sum.Failed = len(r.failed)
-	sum.Synced = int(p.Done.Load()) - sum.Failed - int(p.Gone.Load())
+	sum.Synced = max(int(p.Done.Load())-sum.Failed-int(p.Gone.Load()), 0)
 	sum.Gone = int(p.Gone.Load())
 	sum.NewMessages, sum.Enriched, sum.EnrichFailed = p.NewMessages.Load(), p.Enriched.Load(), p.EnrichFailed.Load()
 	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
@@ -427,13 +427,16 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 
 	// Say what was left for later: conversations whose new messages were
 	// not fetched, and those with history still to fetch.
+	isDue := make(map[string]bool, len(due))
+	for _, id := range due {
+		isDue[id] = true
+	}
 	for _, id := range ids {
 		st, ok := latest[id]
 		if !ok {
 			st = states[id]
 		}
-		_, wasDue := latest[id]
-		if (wasDue && !r.isTopDone(id) && !st.Gone) || (len(st.Gaps) > 0 && !st.Gone) {
+		if !st.Gone && ((isDue[id] && !r.isTopDone(id)) || len(st.Gaps) > 0) {
 			sum.LeftForLater++
 		}
 	}

@@ -510,3 +510,30 @@ func TestDailyBudgetLeavesTheRestForLater(t *testing.T) {
 	}
 	h.assertMatchesTruth()
 }
+
+// Backfill stops when the run's backfill time is up and goes on in the
+// next runs, even for a conversation that is not due.
+func TestBackfillPausesAndResumes(t *testing.T) {
+	h := newHarness(t, cekatsim.Options{Seed: 12, MessageCounts: []int{950}}, syncer.Options{
+		BackfillMaxDuration: time.Nanosecond, PollIdleRuns: 1, PollBaseInterval: time.Hour, PollMaxInterval: time.Hour})
+	runs := 0
+	for {
+		runs++
+		sum := h.sync()
+		if sum.LeftForLater == 0 {
+			break
+		}
+		if sum.LeftForLater != 1 || runs > 20 {
+			t.Fatalf("run %d: %+v", runs, sum)
+		}
+		// One list page of backfill per run, on top of the idle check.
+		if got := h.sim.Counts().Endpoint("list"); runs > 1 && got > 2 {
+			t.Errorf("run %d: %d list calls", runs, got)
+		}
+	}
+	// Newest page on the first run plus one backfill page per run.
+	if runs != 9 {
+		t.Errorf("backfill took %d runs, want 9", runs)
+	}
+	h.assertMatchesTruth()
+}
