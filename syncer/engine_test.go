@@ -462,9 +462,13 @@ func TestAdaptivePolling(t *testing.T) {
 }
 
 // swappable lets a test change the limiter between runs, as a new day would.
-type swappable struct{ l atomic.Pointer[budget.Limiter] }
+type swappable struct {
+	l atomic.Pointer[budget.Limiter]
+}
 
-func (s *swappable) Wait(ctx context.Context, endpoint string) error { return s.l.Load().Wait(ctx, endpoint) }
+func (s *swappable) Wait(ctx context.Context, endpoint string) error {
+	return s.l.Load().Wait(ctx, endpoint)
+}
 func (s *swappable) Observe(endpoint string, status int, h http.Header) {
 	s.l.Load().Observe(endpoint, status, h)
 }
