@@ -607,3 +607,15 @@ func boolU8(b bool) uint8 {
 	}
 	return 0
 }
+
+// RequestsSince is how many API requests the runs recorded in sync_runs
+// made since t: what earlier processes spent of today's API budget. Runs
+// killed before their summary was written are not counted.
+func (a *Archive) RequestsSince(ctx context.Context, t time.Time) (int, error) {
+	var n uint64
+	if err := a.s.conn.QueryRow(ctx, "SELECT sum(requests) FROM "+a.s.TableName("sync_runs")+
+		" WHERE started_at >= ?", dt(t)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("query today's requests: %w", err)
+	}
+	return int(n), nil
+}

@@ -247,3 +247,20 @@ func TestQuarantineOncePerRecord(t *testing.T) {
 		t.Errorf("quarantine holds %d rows (%v), want 5", count, err)
 	}
 }
+
+func TestRequestsSince(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	for _, r := range []sink.RunRow{
+		{RunID: "yesterday", StartedAt: ts("2025-03-26T23:59:59Z"), Requests: 1000},
+		{RunID: "a", StartedAt: ts("2025-03-27T00:00:00Z"), Requests: 7},
+		{RunID: "b", StartedAt: ts("2025-03-27T12:00:00Z"), Requests: 5},
+	} {
+		if err := a.SaveRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := a.RequestsSince(ctx, ts("2025-03-27T00:00:00Z")); err != nil || n != 12 {
+		t.Errorf("RequestsSince = %d, %v; want 12", n, err)
+	}
+}

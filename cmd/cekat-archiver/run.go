@@ -42,7 +42,8 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
-	limiter, err := newLimiter(cfg.API, reg)
+	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
+	limiter, err := newLimiter(ctx, cfg.API, archive, reg)
 	if err != nil {
 		return err
 	}
@@ -50,7 +51,6 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
 	engine := syncer.New(client, archive, engineOptions(cfg, requests, metrics, log))
 
 	schedule, err := config.ParseSchedule(cfg.Schedule.Sync, cfg.Schedule.Location())

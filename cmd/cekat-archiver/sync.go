@@ -45,7 +45,8 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	requests := syncer.NewRequestStats(nil)
-	limiter, err := newLimiter(cfg.API, prometheus.NewRegistry())
+	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval})
+	limiter, err := newLimiter(ctx, cfg.API, archive, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,6 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval})
 	engine := syncer.New(client, archive, engineOptions(cfg, requests, nil, log))
 
 	stopProgress := s.showProgress(e, engine, log)

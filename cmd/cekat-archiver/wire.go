@@ -87,10 +87,19 @@ func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.Reque
 	})
 }
 
-// newLimiter is the one API budget every call of the process shares.
-func newLimiter(cfg config.API, reg prometheus.Registerer) (*budget.Limiter, error) {
+// newLimiter is the one API budget every call of the process shares. The
+// day's count starts from what earlier runs recorded in the archive.
+func newLimiter(ctx context.Context, cfg config.API, archive *sink.Archive, reg prometheus.Registerer) (*budget.Limiter, error) {
+	now := time.Now().UTC()
+	used, err := archive.RequestsSince(ctx, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return nil, err
+	}
 	m := syncer.NewBudgetMetrics(reg)
-	l, err := budget.New(budget.Options{PerMinute: cfg.RateLimit.PerMinute, PerDay: cfg.RateLimit.PerDay, OnWait: m.OnWait})
+	l, err := budget.New(budget.Options{PerMinute: cfg.RateLimit.PerMinute, PerDay: cfg.RateLimit.PerDay,
+		// No retention purge runs yet: ingestion gets the whole budget.
+		PurgeShare: -1,
+		UsedToday:  used, OnWait: m.OnWait})
 	if err != nil {
 		return nil, err
 	}

@@ -193,6 +193,9 @@ type Options struct {
 	MaxPause time.Duration
 	// DayLocation is where the daily count resets at midnight (default UTC).
 	DayLocation *time.Location
+	// UsedToday is what earlier processes spent today (all but purge): a
+	// sync --once per CronJob tick must not get a fresh daily budget each time.
+	UsedToday int
 	// Now is the clock (default time.Now); tests inject a fake one.
 	Now func() time.Time
 	// OnWait, when set, is called after every granted Wait with the time
@@ -300,6 +303,8 @@ func New(opts Options) (*Limiter, error) {
 		return nil, fmt.Errorf("budget: PerMinute must not be negative, got %d", opts.PerMinute)
 	case opts.PerDay < 0:
 		return nil, fmt.Errorf("budget: PerDay must not be negative, got %d", opts.PerDay)
+	case opts.UsedToday < 0:
+		return nil, fmt.Errorf("budget: UsedToday must not be negative, got %d", opts.UsedToday)
 	case opts.PurgeShare >= 1 || math.IsNaN(opts.PurgeShare):
 		return nil, fmt.Errorf("budget: PurgeShare must be below 1, got %v", opts.PurgeShare)
 	case opts.Headroom < 0 || opts.Headroom > 0.5 || math.IsNaN(opts.Headroom):
@@ -344,6 +349,8 @@ func New(opts Options) (*Limiter, error) {
 	if opts.PerDay > 0 && opts.PurgeShare > 0 {
 		l.purgeReserve = min(int(math.Ceil(opts.PurgeShare*float64(opts.PerDay))), opts.PerDay)
 	}
+	l.rollDayLocked(l.now())
+	l.dayUsed[0] = opts.UsedToday
 	return l, nil
 }
 

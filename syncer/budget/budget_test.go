@@ -709,3 +709,23 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d left queued", q)
 	}
 }
+
+// What earlier processes spent today counts against the daily cap.
+func TestUsedTodayCountsAgainstTheDay(t *testing.T) {
+	l, err := New(Options{PerMinute: 100000, PerDay: 10, PurgeShare: -1, UsedToday: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 2 {
+		if err := l.Wait(ctx, "list"); err != nil {
+			t.Fatalf("wait %d: %v", i, err)
+		}
+	}
+	if err := l.Wait(ctx, "list"); !errors.Is(err, ErrDailyBudgetExhausted) {
+		t.Fatalf("third wait = %v, want the budget exhausted", err)
+	}
+	if _, day := l.Remaining(); day != 0 {
+		t.Errorf("remaining today = %d", day)
+	}
+}
