@@ -28,13 +28,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +56,7 @@ type benchSim struct {
 	ids   []string // every message id, for the load generator
 	convs int
 	total int
+	conns atomic.Int64 // connections accepted
 }
 
 func newBenchSim(b *testing.B) *benchSim {
@@ -67,7 +72,13 @@ func newBenchSim(b *testing.B) *benchSim {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &benchSim{sim: sim, srv: httptest.NewServer(sim.Handler()), convs: len(counts), total: total}
+	s := &benchSim{sim: sim, srv: httptest.NewUnstartedServer(sim.Handler()), convs: len(counts), total: total}
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	b.Cleanup(s.srv.Close)
 	for _, m := range sim.Truth() {
 		s.ids = append(s.ids, m.ID)
@@ -110,7 +121,7 @@ func benchCounts(total, n int) []int {
 func BenchmarkSyncEndToEnd(b *testing.B) {
 	addr := sinktest.Addr(b)
 	s := newBenchSim(b)
-	b.Logf("simulator: %d messages in %d conversations (real shape, unthrottled, loopback)", s.total, s.convs)
+	benchLogf(b, "simulator: %d messages in %d conversations (real shape, unthrottled, loopback)", s.total, s.convs)
 	for _, dc := range []int{4, 16} {
 		b.Run(fmt.Sprintf("detail=%d", dc), func(b *testing.B) {
 			for b.Loop() {
@@ -121,27 +132,33 @@ func BenchmarkSyncEndToEnd(b *testing.B) {
 }
 
 func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int) {
-	ctx := context.Background()
 	// Capacity before and after the engine's run, bracketing it; the better counts.
-	genPooled1 := benchGenerate(b, s, dc, benchPooledClient(dc))
+	gen1 := benchGenerate(b, s, dc, benchPooledClient(dc))
 	eng := newBenchEngine(b, addr, s, dc)
 
 	s.sim.ResetCounts()
-	start := time.Now()
-	first := eng.engine.Sync(ctx, nil)
-	firstDur := time.Since(start)
+	conns0 := s.conns.Load()
+	var first syncer.Summary
+	firstCPU := benchMeasure(func() {
+		// The label lets a CPU profile (-cpuprofile, then pprof -tagfocus phase=engine) tell
+		// the engine's work, and that of the goroutines it starts, from the simulator's.
+		pprof.Do(context.Background(), pprof.Labels("phase", "engine"), func(ctx context.Context) {
+			first = eng.engine.Sync(ctx, nil)
+		})
+	})
 	if err := first.Failure(); err != nil {
 		b.Fatalf("first sync: %v %v", err, first.Errors)
 	}
 	firstCounts := s.sim.Counts()
+	firstConns := s.conns.Load() - conns0
+	firstTimers := eng.snapshotLog(firstCPU.wall)
 	if first.NewMessages != int64(s.total) || first.Enriched != int64(s.total) {
 		b.Fatalf("first sync: %d new, %d enriched; want %d", first.NewMessages, first.Enriched, s.total)
 	}
 
 	s.sim.ResetCounts()
-	start = time.Now()
-	idle := eng.engine.Sync(ctx, nil)
-	idleDur := time.Since(start)
+	var idle syncer.Summary
+	idleCPU := benchMeasure(func() { idle = eng.engine.Sync(context.Background(), nil) })
 	if err := idle.Failure(); err != nil {
 		b.Fatalf("idle sync: %v %v", err, idle.Errors)
 	}
@@ -153,30 +170,119 @@ func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int) {
 			idleCounts.Total, idleCounts.ByEndpoint, idle.NewMessages, want, s.convs, idle.Rechecked)
 	}
 
-	genPooled2 := benchGenerate(b, s, dc, benchPooledClient(dc))
+	gen2 := benchGenerate(b, s, dc, benchPooledClient(dc))
 	// The engine's client is built like the command's (cekat.New without an HTTPClient),
 	// which uses http.DefaultTransport; measure the generator through it as well.
 	genDefault := benchGenerate(b, s, dc, &http.Client{Transport: http.DefaultTransport})
 
-	gen := max(genPooled1, genPooled2)
-	enrichedPerSec := float64(first.Enriched) / firstDur.Seconds()
+	gen := gen1
+	if gen2.perSec() > gen.perSec() {
+		gen = gen2
+	}
+	enrichedPerSec := float64(first.Enriched) / firstCPU.wall.Seconds()
 	reqPerMsg := float64(firstCounts.Total) / float64(first.NewMessages)
 	b.ReportMetric(enrichedPerSec, "enriched_msg/s")
-	b.ReportMetric(gen, "sim_detail_req/s")
-	b.ReportMetric(enrichedPerSec/gen, "ratio")
-	b.ReportMetric(genDefault, "sim_detail_req/s_defaulttransport")
+	b.ReportMetric(gen.perSec(), "sim_detail_req/s")
+	b.ReportMetric(enrichedPerSec/gen.perSec(), "ratio")
+	b.ReportMetric(genDefault.perSec(), "sim_detail_req/s_defaulttransport")
 	b.ReportMetric(reqPerMsg, "req/archived_msg")
 	b.ReportMetric(float64(idleCounts.Total), "idle_run_req")
-	b.Logf("detail concurrency %d, conversation concurrency %d", dc, benchConvConcurrency)
-	b.Logf("first sync: %d messages enriched in %v = %.0f msg/s; %d requests (list %d, detail %d) = %.4f per archived message",
-		first.Enriched, firstDur.Round(time.Millisecond), enrichedPerSec, firstCounts.Total,
+	b.ReportMetric(float64(firstCPU.self.Microseconds())/float64(first.Enriched), "engine_proc_cpu_us/msg")
+	b.ReportMetric(float64(gen.cpu.self.Microseconds())/float64(gen.n), "generator_proc_cpu_us/req")
+	benchLogf(b, "detail concurrency %d, conversation concurrency %d", dc, benchConvConcurrency)
+	benchLogf(b, "first sync: %d messages enriched in %v = %.0f msg/s; %d requests (list %d, detail %d) = %.4f per archived message",
+		first.Enriched, firstCPU.wall.Round(time.Millisecond), enrichedPerSec, firstCounts.Total,
 		firstCounts.Endpoint(cekatsim.EndpointList), firstCounts.Endpoint(cekatsim.EndpointDetail), reqPerMsg)
-	b.Logf("idle run: %d requests (list %d, detail %d) for %d conversations, %d re-checks, in %v",
+	benchLogf(b, "  CPU: %s", firstCPU.per(first.Enriched, "message"))
+	benchLogf(b, "  TCP connections opened by the engine's client: %d for %d requests", firstConns, firstCounts.Total)
+	firstTimers(b)
+	benchLogf(b, "idle run: %d requests (list %d, detail %d) for %d conversations, %d re-checks, in %v",
 		idleCounts.Total, idleCounts.Endpoint(cekatsim.EndpointList), idleCounts.Endpoint(cekatsim.EndpointDetail),
-		s.convs, idle.Rechecked, idleDur.Round(time.Millisecond))
-	b.Logf("load generator, %d workers: %.0f then %.0f detail req/s with a keep-alive pool of %d; %.0f req/s through http.DefaultTransport (2 idle conns per host)",
-		dc, genPooled1, genPooled2, dc, genDefault)
-	b.Logf("ratio: engine %.0f enriched msg/s / simulator %.0f detail req/s = %.2f", enrichedPerSec, gen, enrichedPerSec/gen)
+		s.convs, idle.Rechecked, idleCPU.wall.Round(time.Millisecond))
+	benchLogf(b, "load generator, %d workers, keep-alive pool of %d: %.0f then %.0f detail req/s; through http.DefaultTransport (2 idle conns per host): %.0f req/s",
+		dc, dc, gen1.perSec(), gen2.perSec(), genDefault.perSec())
+	benchLogf(b, "  CPU of the best generator run: %s", gen.cpu.per(int64(gen.n), "request"))
+	benchLogf(b, "  TCP connections opened by the generator: %d with the pool, %d through http.DefaultTransport, for %d requests each", gen.conns, genDefault.conns, gen.n)
+	benchLogf(b, "ratio: engine %.0f enriched msg/s / simulator %.0f detail req/s = %.2f", enrichedPerSec, gen.perSec(), enrichedPerSec/gen.perSec())
+}
+
+// benchCPU is the wall time of a phase and the CPU time this process (engine, simulator and
+// load generator alike) and the ClickHouse server spent in it.
+type benchCPU struct {
+	wall, self, server time.Duration
+	serverKnown        bool
+}
+
+func benchMeasure(f func()) benchCPU {
+	self0, srv0, ok0 := benchCPUTimes()
+	start := time.Now()
+	f()
+	c := benchCPU{wall: time.Since(start)}
+	self1, srv1, ok1 := benchCPUTimes()
+	c.self, c.server, c.serverKnown = self1-self0, srv1-srv0, ok0 && ok1
+	return c
+}
+
+func (c benchCPU) per(n int64, what string) string {
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	s := fmt.Sprintf("this process %.1f µs per %s (%.2f cores)", us(c.self), what, c.self.Seconds()/c.wall.Seconds())
+	if c.serverKnown {
+		s += fmt.Sprintf(", ClickHouse server %.1f µs per %s (%.2f cores)", us(c.server), what, c.server.Seconds()/c.wall.Seconds())
+	}
+	return s
+}
+
+// benchCPUTimes returns the CPU time (user+system) of this process and of the private
+// ClickHouse server, found through its pid file (.run/clickhouse/clickhouse-server.pid
+// above the working directory, or in $CEKAT_CH_DIR); ok is false when it cannot be read.
+func benchCPUTimes() (self, server time.Duration, ok bool) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	pid := benchServerPID()
+	if pid == "" {
+		return self, 0, false
+	}
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return self, 0, false
+	}
+	// Fields after the command, which is in parentheses: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return self, 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return self, 0, false
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return self, time.Duration(ut+st) * time.Second / ticksPerSecond, true
+}
+
+func benchServerPID() string {
+	var candidates []string
+	if d := os.Getenv("CEKAT_CH_DIR"); d != "" {
+		candidates = append(candidates, filepath.Join(d, "clickhouse-server.pid"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			candidates = append(candidates, filepath.Join(dir, ".run", "clickhouse", "clickhouse-server.pid"))
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	for _, c := range candidates {
+		if b, err := os.ReadFile(c); err == nil {
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				return pid
+			}
+		}
+	}
+	return ""
 }
 
 // benchConvConcurrency is the engine's default: conversations worked on at once.
@@ -185,6 +291,8 @@ const benchConvConcurrency = 4
 type benchEngine struct {
 	engine  *syncer.Engine
 	archive *sink.Archive
+	api     *benchTimedAPI
+	store   *benchTimedArchive
 }
 
 // newBenchEngine wires a fresh archive and an engine as `cekat-archiver sync` does with the
@@ -214,9 +322,116 @@ func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int) *benchEngine
 	if err != nil {
 		b.Fatal(err)
 	}
-	engine := syncer.New(client, archive, syncer.Options{Concurrency: benchConvConcurrency, DetailConcurrency: dc,
+	e := &benchEngine{archive: archive}
+	e.api = &benchTimedAPI{API: client}
+	e.store = &benchTimedArchive{Archive: archive}
+	e.engine = syncer.New(e.api, e.store, syncer.Options{Concurrency: benchConvConcurrency, DetailConcurrency: dc,
 		RecheckWindow: 7 * 24 * time.Hour, ConversationIDs: s.sim.ConversationIDs(), Requests: requests})
-	return &benchEngine{engine: engine, archive: archive}
+	return e
+}
+
+// benchTimer sums the calls of one method and the time spent in them.
+type benchTimer struct {
+	calls atomic.Int64
+	nanos atomic.Int64
+}
+
+func (t *benchTimer) since(start time.Time) {
+	t.calls.Add(1)
+	t.nanos.Add(int64(time.Since(start)))
+}
+
+func (t *benchTimer) reset() { t.calls.Store(0); t.nanos.Store(0) }
+
+func (t *benchTimer) total() time.Duration { return time.Duration(t.nanos.Load()) }
+
+func (t *benchTimer) String() string {
+	n := t.calls.Load()
+	if n == 0 {
+		return "0 calls"
+	}
+	return fmt.Sprintf("%d calls, %v in all, %v each", n, t.total().Round(time.Millisecond), (t.total() / time.Duration(n)).Round(time.Microsecond))
+}
+
+// benchTimedAPI and benchTimedArchive time what the engine waits for: the API's answers and
+// the archive's queries and writes. They only measure; every call goes to the real thing.
+type benchTimedAPI struct {
+	syncer.API
+	list, detail benchTimer
+}
+
+func (a *benchTimedAPI) ListMessages(ctx context.Context, conv string, limit int, before string) (*cekat.Page, error) {
+	defer a.list.since(time.Now())
+	return a.API.ListMessages(ctx, conv, limit, before)
+}
+
+func (a *benchTimedAPI) GetMessage(ctx context.Context, id string) (cekat.Message, error) {
+	defer a.detail.since(time.Now())
+	return a.API.GetMessage(ctx, id)
+}
+
+type benchTimedArchive struct {
+	syncer.Archive
+	archivedIDs, addMessages, addState, flush benchTimer
+}
+
+func (a *benchTimedArchive) ArchivedIDs(ctx context.Context, conv string, ids []string) (map[string]bool, error) {
+	defer a.archivedIDs.since(time.Now())
+	return a.Archive.ArchivedIDs(ctx, conv, ids)
+}
+
+func (a *benchTimedArchive) AddMessages(ctx context.Context, rows ...sink.MessageRow) error {
+	defer a.addMessages.since(time.Now())
+	return a.Archive.AddMessages(ctx, rows...)
+}
+
+func (a *benchTimedArchive) AddState(ctx context.Context, st sink.State) error {
+	defer a.addState.since(time.Now())
+	return a.Archive.AddState(ctx, st)
+}
+
+func (a *benchTimedArchive) Flush(ctx context.Context) error {
+	defer a.flush.since(time.Now())
+	return a.Archive.Flush(ctx)
+}
+
+// snapshotLog returns a function logging the breakdown as it is now, and resets the timers.
+func (e *benchEngine) snapshotLog(d time.Duration) func(b *testing.B) {
+	lines := &benchLines{}
+	e.logBreakdown(lines, d)
+	e.resetTimers()
+	return func(b *testing.B) {
+		for _, l := range lines.lines {
+			benchLogf(b, "%s", l)
+		}
+	}
+}
+
+type benchLines struct{ lines []string }
+
+func (l *benchLines) Logf(format string, args ...any) {
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (e *benchEngine) resetTimers() {
+	for _, t := range []*benchTimer{&e.api.list, &e.api.detail, &e.store.archivedIDs, &e.store.addMessages, &e.store.addState, &e.store.flush} {
+		t.reset()
+	}
+}
+
+// logBreakdown says where the conversation workers' time went: each of the Concurrency
+// workers walks one conversation at a time, page by page (list call, archived-ids query,
+// the page's detail calls, queueing rows, which flushes a full batch inline).
+func (e *benchEngine) logBreakdown(b interface{ Logf(string, ...any) }, d time.Duration) {
+	workers := time.Duration(benchConvConcurrency) * d
+	share := func(t *benchTimer) string {
+		return fmt.Sprintf("%s (%.0f%% of %d workers' time)", t.String(), 100*float64(t.total())/float64(workers), benchConvConcurrency)
+	}
+	b.Logf("  list pages         %s", share(&e.api.list))
+	b.Logf("  archived-ids query %s", share(&e.store.archivedIDs))
+	b.Logf("  AddMessages        %s (full batches flush inside)", share(&e.store.addMessages))
+	b.Logf("  final Flush        %s", share(&e.store.flush))
+	b.Logf("  detail calls       %s, %.1f in flight on average", e.api.detail.String(), float64(e.api.detail.total())/float64(d))
 }
 
 func benchPooledClient(conns int) *http.Client {
@@ -226,12 +441,33 @@ func benchPooledClient(conns int) *http.Client {
 // benchGenerate sends GET /messages/{id} for every message of the simulator, from workers
 // goroutines, reading each answer whole, and returns the requests per second. It does not
 // decode the answers: it measures what the simulator can serve.
-func benchGenerate(b *testing.B, s *benchSim, workers int, client *http.Client) float64 {
+func benchGenerate(b *testing.B, s *benchSim, workers int, client *http.Client) benchGenResult {
 	b.Helper()
 	var next atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
-	start := time.Now()
+	conns0 := s.conns.Load()
+	cpu := benchMeasure(func() {
+		pprof.Do(context.Background(), pprof.Labels("phase", "generator"), func(context.Context) {
+			benchHammer(s, workers, client, &next, &failed, &wg)
+		})
+	})
+	if err := failed.Load(); err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
+	client.CloseIdleConnections()
+	return benchGenResult{n: len(s.ids), cpu: cpu, conns: s.conns.Load() - conns0}
+}
+
+type benchGenResult struct {
+	n     int
+	cpu   benchCPU
+	conns int64
+}
+
+func (r benchGenResult) perSec() float64 { return float64(r.n) / r.cpu.wall.Seconds() }
+
+func benchHammer(s *benchSim, workers int, client *http.Client, next *atomic.Int64, failed *atomic.Value, wg *sync.WaitGroup) {
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -262,12 +498,6 @@ func benchGenerate(b *testing.B, s *benchSim, workers int, client *http.Client) 
 		}()
 	}
 	wg.Wait()
-	d := time.Since(start)
-	if err := failed.Load(); err != nil {
-		b.Fatalf("load generator: %v", err)
-	}
-	client.CloseIdleConnections()
-	return float64(len(s.ids)) / d.Seconds()
 }
 
 func benchEnvInt(b *testing.B, name string, def int) int {
@@ -281,4 +511,11 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
+}
+
+// benchLogf prints a line of figures under the benchmark's name. It writes to stdout rather
+// than through b.Logf, whose output the testing package cuts to a few lines for benchmarks.
+func benchLogf(b *testing.B, format string, args ...any) {
+	msg := strings.ReplaceAll(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n", "\n        ")
+	fmt.Printf("    %s: %s\n", b.Name(), msg)
 }

@@ -32,7 +32,7 @@ const crashSeedEnv = "CEKAT_ARCHIVER_TEST_CRASH_SEED"
 
 // crashMessageCounts mixes empty, one-page, page-boundary and multi-page
 // conversations with one of a few thousand messages.
-var crashMessageCounts = []int{0, 1, 40, 100, 101, 260, 730, 2400}
+var crashMessageCounts = []int{0, 1, 40, 100, 101, 260, 520, 2000}
 
 // TestSurvivesSIGKILL runs the archiver binary many times against the
 // simulator, killing each run with SIGKILL at a random moment (during the
@@ -63,42 +63,43 @@ func TestSurvivesSIGKILL(t *testing.T) {
 
 	// Phase 1: the first sync, the backfill of every conversation, killed
 	// again and again.
-	for i := range 8 {
-		rig.killedRun(fmt.Sprintf("backfill %d", i+1), delay(150*time.Millisecond, 1500*time.Millisecond))
+	for i := range 10 {
+		if res := rig.killedRun(fmt.Sprintf("backfill %d", i+1), delay(150*time.Millisecond, 2200*time.Millisecond)); res.killed {
+			rig.checkStatesBehindArchive()
+		}
 	}
 
 	// Phase 2: one run to completion, then incremental walks several pages
-	// deep (hundreds of new messages in a couple of conversations) while
-	// live traffic keeps adding messages at the top, killed again and again.
+	// deep (hundreds of new messages in a couple of conversations before
+	// each run) while live traffic keeps adding messages at the top and
+	// statuses move on, killed again and again.
 	rig.cleanRun("complete after backfill")
 	ids := rig.sim.ConversationIDs()
-	deep := []string{ids[len(ids)-1], ids[len(ids)-3]}
-	for _, c := range deep {
-		n := 300 + rng.IntN(150)
-		rig.sim.AddMessages(c, n)
-		t.Logf("added %d messages to %s", n, c)
+	add := func(conv string, n int) {
+		rig.sim.AddMessages(conv, n)
+		t.Logf("added %d messages to %s", n, conv)
 	}
+	add(ids[len(ids)-1], 300+rng.IntN(150))
+	add(ids[len(ids)-3], 300+rng.IntN(150))
 	rig.live.Store(true)
-	gapRuns := 0
-	for i := range 12 {
+	gapRuns, deepest := 0, 0
+	for i := range 10 {
 		if i > 0 {
-			// More arrives between runs: sometimes another deep walk, always a little.
-			c := ids[1+rng.IntN(len(ids)-1)]
-			n := 5 + rng.IntN(40)
-			if rng.IntN(3) == 0 {
-				n = 200 + rng.IntN(200)
-			}
-			rig.sim.AddMessages(c, n)
-			t.Logf("added %d messages to %s", n, c)
+			add(ids[1+rng.IntN(len(ids)-1)], 200+rng.IntN(150))
+			add(ids[1+rng.IntN(len(ids)-1)], 5+rng.IntN(40))
+			rig.sim.Advance(time.Duration(rng.IntN(120)) * time.Minute)
 		}
-		res := rig.killedRun(fmt.Sprintf("incremental %d", i+1), delay(250*time.Millisecond, 1500*time.Millisecond))
+		res := rig.killedRun(fmt.Sprintf("incremental %d", i+1), delay(300*time.Millisecond, 3000*time.Millisecond))
 		if !res.killed {
 			continue
 		}
-		// What the killed process left in sync_state.
-		if pending := rig.pendingGaps(); len(pending) > 0 {
+		// What the killed process left in sync_state: gaps of walks from
+		// the top (the backfill is complete, so every gap stops at an old
+		// head) prove the kill landed inside a multi-page walk.
+		if pending, depth := rig.checkStatesBehindArchive(); len(pending) > 0 {
 			gapRuns++
-			t.Logf("  left gaps pending: %s", strings.Join(pending, "; "))
+			deepest = max(deepest, depth)
+			t.Logf("  left walks from the top pending: %s", strings.Join(pending, "; "))
 		}
 	}
 
@@ -120,8 +121,8 @@ func TestSurvivesSIGKILL(t *testing.T) {
 			finished++
 		}
 	}
-	t.Logf("%d runs SIGKILLed before they finished, %d finished before their kill; %d killed incremental runs left a gap pending; %s in all",
-		killed, finished, gapRuns, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d runs SIGKILLed before they finished, %d finished before their kill; %d killed incremental runs left a walk from the top pending, the deepest %d messages down; %s in all",
+		killed, finished, gapRuns, deepest, time.Since(began).Round(time.Millisecond))
 	if killed < 15 || killed < 3*(killed+finished)/4 {
 		t.Errorf("only %d of %d runs were killed before they finished: the kills do not land mid-run", killed, killed+finished)
 	}
@@ -213,6 +214,9 @@ func newCrashRig(t *testing.T, chAddr string, seed int64) *crashRig {
 		"CEKAT_ARCHIVER_API_KEY="+apiKey,
 		"CEKAT_ARCHIVER_API_MAX_RETRIES=20",
 		"CEKAT_ARCHIVER_API_TIMEOUT=10s",
+		// The simulator has no rate limit: neither has the client.
+		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_MINUTE=1000000",
+		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_DAY=0",
 		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+chAddr,
 		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE="+db,
 		"CEKAT_ARCHIVER_CONVERSATIONS_FILE="+convFile,
@@ -264,12 +268,12 @@ func crashBuildArchiver(t *testing.T, dir string) string {
 
 // start starts `cekat-archiver sync --once` and returns a channel closed
 // when it has exited.
-func (rig *crashRig) start(out *bytes.Buffer) (*exec.Cmd, <-chan struct{}) {
+func (rig *crashRig) start(stdout, stderr *bytes.Buffer) (*exec.Cmd, <-chan struct{}) {
 	rig.t.Helper()
 	cmd := exec.Command(rig.bin, "sync", "--once", "--progress=none")
 	cmd.Env = rig.env
 	cmd.Dir = rig.dir
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		rig.t.Fatal(err)
 	}
@@ -285,9 +289,9 @@ func (rig *crashRig) start(out *bytes.Buffer) (*exec.Cmd, <-chan struct{}) {
 // finished by then.
 func (rig *crashRig) killedRun(name string, delay time.Duration) crashRun {
 	rig.t.Helper()
-	var out bytes.Buffer
+	var stdout, stderr bytes.Buffer
 	began := time.Now()
-	cmd, done := rig.start(&out)
+	cmd, done := rig.start(&stdout, &stderr)
 	timer := time.NewTimer(delay)
 	select {
 	case <-done:
@@ -298,7 +302,7 @@ func (rig *crashRig) killedRun(name string, delay time.Duration) crashRun {
 		}
 		<-done
 	}
-	res := crashRun{name: name, attempted: true, delay: delay, elapsed: time.Since(began), output: out.String()}
+	res := crashRun{name: name, attempted: true, delay: delay, elapsed: time.Since(began), output: stderr.String() + stdout.String()}
 	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	res.killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
 	res.exitCode = cmd.ProcessState.ExitCode()
@@ -314,39 +318,130 @@ func (rig *crashRig) killedRun(name string, delay time.Duration) crashRun {
 // cleanRun runs the archiver to completion and requires success.
 func (rig *crashRig) cleanRun(name string) {
 	rig.t.Helper()
-	var out bytes.Buffer
+	var stdout, stderr bytes.Buffer
 	began := time.Now()
-	cmd, done := rig.start(&out)
+	cmd, done := rig.start(&stdout, &stderr)
 	select {
 	case <-done:
 	case <-time.After(2 * time.Minute):
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-done
-		rig.t.Fatalf("run %s did not finish in two minutes:\n%s", name, crashTail(out.String(), 4000))
+		rig.t.Fatalf("run %s did not finish in two minutes:\n%s", name, crashTail(stderr.String()+stdout.String(), 4000))
 	}
-	res := crashRun{name: name, exitCode: cmd.ProcessState.ExitCode(), elapsed: time.Since(began), output: out.String()}
+	res := crashRun{name: name, exitCode: cmd.ProcessState.ExitCode(), elapsed: time.Since(began), output: stderr.String() + stdout.String()}
 	rig.results = append(rig.results, res)
-	rig.t.Logf("run %-15s clean: exit %d after %s", name, res.exitCode, res.elapsed.Round(time.Millisecond))
+	rig.t.Logf("run %-15s clean: exit %d after %s\n%s", name, res.exitCode, res.elapsed.Round(time.Millisecond), stdout.String())
 	if res.exitCode != 0 {
 		rig.t.Fatalf("run %s exited %d:\n%s", name, res.exitCode, crashTail(res.output, 4000))
 	}
 }
 
-// pendingGaps describes the gaps stored in sync_state.
-func (rig *crashRig) pendingGaps() []string {
+// checkStatesBehindArchive requires, after a killed run, that the stored
+// sync states claim nothing the archive lacks: in every conversation each
+// message from the start of the history up to the state's head is archived
+// unless a pending gap of the state covers it (a gap's stretch lies
+// strictly between its stop message, or the start of the history, and its
+// cursor message). It describes the incremental gaps pending (gaps that
+// stop at an old head) and returns how many messages the deepest of their
+// walks had gone down from the top when it was left.
+func (rig *crashRig) checkStatesBehindArchive() (incremental []string, deepest int) {
 	rig.t.Helper()
-	states, err := rig.archive.LoadStates(context.Background())
+	ctx := context.Background()
+	store := rig.store
+	var tables uint64
+	if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'sync_state'",
+		store.Database()).Scan(&tables); err != nil {
+		rig.t.Fatalf("look up sync_state: %v", err)
+	}
+	if tables == 0 {
+		return nil, 0 // killed before its migrations were done
+	}
+	// States first: the archive only grows, and the truth only grows at
+	// the top, so reading them later cannot make a sound state look wrong.
+	states, err := rig.archive.LoadStates(ctx)
 	if err != nil {
 		rig.t.Fatalf("load sync state: %v", err)
 	}
-	var out []string
-	for id, st := range states {
-		if len(st.Gaps) > 0 {
-			out = append(out, fmt.Sprintf("%s: %d gap(s), backfill complete %v", id, len(st.Gaps), st.BackfillComplete))
+	archived := map[string]bool{}
+	rows, err := store.Conn().Query(ctx, "SELECT conversation_id, message_id FROM "+store.TableName("messages"))
+	if err != nil {
+		rig.t.Fatalf("query archived ids: %v", err)
+	}
+	for rows.Next() {
+		var conv, id string
+		if err := rows.Scan(&conv, &id); err != nil {
+			rig.t.Fatal(err)
+		}
+		archived[conv+"/"+id] = true
+	}
+	if err := rows.Err(); err != nil {
+		rig.t.Fatal(err)
+	}
+	rows.Close()
+	byConv := map[string][]cekatsim.TruthMessage{} // oldest first
+	for _, m := range rig.sim.Truth() {
+		byConv[m.ConversationID] = append(byConv[m.ConversationID], m)
+	}
+
+	for conv, st := range states {
+		msgs := byConv[conv]
+		pos := make(map[string]int, len(msgs))
+		for i, m := range msgs {
+			pos[m.ID] = i
+		}
+		position := func(what, id string) int {
+			p, ok := pos[id]
+			if !ok {
+				rig.t.Errorf("conversation %s: the state's %s %q is not a message upstream (state %+v)", conv, what, id, st)
+			}
+			return p
+		}
+		type stretch struct{ lo, hi int } // exclusive bounds
+		var pending []stretch
+		reachesStart := false
+		top := st.HeadMessageID // where the walk that left the gap started
+		for _, g := range st.Gaps {
+			cursor := position("gap cursor", g.Before)
+			lo := -1
+			if g.Stop != "" {
+				lo = position("gap stop", g.Stop)
+				walked := position("walk top", top) - cursor + 1
+				deepest = max(deepest, walked)
+				incremental = append(incremental, fmt.Sprintf("%s: %d messages walked down from the top, %d left above the old head",
+					conv[:8], walked, cursor-lo-1))
+				top = g.Stop
+			} else {
+				reachesStart = true
+			}
+			pending = append(pending, stretch{lo, cursor})
+		}
+		if !st.BackfillComplete && !reachesStart && st.HeadMessageID != "" {
+			rig.t.Errorf("conversation %s: backfill incomplete but no gap reaches the start of the history: %+v", conv, st)
+		}
+		if st.HeadMessageID == "" {
+			continue
+		}
+		head := position("head", st.HeadMessageID)
+		var holes []int
+		for p := 0; p <= head && p < len(msgs); p++ {
+			if msgs[p].Malformed || archived[conv+"/"+msgs[p].ID] {
+				continue
+			}
+			covered := false
+			for _, s := range pending {
+				covered = covered || (s.lo < p && p < s.hi)
+			}
+			if !covered {
+				holes = append(holes, p)
+			}
+		}
+		if len(holes) > 0 {
+			rig.t.Errorf("conversation %s: the stored state is ahead of the archive: %d messages at or below its head (position %d) are neither archived nor in a gap, positions %v...; gaps %+v",
+				conv, len(holes), head, holes[:min(len(holes), 20)], st.Gaps)
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(incremental)
+	return incremental, deepest
 }
 
 // crashMessage is one message as the analyst view holds it, in the terms of
