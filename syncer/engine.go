@@ -141,6 +141,7 @@ func New(api API, store Archive, opts Options) *Engine {
 // Progress counts a run's work while it goes; read it with Engine.Progress.
 type Progress struct {
 	Conversations atomic.Int64 // conversations to sync in this run
+	Backlog       atomic.Int64 // conversations with older history to fetch
 	Done          atomic.Int64 // conversations finished, well or not
 	Failed        atomic.Int64
 	Gone          atomic.Int64
@@ -150,7 +151,18 @@ type Progress struct {
 	Rechecked     atomic.Int64
 	Changed       atomic.Int64 // re-checks that found a new status
 	Quarantined   atomic.Int64
+	phase         atomic.Pointer[string]
 }
+
+// Phase names the part of the run in progress: new messages, re-checks or backfill.
+func (p *Progress) Phase() string {
+	if s := p.phase.Load(); s != nil {
+		return *s
+	}
+	return "starting"
+}
+
+func (p *Progress) setPhase(s string) { p.phase.Store(&s) }
 
 // Progress returns the counters of the run in progress, or of the last run.
 func (e *Engine) Progress() *Progress {
@@ -392,6 +404,7 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 	state := func(id string) sink.State { mu.Lock(); defer mu.Unlock(); return latest[id] }
 	keep := func(st sink.State) { mu.Lock(); latest[st.ConversationID] = st; mu.Unlock() }
 
+	r.progress.setPhase("new messages")
 	err = e.forEach(ctx, r, due, func(ctx context.Context, id string) error {
 		st, err := e.syncTop(ctx, r, state(id))
 		keep(st)
@@ -402,6 +415,7 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 		return err
 	})
 	if err == nil {
+		r.progress.setPhase("re-checks")
 		err = e.recheck(budget.WithPriority(ctx, budget.PriorityRecheck), r, log)
 	}
 	if err == nil {
@@ -417,6 +431,8 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 				keep(st)
 			}
 		}
+		r.progress.setPhase("backfill")
+		r.progress.Backlog.Store(int64(len(backlog)))
 		deadline := e.opts.Now().Add(e.opts.BackfillMaxDuration)
 		err = e.forEach(ctx, r, backlog, func(ctx context.Context, id string) error {
 			st, err := e.fillGaps(ctx, r, state(id), deadline)

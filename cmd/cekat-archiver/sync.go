@@ -106,11 +106,16 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger) (s
 			}
 			p := engine.Progress()
 			if bar != nil {
-				bar.Describe(fmt.Sprintf("conversations %d/%d, new messages", p.Done.Load(), p.Conversations.Load()))
+				desc := fmt.Sprintf("%s: conversations %d/%d; messages", p.Phase(), p.Done.Load(), p.Conversations.Load())
+				if p.Phase() == "backfill" {
+					desc = fmt.Sprintf("backfill of %d conversations; messages", p.Backlog.Load())
+				}
+				bar.Describe(desc)
 				_ = bar.Set64(p.NewMessages.Load())
 				continue
 			}
-			log.Info("sync progress", zap.Int64("conversations_done", p.Done.Load()), zap.Int64("conversations", p.Conversations.Load()),
+			log.Info("sync progress", zap.String("phase", p.Phase()), zap.Int64("conversations_done", p.Done.Load()),
+				zap.Int64("conversations", p.Conversations.Load()), zap.Int64("backfill_conversations", p.Backlog.Load()),
 				zap.Int64("new_messages", p.NewMessages.Load()), zap.Int64("enriched", p.Enriched.Load()),
 				zap.Int64("rechecked", p.Rechecked.Load()), zap.Int64("quarantined", p.Quarantined.Load()))
 		}
