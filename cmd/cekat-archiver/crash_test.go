@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	// again and again.
 	for i := range 10 {
 		if res := rig.killedRun(fmt.Sprintf("backfill %d", i+1), delay(150*time.Millisecond, 2200*time.Millisecond)); res.killed {
-			rig.checkStatesBehindArchive()
+			rig.checkStatesBehindArchive(nil)
 		}
 	}
 
@@ -85,21 +86,21 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	gapRuns, deepest := 0, 0
 	for i := range 10 {
 		if i > 0 {
-			add(ids[1+rng.IntN(len(ids)-1)], 200+rng.IntN(150))
+			add(ids[1+rng.IntN(len(ids)-1)], 200+rng.IntN(120))
 			add(ids[1+rng.IntN(len(ids)-1)], 5+rng.IntN(40))
 			rig.sim.Advance(time.Duration(rng.IntN(120)) * time.Minute)
 		}
-		res := rig.killedRun(fmt.Sprintf("incremental %d", i+1), delay(300*time.Millisecond, 3000*time.Millisecond))
+		before := rig.states()
+		res := rig.killedRun(fmt.Sprintf("incremental %d", i+1), delay(500*time.Millisecond, 3000*time.Millisecond))
 		if !res.killed {
 			continue
 		}
-		// What the killed process left in sync_state: gaps of walks from
-		// the top (the backfill is complete, so every gap stops at an old
-		// head) prove the kill landed inside a multi-page walk.
-		if pending, depth := rig.checkStatesBehindArchive(); len(pending) > 0 {
+		// A walk from the top that this run left unfinished proves the
+		// kill landed inside a multi-page walk.
+		if walks, depth := rig.checkStatesBehindArchive(before); len(walks) > 0 {
 			gapRuns++
 			deepest = max(deepest, depth)
-			t.Logf("  left walks from the top pending: %s", strings.Join(pending, "; "))
+			t.Logf("  left its walk from the top unfinished in %s", strings.Join(walks, "; "))
 		}
 	}
 
@@ -121,13 +122,13 @@ func TestSurvivesSIGKILL(t *testing.T) {
 			finished++
 		}
 	}
-	t.Logf("%d runs SIGKILLed before they finished, %d finished before their kill; %d killed incremental runs left a walk from the top pending, the deepest %d messages down; %s in all",
+	t.Logf("%d runs SIGKILLed before they finished, %d finished before their kill; %d killed incremental runs left their walk from the top unfinished, the deepest %d messages down; %s in all",
 		killed, finished, gapRuns, deepest, time.Since(began).Round(time.Millisecond))
 	if killed < 15 || killed < 3*(killed+finished)/4 {
 		t.Errorf("only %d of %d runs were killed before they finished: the kills do not land mid-run", killed, killed+finished)
 	}
 	if gapRuns == 0 {
-		t.Errorf("no killed incremental run left a gap in sync_state: no kill landed inside a multi-page walk")
+		t.Errorf("no killed incremental run left its walk from the top unfinished in sync_state: no kill landed inside a multi-page walk")
 	}
 }
 
@@ -253,17 +254,43 @@ func newCrashRig(t *testing.T, chAddr string, seed int64) *crashRig {
 	return rig
 }
 
-// crashBuildArchiver builds this package's binary into dir.
+// crashBuildArchiver builds this package's binary into dir, with the race
+// detector when the test has it.
 func crashBuildArchiver(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "cekat-archiver")
-	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		root := os.Getenv("GOROOT")
+		if root == "" {
+			t.Fatalf("no go command to build the archiver with: %v", err)
+		}
+		goTool = filepath.Join(root, "bin", "go")
 	}
-	t.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
+	bin := filepath.Join(dir, "cekat-archiver")
+	args := []string{"build", "-o", bin}
+	if crashRaceEnabled() {
+		args = append(args, "-race")
+	}
+	start := time.Now()
+	if out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("go %s . took %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	return bin
+}
+
+// crashRaceEnabled reports whether this test binary was built with -race.
+func crashRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
 
 // start starts `cekat-archiver sync --once` and returns a channel closed
@@ -307,6 +334,9 @@ func (rig *crashRig) killedRun(name string, delay time.Duration) crashRun {
 	res.killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
 	res.exitCode = cmd.ProcessState.ExitCode()
 	rig.results = append(rig.results, res)
+	if strings.Contains(res.output, "WARNING: DATA RACE") {
+		rig.t.Errorf("run %s: the race detector found a data race:\n%s", name, crashTail(res.output, 6000))
+	}
 	what := "SIGKILLed"
 	if !res.killed {
 		what = fmt.Sprintf("finished first (exit %d)", res.exitCode)
@@ -336,32 +366,42 @@ func (rig *crashRig) cleanRun(name string) {
 	}
 }
 
+// states returns the stored sync states (none before the first migration).
+func (rig *crashRig) states() map[string]sink.State {
+	rig.t.Helper()
+	ctx := context.Background()
+	var tables uint64
+	if err := rig.store.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'sync_state'",
+		rig.store.Database()).Scan(&tables); err != nil {
+		rig.t.Fatalf("look up sync_state: %v", err)
+	}
+	if tables == 0 {
+		return map[string]sink.State{}
+	}
+	states, err := rig.archive.LoadStates(ctx)
+	if err != nil {
+		rig.t.Fatalf("load sync state: %v", err)
+	}
+	return states
+}
+
 // checkStatesBehindArchive requires, after a killed run, that the stored
 // sync states claim nothing the archive lacks: in every conversation each
 // message from the start of the history up to the state's head is archived
 // unless a pending gap of the state covers it (a gap's stretch lies
 // strictly between its stop message, or the start of the history, and its
-// cursor message). It describes the incremental gaps pending (gaps that
-// stop at an old head) and returns how many messages the deepest of their
-// walks had gone down from the top when it was left.
-func (rig *crashRig) checkStatesBehindArchive() (incremental []string, deepest int) {
+// cursor message).
+//
+// Given the states from before the run, it also describes the walks from
+// the top that the run left unfinished (a new gap stopping at the previous
+// head), and returns how many messages the deepest had gone down.
+func (rig *crashRig) checkStatesBehindArchive(before map[string]sink.State) (walks []string, deepest int) {
 	rig.t.Helper()
 	ctx := context.Background()
 	store := rig.store
-	var tables uint64
-	if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'sync_state'",
-		store.Database()).Scan(&tables); err != nil {
-		rig.t.Fatalf("look up sync_state: %v", err)
-	}
-	if tables == 0 {
-		return nil, 0 // killed before its migrations were done
-	}
 	// States first: the archive only grows, and the truth only grows at
 	// the top, so reading them later cannot make a sound state look wrong.
-	states, err := rig.archive.LoadStates(ctx)
-	if err != nil {
-		rig.t.Fatalf("load sync state: %v", err)
-	}
+	states := rig.states()
 	archived := map[string]bool{}
 	rows, err := store.Conn().Query(ctx, "SELECT conversation_id, message_id FROM "+store.TableName("messages"))
 	if err != nil {
@@ -399,21 +439,22 @@ func (rig *crashRig) checkStatesBehindArchive() (incremental []string, deepest i
 		type stretch struct{ lo, hi int } // exclusive bounds
 		var pending []stretch
 		reachesStart := false
-		top := st.HeadMessageID // where the walk that left the gap started
 		for _, g := range st.Gaps {
-			cursor := position("gap cursor", g.Before)
 			lo := -1
 			if g.Stop != "" {
 				lo = position("gap stop", g.Stop)
-				walked := position("walk top", top) - cursor + 1
-				deepest = max(deepest, walked)
-				incremental = append(incremental, fmt.Sprintf("%s: %d messages walked down from the top, %d left above the old head",
-					conv[:8], walked, cursor-lo-1))
-				top = g.Stop
 			} else {
 				reachesStart = true
 			}
-			pending = append(pending, stretch{lo, cursor})
+			pending = append(pending, stretch{lo, position("gap cursor", g.Before)})
+		}
+		if prev, ok := before[conv]; ok && prev.HeadMessageID != "" && len(st.Gaps) > 0 && st.Gaps[0].Stop == prev.HeadMessageID &&
+			st.HeadMessageID != prev.HeadMessageID && (len(prev.Gaps) == 0 || prev.Gaps[0].Stop != prev.HeadMessageID) {
+			// This run's walk from the top: it set the head from its first
+			// page and left the rest down to the old head as a gap.
+			walked := position("head", st.HeadMessageID) - pending[0].hi + 1
+			deepest = max(deepest, walked)
+			walks = append(walks, fmt.Sprintf("%s (%d messages down, %d left above the old head)", conv[:8], walked, pending[0].hi-pending[0].lo-1))
 		}
 		if !st.BackfillComplete && !reachesStart && st.HeadMessageID != "" {
 			rig.t.Errorf("conversation %s: backfill incomplete but no gap reaches the start of the history: %+v", conv, st)
@@ -440,8 +481,8 @@ func (rig *crashRig) checkStatesBehindArchive() (incremental []string, deepest i
 				conv, len(holes), head, holes[:min(len(holes), 20)], st.Gaps)
 		}
 	}
-	sort.Strings(incremental)
-	return incremental, deepest
+	sort.Strings(walks)
+	return walks, deepest
 }
 
 // crashMessage is one message as the analyst view holds it, in the terms of
