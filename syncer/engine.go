@@ -300,6 +300,19 @@ func (r *run) noteError(conv string, err error) {
 // It returns a summary even when the run stopped early; Summary.Failure
 // says whether anything went wrong.
 func (e *Engine) Sync(ctx context.Context, only []string) Summary {
+	return e.SyncWith(ctx, SyncOptions{Only: only})
+}
+
+// SyncOptions choose what a run covers.
+type SyncOptions struct {
+	// Only limits the run to these conversations, due or not.
+	Only []string
+	// All syncs every tracked conversation, due or not.
+	All bool
+}
+
+// SyncWith runs once as opts say; see Sync.
+func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -310,7 +323,7 @@ func (e *Engine) Sync(ctx context.Context, only []string) Summary {
 	r.log = log
 	sum := Summary{RunID: r.id, Started: r.started}
 
-	err := e.sync(ctx, r, only, &sum, log)
+	err := e.sync(ctx, r, opts, &sum, log)
 	// What is in hand is written even when the run is being stopped.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
 	defer cancel()
@@ -348,7 +361,8 @@ func (e *Engine) Sync(ctx context.Context, only []string) Summary {
 	return sum
 }
 
-func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, log *zap.Logger) error {
+func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summary, log *zap.Logger) error {
+	only := opts.Only
 	ids := only
 	if len(ids) == 0 {
 		var err error
@@ -374,7 +388,7 @@ func (e *Engine) sync(ctx context.Context, r *run, only []string, sum *Summary, 
 		// Conversations named explicitly are synced even if not due. A
 		// conversation due within dueSlack counts as due, so that one
 		// polled "every run" is not missed by a run that starts early.
-		if ok && len(only) == 0 && st.NextDueAt.After(now.Add(dueSlack)) {
+		if ok && len(only) == 0 && !opts.All && st.NextDueAt.After(now.Add(dueSlack)) {
 			sum.NotDue++
 			continue
 		}

@@ -541,3 +541,44 @@ func TestBackfillPausesAndResumes(t *testing.T) {
 	}
 	h.assertMatchesTruth()
 }
+
+// A walk from the top cut off mid-way leaves a gap of new messages; the
+// next run fills it with the new messages, not with the backfill.
+func TestInterruptedTopWalkIsFilledFirst(t *testing.T) {
+	h := newHarness(t, cekatsim.Options{Seed: 21, MessageCounts: []int{50}}, syncer.Options{BackfillMaxDuration: time.Nanosecond})
+	h.sync()
+	conv := h.sim.ConversationIDs()[0]
+	h.sim.AddMessages(conv, 350)
+
+	var failed atomic.Bool
+	hook := func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/messages" && r.URL.Query().Get("before") != "" && !failed.Load() {
+			failed.Store(true)
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"success":false,"error":{"code":"VALIDATION_ERROR","message":"bad cursor"}}`)
+			return true
+		}
+		return false
+	}
+	h.hook.Store(&hook)
+	ctx := context.Background()
+	if sum := h.engine.Sync(ctx, nil); sum.Failed != 1 {
+		t.Fatalf("interrupted run: %+v", sum)
+	}
+	states, err := h.archive.LoadStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := states[conv].Gaps; len(g) != 1 || g[0].Stop == "" {
+		t.Fatalf("gaps after the interrupted walk: %+v", g)
+	}
+	// The interrupted run archived the newest page, and its backfill phase
+	// one more page of the gap (1ns of backfill time still fetches a page);
+	// the two pages left come in the next run's first phase, whereas a
+	// backfill would take one page per run.
+	sum := h.sync()
+	if sum.LeftForLater != 0 || sum.NewMessages != 150 {
+		t.Errorf("next run: %+v", sum)
+	}
+	h.assertMatchesTruth()
+}

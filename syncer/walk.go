@@ -32,6 +32,7 @@ type convSync struct {
 	st       sink.State
 	version  uint64
 	fresh    int64     // messages archived by this run
+	upstream int64     // messages found above the stop, archived before or not
 	deadline time.Time // backfill pauses when it passes
 }
 
@@ -42,13 +43,21 @@ func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State
 	now := e.opts.Now().UTC()
 	st.LastAttemptAt = now
 	c := &convSync{e: e, r: r, st: st}
-	err := c.walkTop(budget.WithPriority(ctx, budget.PriorityNew))
+	ctx = budget.WithPriority(ctx, budget.PriorityNew)
+	err := c.walkTop(ctx)
+	// A gap that stops at an earlier head was left by an interrupted walk
+	// from the top: it holds new messages, not old history, so it is filled
+	// now rather than with the backfill. The gap to the start of the
+	// history, if any, is always the last.
+	for err == nil && len(c.st.Gaps) > 0 && c.st.Gaps[0].Stop != "" {
+		err = c.fillGap(ctx)
+	}
 	switch {
 	case err == nil:
 		c.st.Gone = false
 		c.st.LastSuccessAt = now
 		c.st.LastError = ""
-		if c.fresh == 0 {
+		if c.upstream == 0 {
 			c.st.IdleRuns++
 		} else {
 			c.st.IdleRuns = 0
@@ -254,6 +263,8 @@ func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cek
 		}
 	}
 
+	// Activity is what arrived upstream, even if a killed run archived it.
+	c.upstream += int64(len(msgs))
 	seen := make(map[string]bool, len(msgs))
 	candidates := make([]string, 0, len(msgs))
 	for _, m := range msgs {

@@ -21,7 +21,8 @@ import (
 
 type syncCmd struct {
 	Once          bool          `help:"Run once and exit (the only mode of this command; the daemon is 'run')." required:""`
-	Conversation  []string      `help:"Sync only these conversation ids (repeatable)." name:"conversation" placeholder:"ID"`
+	Conversation  []string      `help:"Sync only these conversation ids (repeatable), due or not." name:"conversation" placeholder:"ID"`
+	All           bool          `help:"Sync every tracked conversation, including quiet ones not due yet (adaptive polling skips them)."`
 	Progress      string        `help:"Progress display: auto (a bar on a terminal, log lines otherwise), bar, log or none." enum:"auto,bar,log,none" default:"auto"`
 	ProgressEvery time.Duration `help:"Interval of progress log lines." default:"10s"`
 }
@@ -57,7 +58,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	engine := syncer.New(client, archive, engineOptions(cfg, requests, nil, log))
 
 	stopProgress := s.showProgress(e, engine, log)
-	sum := engine.Sync(ctx, s.Conversation)
+	sum := engine.SyncWith(ctx, syncer.SyncOptions{Only: s.Conversation, All: s.All})
 	stopProgress()
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
