@@ -264,3 +264,25 @@ func TestRequestsSince(t *testing.T) {
 		t.Errorf("RequestsSince = %d, %v; want 12", n, err)
 	}
 }
+
+// Ids are opaque: quotes, backslashes and non-ASCII must round-trip.
+func TestArchivedIDsWithOddIDs(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	odd := []string{`it's`, `back\slash`, `"dq"`, `a,b`, `)`, "ünï", `\'`}
+	for _, id := range odd {
+		if err := a.AddMessages(ctx, msgRow("c'1", id, ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.ArchivedIDs(ctx, "c'1", append([]string{"missing"}, odd...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(odd) || got["missing"] {
+		t.Errorf("ArchivedIDs = %v", got)
+	}
+}
