@@ -123,6 +123,7 @@ type Sync struct {
 	DetailConcurrency int `yaml:"detail_concurrency" env:"DETAIL_CONCURRENCY"`
 	// BatchRows and BatchInterval bound a batch of rows sent to ClickHouse.
 	BatchRows     int           `yaml:"batch_rows" env:"BATCH_ROWS"`
+	BatchBytes    int           `yaml:"batch_bytes" env:"BATCH_BYTES"`
 	BatchInterval time.Duration `yaml:"batch_interval" env:"BATCH_INTERVAL"`
 	// RecheckWindow is how long outbound messages whose status is not
 	// final yet are checked again.
@@ -191,6 +192,7 @@ func Default() Config {
 			Concurrency:         4,
 			DetailConcurrency:   4,
 			BatchRows:           10000,
+			BatchBytes:          4 << 20,
 			BatchInterval:       5 * time.Second,
 			RecheckWindow:       7 * 24 * time.Hour,
 			PollIdleRuns:        3,

@@ -49,6 +49,7 @@ func TestDefault(t *testing.T) {
 			Concurrency:         4,
 			DetailConcurrency:   4,
 			BatchRows:           10000,
+			BatchBytes:          4 << 20,
 			BatchInterval:       5 * time.Second,
 			RecheckWindow:       168 * time.Hour,
 			PollIdleRuns:        3,
@@ -114,6 +115,7 @@ func TestLoadGood(t *testing.T) {
 			Concurrency:         1,
 			DetailConcurrency:   64,
 			BatchRows:           1000000,
+			BatchBytes:          4 << 20,
 			BatchInterval:       500 * time.Millisecond,
 			RecheckWindow:       0,
 			PollIdleRuns:        3,
@@ -404,6 +406,7 @@ func TestEnvOverrides(t *testing.T) {
 			Concurrency:         8,
 			DetailConcurrency:   2,
 			BatchRows:           500,
+			BatchBytes:          4 << 20,
 			BatchInterval:       2 * time.Second,
 			RecheckWindow:       72 * time.Hour,
 			PollIdleRuns:        3,
@@ -678,7 +681,7 @@ func TestValidate(t *testing.T) {
 		{"TLS files ignored when disabled", func(c *Config) { c.ClickHouse.TLS.CAFile = "testdata/no-such-ca.pem" }, ""},
 		{"limits", func(c *Config) {
 			c.API.MaxRetries, c.API.PageSize, c.API.RateLimit = 20, 1, RateLimit{PerMinute: 1, PerDay: 0}
-			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchInterval: 1, RecheckWindow: 0,
+			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchBytes: 1 << 10, BatchInterval: 1, RecheckWindow: 0,
 				PollIdleRuns: 1, PollBaseInterval: 1, PollMaxInterval: 1, BackfillMaxDuration: 1}
 		}, ""},
 	} {

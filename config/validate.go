@@ -120,6 +120,7 @@ func (s Sync) validate(p *problems) {
 	p.between("sync.concurrency", s.Concurrency, 1, 64)
 	p.between("sync.detail_concurrency", s.DetailConcurrency, 1, 64)
 	p.between("sync.batch_rows", s.BatchRows, 1, 1_000_000)
+	p.between("sync.batch_bytes", s.BatchBytes, 1<<10, 1<<30)
 	p.positive("sync.batch_interval", s.BatchInterval)
 	if s.RecheckWindow < 0 {
 		p.add("sync.recheck_window", "must not be negative, got %s", s.RecheckWindow)

@@ -14,7 +14,11 @@ import (
 
 // ArchiveOptions bound the write buffer.
 type ArchiveOptions struct {
-	BatchRows     int           // flush when this many message rows wait (10,000)
+	BatchRows int // flush when this many message rows wait (10,000)
+	// BatchBytes flushes when the waiting message rows hold this many bytes
+	// of text and JSON (4 MiB). clickhouse-go copies a batch into growing
+	// column buffers and encodes it again, so memory follows batch bytes.
+	BatchBytes    int
 	BatchInterval time.Duration // flush at least this often while rows wait (5s)
 	// Registerer receives the write metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -62,6 +66,7 @@ type Archive struct {
 	flushMu sync.Mutex // serialises flushes: a later state must not pass earlier rows
 	mu      sync.Mutex // guards the buffers and bgErr
 	msgs    []MessageRow
+	bytes   int // of msgs
 	quar    []QuarantineRow
 	states  map[string]State
 	bgErr   error // a failed background flush, reported by the next write
@@ -84,6 +89,9 @@ type WriteStats struct {
 func NewArchive(s *Store, opts ArchiveOptions) *Archive {
 	if opts.BatchRows <= 0 {
 		opts.BatchRows = 10000
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 4 << 20
 	}
 	if opts.BatchInterval <= 0 {
 		opts.BatchInterval = 5 * time.Second
@@ -141,7 +149,10 @@ func (a *Archive) AddMessages(ctx context.Context, rows ...MessageRow) error {
 		return err
 	}
 	a.msgs = append(a.msgs, rows...)
-	full := len(a.msgs) >= a.opts.BatchRows
+	for i := range rows {
+		a.bytes += rows[i].size()
+	}
+	full := len(a.msgs) >= a.opts.BatchRows || a.bytes >= a.opts.BatchBytes
 	a.mu.Unlock()
 	if full {
 		return a.Flush(ctx)
@@ -226,8 +237,8 @@ func (a *Archive) Flush(ctx context.Context) error {
 	defer a.flushMu.Unlock()
 
 	a.mu.Lock()
-	msgs, quar, states := a.msgs, a.quar, a.states
-	a.msgs, a.quar, a.states = nil, nil, map[string]State{}
+	msgs, bytes, quar, states := a.msgs, a.bytes, a.quar, a.states
+	a.msgs, a.bytes, a.quar, a.states = nil, 0, nil, map[string]State{}
 	a.mu.Unlock()
 	if len(msgs) == 0 && len(quar) == 0 && len(states) == 0 {
 		return nil
@@ -246,6 +257,7 @@ func (a *Archive) Flush(ctx context.Context) error {
 	if err != nil {
 		// Keep everything, in order, ahead of what was queued meanwhile.
 		a.msgs = append(msgs, a.msgs...)
+		a.bytes += bytes
 		a.quar = append(quar, a.quar...)
 		for id, st := range a.states {
 			if old, ok := states[id]; !ok || st.Version >= old.Version {
@@ -258,14 +270,10 @@ func (a *Archive) Flush(ctx context.Context) error {
 		return fmt.Errorf("flush to ClickHouse: %w", err)
 	}
 	elapsed := time.Since(start)
-	var bytes int64
-	for i := range msgs {
-		bytes += int64(msgs[i].size())
-	}
 	a.stats.Flushes++
 	a.stats.MessageRows += int64(len(msgs))
 	a.stats.InsertTime += elapsed
-	a.stats.Bytes += bytes
+	a.stats.Bytes += int64(bytes)
 	a.metrics.duration.Observe(elapsed.Seconds())
 	a.metrics.bytes.Add(float64(bytes))
 	a.metrics.rows.WithLabelValues("messages").Add(float64(len(msgs)))
@@ -275,7 +283,8 @@ func (a *Archive) Flush(ctx context.Context) error {
 }
 
 func (r *MessageRow) size() int {
-	return len(r.ConversationID) + len(r.MessageID) + len(r.Text) + len(r.Raw) + len(r.DetailRaw) + len(r.MediaURL) + 120
+	return len(r.ConversationID) + len(r.MessageID) + len(r.Text) + len(r.Raw) + len(r.DetailRaw) + len(r.MediaURL) +
+		len(r.Caption) + len(r.SenderName) + len(r.EnrichError) + 120
 }
 
 const messageColumns = "conversation_id, message_id, direction, type, status, text, media_url, caption, filename, " +

@@ -42,7 +42,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
+	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
 	limiter, err := newLimiter(ctx, cfg.API, archive, reg)
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	requests := syncer.NewRequestStats(nil)
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchInterval: cfg.Sync.BatchInterval})
+	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval})
 	limiter, err := newLimiter(ctx, cfg.API, archive, prometheus.NewRegistry())
 	if err != nil {
 		return err
