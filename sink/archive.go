@@ -300,13 +300,75 @@ func (a *Archive) insertMessages(ctx context.Context, rows []MessageRow) error {
 		return fmt.Errorf("prepare messages insert: %w", err)
 	}
 	defer b.Abort()
+	// Whole columns at once: appending row by row converts every value
+	// through reflection, twice the CPU of clickhouse-client per row.
+	n := len(rows)
+	str := func(f func(*MessageRow) string) []string {
+		col := make([]string, n)
+		for i := range rows {
+			col[i] = f(&rows[i])
+		}
+		return col
+	}
+	u8 := func(f func(*MessageRow) bool) []uint8 {
+		col := make([]uint8, n)
+		for i := range rows {
+			col[i] = boolU8(f(&rows[i]))
+		}
+		return col
+	}
+	times := func(f func(*MessageRow) time.Time) []time.Time {
+		col := make([]time.Time, n)
+		for i := range rows {
+			col[i] = dt(f(&rows[i]))
+		}
+		return col
+	}
+	nullTimes := func(f func(*MessageRow) *time.Time) []*time.Time {
+		col := make([]*time.Time, n)
+		for i := range rows {
+			col[i] = dtp(f(&rows[i]))
+		}
+		return col
+	}
+	sentNs := make([]uint32, n)
+	versions := make([]uint64, n)
 	for i := range rows {
-		r := &rows[i]
-		if err := b.Append(r.ConversationID, r.MessageID, r.Direction, r.Type, r.Status, r.Text, r.MediaURL, r.Caption,
-			r.Filename, r.SenderName, r.SenderPhone, r.SenderID, r.SenderType, r.RecipientPhone, r.ReplyTo,
-			boolU8(r.IsTemplate), dt(r.SentAt), uint32(r.SentAt.Nanosecond()), dtp(r.DeliveredAt), dtp(r.ReadAt),
-			dtp(r.UpdatedAt), boolU8(r.Enriched), r.EnrichError, r.Raw, r.DetailRaw, dt(r.FetchedAt), r.Version); err != nil {
-			return fmt.Errorf("message %s/%s: %w", r.ConversationID, r.MessageID, err)
+		sentNs[i] = uint32(rows[i].SentAt.Nanosecond())
+		versions[i] = rows[i].Version
+	}
+	columns := []any{ // in the order of messageColumns
+		str(func(r *MessageRow) string { return r.ConversationID }),
+		str(func(r *MessageRow) string { return r.MessageID }),
+		str(func(r *MessageRow) string { return r.Direction }),
+		str(func(r *MessageRow) string { return r.Type }),
+		str(func(r *MessageRow) string { return r.Status }),
+		str(func(r *MessageRow) string { return r.Text }),
+		str(func(r *MessageRow) string { return r.MediaURL }),
+		str(func(r *MessageRow) string { return r.Caption }),
+		str(func(r *MessageRow) string { return r.Filename }),
+		str(func(r *MessageRow) string { return r.SenderName }),
+		str(func(r *MessageRow) string { return r.SenderPhone }),
+		str(func(r *MessageRow) string { return r.SenderID }),
+		str(func(r *MessageRow) string { return r.SenderType }),
+		str(func(r *MessageRow) string { return r.RecipientPhone }),
+		str(func(r *MessageRow) string { return r.ReplyTo }),
+		u8(func(r *MessageRow) bool { return r.IsTemplate }),
+		times(func(r *MessageRow) time.Time { return r.SentAt }),
+		sentNs,
+		nullTimes(func(r *MessageRow) *time.Time { return r.DeliveredAt }),
+		nullTimes(func(r *MessageRow) *time.Time { return r.ReadAt }),
+		nullTimes(func(r *MessageRow) *time.Time { return r.UpdatedAt }),
+		u8(func(r *MessageRow) bool { return r.Enriched }),
+		str(func(r *MessageRow) string { return r.EnrichError }),
+		str(func(r *MessageRow) string { return r.Raw }),
+		str(func(r *MessageRow) string { return r.DetailRaw }),
+		times(func(r *MessageRow) time.Time { return r.FetchedAt }),
+		versions,
+	}
+	for i, col := range columns {
+		if err := b.Column(i).Append(col); err != nil {
+			return fmt.Errorf("messages column %d: %w", i, err)
 		}
 	}
 	if err := b.Send(); err != nil {
