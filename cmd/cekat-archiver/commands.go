@@ -56,15 +56,7 @@ func (configCheckCmd) Run(e *env) error {
 type migrateCmd struct{}
 
 func (migrateCmd) Run(ctx context.Context, e *env) error {
-	cfg, err := e.config()
-	if err != nil {
-		return err
-	}
-	log, err := e.logger(cfg.Log)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg.ClickHouse, log)
+	_, _, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
 	}

@@ -18,21 +18,11 @@ import (
 type runCmd struct{}
 
 func (runCmd) Run(ctx context.Context, e *env) error {
-	cfg, err := e.config()
-	if err != nil {
-		return err
-	}
-	log, err := e.logger(cfg.Log)
+	cfg, log, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	// An unreachable ClickHouse at start is a configuration problem: say so
-	// and exit rather than retry for ever.
-	store, err := openStore(ctx, cfg.ClickHouse, log)
-	if err != nil {
-		return err
-	}
 	defer store.Close()
 	if _, err := store.Migrate(ctx); err != nil {
 		return err

@@ -28,19 +28,11 @@ type syncCmd struct {
 }
 
 func (s syncCmd) Run(ctx context.Context, e *env) error {
-	cfg, err := e.config()
-	if err != nil {
-		return err
-	}
-	log, err := e.logger(cfg.Log)
+	cfg, log, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	store, err := openStore(ctx, cfg.ClickHouse, log)
-	if err != nil {
-		return err
-	}
 	defer store.Close()
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
@@ -191,15 +183,7 @@ func logSummary(log *zap.Logger, s syncer.Summary) {
 type statusCmd struct{}
 
 func (statusCmd) Run(ctx context.Context, e *env) error {
-	cfg, err := e.config()
-	if err != nil {
-		return err
-	}
-	log, err := e.logger(cfg.Log)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg.ClickHouse, log)
+	_, _, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,26 @@ func (e *env) logger(cfg config.Log) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
+// openArchive loads the config, builds the logger and connects to
+// ClickHouse: what every command that touches the archive starts with. An
+// unreachable ClickHouse is an error, not something to retry for ever.
+// Close the store when done.
+func (e *env) openArchive(ctx context.Context) (config.Config, *zap.Logger, *sink.Store, error) {
+	cfg, err := e.config()
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	log, err := e.logger(cfg.Log)
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	store, err := openStore(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	return cfg, log, store, nil
+}
+
 func openStore(ctx context.Context, cfg config.ClickHouse, log *zap.Logger) (*sink.Store, error) {
 	tlsCfg, err := cfg.TLS.Config()
 	if err != nil {
