@@ -45,6 +45,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
@@ -122,19 +123,26 @@ func BenchmarkSyncEndToEnd(b *testing.B) {
 	addr := sinktest.Addr(b)
 	s := newBenchSim(b)
 	benchLogf(b, "simulator: %d messages in %d conversations (real shape, unthrottled, loopback)", s.total, s.convs)
-	for _, dc := range []int{4, 16} {
-		b.Run(fmt.Sprintf("detail=%d", dc), func(b *testing.B) {
+	for _, c := range []struct {
+		dc      int
+		limiter bool
+	}{{4, true}, {16, true}, {16, false}} {
+		name := fmt.Sprintf("detail=%d", c.dc)
+		if !c.limiter {
+			name += "/no-limiter"
+		}
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				benchSyncOnce(b, addr, s, dc)
+				benchSyncOnce(b, addr, s, c.dc, c.limiter)
 			}
 		})
 	}
 }
 
-func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int) {
+func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int, limiter bool) {
 	// Capacity before and after the engine's run, bracketing it; the better counts.
 	gen1 := benchGenerate(b, s, dc, benchPooledClient(dc))
-	eng := newBenchEngine(b, addr, s, dc)
+	eng := newBenchEngine(b, addr, s, dc, limiter)
 
 	s.sim.ResetCounts()
 	conns0 := s.conns.Load()
@@ -151,7 +159,7 @@ func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int) {
 	}
 	firstCounts := s.sim.Counts()
 	firstConns := s.conns.Load() - conns0
-	firstTimers := eng.snapshotLog(firstCPU.wall)
+	firstTimers := eng.snapshotLog(firstCPU.wall, s.convs)
 	if first.NewMessages != int64(s.total) || first.Enriched != int64(s.total) {
 		b.Fatalf("first sync: %d new, %d enriched; want %d", first.NewMessages, first.Enriched, s.total)
 	}
@@ -189,7 +197,11 @@ func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int) {
 	b.ReportMetric(float64(idleCounts.Total), "idle_run_req")
 	b.ReportMetric(float64(firstCPU.self.Microseconds())/float64(first.Enriched), "engine_proc_cpu_us/msg")
 	b.ReportMetric(float64(gen.cpu.self.Microseconds())/float64(gen.n), "generator_proc_cpu_us/req")
-	benchLogf(b, "detail concurrency %d, conversation concurrency %d", dc, benchConvConcurrency)
+	lim := fmt.Sprintf("client-side API budget of %d requests a minute", benchPerMinute)
+	if !limiter {
+		lim = "no client-side API budget"
+	}
+	benchLogf(b, "detail concurrency %d, conversation concurrency %d, %s", dc, benchConvConcurrency, lim)
 	benchLogf(b, "first sync: %d messages enriched in %v = %.0f msg/s; %d requests (list %d, detail %d) = %.4f per archived message",
 		first.Enriched, firstCPU.wall.Round(time.Millisecond), enrichedPerSec, firstCounts.Total,
 		firstCounts.Endpoint(cekatsim.EndpointList), firstCounts.Endpoint(cekatsim.EndpointDetail), reqPerMsg)
@@ -295,10 +307,16 @@ type benchEngine struct {
 	store   *benchTimedArchive
 }
 
+// benchPerMinute is the rate the client-side budget is configured with: far above what this
+// machine can do, so the unthrottled simulator is met by an unthrottled archiver.
+const benchPerMinute = 10_000_000
+
 // newBenchEngine wires a fresh archive and an engine as `cekat-archiver sync` does with the
-// default configuration (batches of 10,000 rows or 5 s, 4 conversations at once, a
-// 7-day re-check window), except for the detail concurrency.
-func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int) *benchEngine {
+// default configuration (batches of 10,000 rows or 5 s, 4 conversations at once, a 7-day
+// re-check window), except for the detail concurrency, an API budget that does not throttle
+// (api.rate_limit.per_minute 10,000,000, no daily cap; or no limiter at all, to see what it
+// costs) and no bound on the backfill's duration (a first sync archives everything).
+func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int, limiter bool) *benchEngine {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -317,8 +335,17 @@ func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int) *benchEngine
 		b.Fatal(err)
 	}
 	requests := syncer.NewRequestStats(nil)
-	client, err := cekat.New(cekat.Options{BaseURL: s.srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 5,
-		Timeout: 30 * time.Second, OnRequest: requests.Observe, Location: loc})
+	opts := cekat.Options{BaseURL: s.srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 5,
+		Timeout: 30 * time.Second, OnRequest: requests.Observe, Location: loc}
+	if limiter {
+		// As cmd/cekat-archiver's newLimiter builds it.
+		l, err := budget.New(budget.Options{PerMinute: benchPerMinute, PerDay: 0, PurgeShare: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts.Limiter = l
+	}
+	client, err := cekat.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -326,7 +353,8 @@ func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int) *benchEngine
 	e.api = &benchTimedAPI{API: client}
 	e.store = &benchTimedArchive{Archive: archive}
 	e.engine = syncer.New(e.api, e.store, syncer.Options{Concurrency: benchConvConcurrency, DetailConcurrency: dc,
-		RecheckWindow: 7 * 24 * time.Hour, ConversationIDs: s.sim.ConversationIDs(), Requests: requests})
+		RecheckWindow: 7 * 24 * time.Hour, BackfillMaxDuration: 24 * time.Hour, ConversationIDs: s.sim.ConversationIDs(),
+		Requests: requests})
 	return e
 }
 
@@ -396,9 +424,9 @@ func (a *benchTimedArchive) Flush(ctx context.Context) error {
 }
 
 // snapshotLog returns a function logging the breakdown as it is now, and resets the timers.
-func (e *benchEngine) snapshotLog(d time.Duration) func(b *testing.B) {
+func (e *benchEngine) snapshotLog(d time.Duration, convs int) func(b *testing.B) {
 	lines := &benchLines{}
-	e.logBreakdown(lines, d)
+	e.logBreakdown(lines, d, convs)
 	e.resetTimers()
 	return func(b *testing.B) {
 		for _, l := range lines.lines {
@@ -422,10 +450,11 @@ func (e *benchEngine) resetTimers() {
 // logBreakdown says where the conversation workers' time went: each of the Concurrency
 // workers walks one conversation at a time, page by page (list call, archived-ids query,
 // the page's detail calls, queueing rows, which flushes a full batch inline).
-func (e *benchEngine) logBreakdown(b interface{ Logf(string, ...any) }, d time.Duration) {
-	workers := time.Duration(benchConvConcurrency) * d
+func (e *benchEngine) logBreakdown(b interface{ Logf(string, ...any) }, d time.Duration, convs int) {
+	n := min(benchConvConcurrency, convs)
+	workers := time.Duration(n) * d
 	share := func(t *benchTimer) string {
-		return fmt.Sprintf("%s (%.0f%% of %d workers' time)", t.String(), 100*float64(t.total())/float64(workers), benchConvConcurrency)
+		return fmt.Sprintf("%s (%.0f%% of %d workers' time)", t.String(), 100*float64(t.total())/float64(workers), n)
 	}
 	b.Logf("  list pages         %s", share(&e.api.list))
 	b.Logf("  archived-ids query %s", share(&e.store.archivedIDs))
