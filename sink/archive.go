@@ -2,13 +2,19 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
 	"sort"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -446,58 +452,90 @@ func (a *Archive) SaveRun(ctx context.Context, r RunRow) error {
 	return nil
 }
 
+// read runs a query and hands each row to scan. A pooled connection that
+// turns out broken (closed by the server or the network while idle) is
+// retried once on a fresh connection; reset clears what scan gathered.
+func (a *Archive) read(ctx context.Context, what, query string, args []any, reset func(), scan func(driver.Rows) error) error {
+	for attempt := 1; ; attempt++ {
+		reset()
+		err := a.readOnce(ctx, query, args, scan)
+		if err == nil {
+			return nil
+		}
+		if attempt == 1 && ctx.Err() == nil && brokenConn(err) {
+			continue
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+func (a *Archive) readOnce(ctx context.Context, query string, args []any, scan func(driver.Rows) error) error {
+	rows, err := a.s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// brokenConn tells a connection that failed under the query from a query
+// that failed: only the first is worth repeating.
+func brokenConn(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "use of closed network connection")
+}
+
 // TrackedConversations returns the ids operators and analysts track
 // through the tracked_conversations table.
 func (a *Archive) TrackedConversations(ctx context.Context) ([]string, error) {
-	rows, err := a.s.conn.Query(ctx, "SELECT conversation_id FROM "+a.s.TableName("tracked_conversations")+
-		" FINAL WHERE active = 1 ORDER BY conversation_id")
-	if err != nil {
-		return nil, fmt.Errorf("query tracked conversations: %w", err)
-	}
-	defer rows.Close()
 	var ids []string
-	for rows.Next() {
+	err := a.read(ctx, "query tracked conversations", "SELECT conversation_id FROM "+a.s.TableName("tracked_conversations")+
+		" FINAL WHERE active = 1 ORDER BY conversation_id", nil, func() { ids = nil }, func(rows driver.Rows) error {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan tracked conversation: %w", err)
+			return fmt.Errorf("scan tracked conversation: %w", err)
 		}
 		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		return nil
+	})
+	return ids, err
 }
 
 // LoadStates returns every conversation's current sync state.
 func (a *Archive) LoadStates(ctx context.Context) (map[string]State, error) {
-	rows, err := a.s.conn.Query(ctx, "SELECT "+stateColumns+" FROM "+a.s.TableName("sync_state")+" FINAL")
-	if err != nil {
-		return nil, fmt.Errorf("query sync state: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]State{}
-	for rows.Next() {
-		var (
-			st                                     State
-			gone, backfill                         uint8
-			headNs                                 uint32
-			before, stop                           []string
-			head, attempt, success, due, updatedAt time.Time
-		)
-		if err := rows.Scan(&st.ConversationID, &gone, &st.HeadMessageID, &head, &headNs, &before, &stop, &backfill,
-			&attempt, &success, &st.LastError, &due, &st.IdleRuns, &updatedAt, &st.Version); err != nil {
-			return nil, fmt.Errorf("scan sync state: %w", err)
-		}
-		if len(before) != len(stop) {
-			return nil, fmt.Errorf("sync state of %s: %d gap cursors but %d gap stops", st.ConversationID, len(before), len(stop))
-		}
-		st.Gone, st.BackfillComplete = gone == 1, backfill == 1
-		st.HeadSentAt = fromDT(head).Add(time.Duration(headNs))
-		st.LastAttemptAt, st.LastSuccessAt, st.NextDueAt, st.UpdatedAt = fromDT(attempt), fromDT(success), fromDT(due), fromDT(updatedAt)
-		for i := range before {
-			st.Gaps = append(st.Gaps, Gap{Before: before[i], Stop: stop[i]})
-		}
-		out[st.ConversationID] = st
-	}
-	return out, rows.Err()
+	var out map[string]State
+	err := a.read(ctx, "query sync state", "SELECT "+stateColumns+" FROM "+a.s.TableName("sync_state")+" FINAL", nil,
+		func() { out = map[string]State{} }, func(rows driver.Rows) error {
+			var (
+				st                                     State
+				gone, backfill                         uint8
+				headNs                                 uint32
+				before, stop                           []string
+				head, attempt, success, due, updatedAt time.Time
+			)
+			if err := rows.Scan(&st.ConversationID, &gone, &st.HeadMessageID, &head, &headNs, &before, &stop, &backfill,
+				&attempt, &success, &st.LastError, &due, &st.IdleRuns, &updatedAt, &st.Version); err != nil {
+				return fmt.Errorf("scan sync state: %w", err)
+			}
+			if len(before) != len(stop) {
+				return fmt.Errorf("sync state of %s: %d gap cursors but %d gap stops", st.ConversationID, len(before), len(stop))
+			}
+			st.Gone, st.BackfillComplete = gone == 1, backfill == 1
+			st.HeadSentAt = fromDT(head).Add(time.Duration(headNs))
+			st.LastAttemptAt, st.LastSuccessAt, st.NextDueAt, st.UpdatedAt = fromDT(attempt), fromDT(success), fromDT(due), fromDT(updatedAt)
+			for i := range before {
+				st.Gaps = append(st.Gaps, Gap{Before: before[i], Stop: stop[i]})
+			}
+			out[st.ConversationID] = st
+			return nil
+		})
+	return out, err
 }
 
 // ArchivedIDs returns which of ids are archived for the conversation.
@@ -512,20 +550,17 @@ func (a *Archive) ArchivedIDs(ctx context.Context, conversationID string, ids []
 	for i, id := range ids {
 		set[i] = id
 	}
-	rows, err := a.s.conn.Query(ctx, "SELECT DISTINCT message_id FROM "+a.s.TableName("messages")+
-		" WHERE conversation_id = ? AND message_id IN ?", conversationID, clickhouse.GroupSet{Value: set})
-	if err != nil {
-		return nil, fmt.Errorf("query archived ids: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("scan archived id: %w", err)
-		}
-		out[id] = true
-	}
-	return out, rows.Err()
+	err := a.read(ctx, "query archived ids", "SELECT DISTINCT message_id FROM "+a.s.TableName("messages")+
+		" WHERE conversation_id = ? AND message_id IN ?", []any{conversationID, clickhouse.GroupSet{Value: set}},
+		func() { clear(out) }, func(rows driver.Rows) error {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return fmt.Errorf("scan archived id: %w", err)
+			}
+			out[id] = true
+			return nil
+		})
+	return out, err
 }
 
 // Recheckable returns archived outbound messages, sent since since and
@@ -539,20 +574,18 @@ func (a *Archive) Recheckable(ctx context.Context, since, fetchedBefore time.Tim
 		" AND sent_at >= ? AND version < ?" +
 		" AND (conversation_id > ? OR (conversation_id = ? AND message_id > ?))" +
 		" ORDER BY conversation_id, message_id LIMIT ?"
-	rows, err := a.s.conn.Query(ctx, q, dt(since), uint64(fetchedBefore.UnixNano()), afterConversation, afterConversation, afterMessage, limit)
-	if err != nil {
-		return nil, fmt.Errorf("query re-checkable messages: %w", err)
-	}
-	defer rows.Close()
 	var out []MessageRow
-	for rows.Next() {
-		r, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	err := a.read(ctx, "query re-checkable messages", q,
+		[]any{dt(since), uint64(fetchedBefore.UnixNano()), afterConversation, afterConversation, afterMessage, limit},
+		func() { out = nil }, func(rows driver.Rows) error {
+			r, err := scanMessage(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	return out, err
 }
 
 type scanner interface{ Scan(dest ...any) error }
