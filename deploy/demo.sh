@@ -51,6 +51,10 @@ api:
   base_url: http://$SIM_ADDR
   key: sim-api-key
   auth: both
+  # The local simulator is not rate limited; a real plan allows 10 to 1,000 a minute.
+  rate_limit:
+    per_minute: 1000000
+    per_day: 0
 clickhouse:
   addr: [$CEKAT_ARCHIVER_CLICKHOUSE_ADDR]
   database: cekat_demo
@@ -71,7 +75,7 @@ deploy/clickhouse/clickhouse.sh client --query "DROP DATABASE IF EXISTS cekat_de
 step "cekat-archiver sync --once (first sync: the whole history)"
 "$BIN_DIR/cekat-archiver" sync --once
 
-step "cekat-archiver sync --once (again: nothing new upstream, so it costs one list call per conversation)"
+step "cekat-archiver sync --once (again: nothing new upstream: one list call per conversation, plus re-checks of statuses still moving)"
 "$BIN_DIR/cekat-archiver" sync --once --progress=none
 
 step "cekat-archiver status"
