@@ -118,8 +118,6 @@ func (p Priority) String() string {
 	return fmt.Sprintf("priority(%d)", int(p))
 }
 
-func (p Priority) valid() bool { return p >= PriorityNew && p <= PriorityPurge }
-
 type priorityKey struct{}
 
 // WithPriority returns a context whose API calls are ranked p.
