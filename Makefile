@@ -24,8 +24,11 @@ test:
 	[ $$was_running -eq 1 ] || $(CH) stop; \
 	exit $$status
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	go vet ./...
+	go run $(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
