@@ -286,7 +286,11 @@ func (c *Client) ListMessages(ctx context.Context, conversationID string, limit 
 // (status, recipient, delivered_at, read_at). An answer that cannot be
 // decoded is a permanent error wrapping a *DecodeError with the raw bytes.
 func (c *Client) GetMessage(ctx context.Context, id string) (Message, error) {
-	req := request{endpoint: EndpointDetail, method: http.MethodGet, base: c.base, path: "/messages/" + url.PathEscape(id), retry: true}
+	req := request{endpoint: EndpointDetail, method: http.MethodGet, base: c.base, path: "/messages/" + pathSegment(id), retry: true}
+	if id == "" {
+		// "/messages/" is the list endpoint, not a message.
+		return Message{}, req.fail(0, nil, errors.New("empty message id"), KindPermanent)
+	}
 	body, err := c.do(ctx, req)
 	if err != nil {
 		return Message{}, err
@@ -443,10 +447,23 @@ func successData(body []byte) (json.RawMessage, error) {
 
 var errUnsuccessful = errors.New("success is false")
 
+// pathSegment escapes an opaque id into one path segment, exactly once. A
+// segment of dots alone would be a dot segment that servers remove, so its
+// dots are escaped too.
+func pathSegment(id string) string {
+	s := url.PathEscape(id)
+	if s == "." || s == ".." {
+		s = strings.ReplaceAll(s, ".", "%2E")
+	}
+	return s
+}
+
 type request struct {
-	endpoint   string
-	method     string
-	base       *url.URL
+	endpoint string
+	method   string
+	base     *url.URL
+	// path is escaped already (see pathSegment) and appended to the base's
+	// escaped path as it is: ids are escaped once, never twice.
 	path       string
 	query      url.Values
 	body       []byte
@@ -530,8 +547,12 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 
+	var err error
 	u := *r.base
-	u.Path = strings.TrimRight(u.Path, "/") + r.path
+	u.RawPath = strings.TrimRight(u.EscapedPath(), "/") + r.path
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return nil, r.fail(0, nil, err, KindPermanent)
+	}
 	u.RawQuery = r.query.Encode()
 	var reqBody io.Reader
 	if r.body != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -503,5 +504,98 @@ func TestEveryAttemptIsReported(t *testing.T) {
 	}
 	if served.Load() != reported.Load() {
 		t.Errorf("server received %d requests, client reported %d", served.Load(), reported.Load())
+	}
+}
+
+// oddIDs are ids real servers hand out and a URL must carry intact: every
+// character that means something in a path, a query or a fragment.
+var oddIDs = []string{
+	"q'1", "a/b", "a//b/", "what?x=1&y", "100%", "%41", "%2F", "#frag", "with space", "a+b", "a;b,c",
+	"ünïcödé", "日本語", "😀", ".", "..", "tab\there", `"quoted"`, "<tag>", "back\\slash",
+}
+
+func TestIDsAreEscapedOnce(t *testing.T) {
+	for _, prefix := range []string{"", "/api", "/api%20v1"} {
+		var mu sync.Mutex
+		var got *http.Request
+		var body map[string]any
+		c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = r
+			body = nil
+			json.NewDecoder(r.Body).Decode(&body)
+			switch {
+			case strings.HasSuffix(r.URL.Path, "/conversations-delete"):
+				io.WriteString(w, `{"success":true,"data":{"deleted":1,"conversation_ids":[]}}`)
+			case strings.HasSuffix(r.URL.Path, "/messages/whatsapp"):
+				io.WriteString(w, `{"success":true,"data":{"message_id":"m9","status":"sent"}}`)
+			case strings.HasSuffix(r.URL.Path, "/messages"):
+				io.WriteString(w, okPage)
+			default:
+				io.WriteString(w, `{"success":true,"data":{"id":"m1","timestamp":"2025-03-27T15:00:00Z"}}`)
+			}
+		}), func(o *Options) {
+			o.BaseURL += prefix
+			o.BackofficeURL += prefix
+			o.SendBody = SendReal
+		})
+		wantPrefix := prefix + "/messages/"
+		for _, id := range oddIDs {
+			ctx := context.Background()
+			if _, err := c.GetMessage(ctx, id); err != nil {
+				t.Fatalf("GetMessage(%q): %v", id, err)
+			}
+			// A strict server decodes the path once: the segment after
+			// /messages/ must be one segment that decodes to the id.
+			esc := got.URL.EscapedPath()
+			seg, ok := strings.CutPrefix(esc, wantPrefix)
+			if !ok || strings.Contains(seg, "/") {
+				t.Errorf("GetMessage(%q): server got path %q, want %s<one segment>", id, esc, wantPrefix)
+			} else if dec, err := url.PathUnescape(seg); err != nil || dec != id {
+				t.Errorf("GetMessage(%q): server got segment %q, decoded once %q (%v)", id, seg, dec, err)
+			}
+			if got.URL.RawQuery != "" || got.URL.Fragment != "" {
+				t.Errorf("GetMessage(%q): id leaked into query %q or fragment %q", id, got.URL.RawQuery, got.URL.Fragment)
+			}
+
+			if _, err := c.ListMessages(ctx, id, 100, id); err != nil {
+				t.Fatalf("ListMessages(%q): %v", id, err)
+			}
+			if q := got.URL.Query(); q.Get("conversation_id") != id || q.Get("before") != id || q.Get("limit") != "100" || len(q) != 3 {
+				t.Errorf("ListMessages(%q): server got query %q = %v", id, got.URL.RawQuery, q)
+			}
+			if got.URL.EscapedPath() != prefix+"/messages" {
+				t.Errorf("ListMessages(%q): path %q", id, got.URL.EscapedPath())
+			}
+
+			if _, err := c.DeleteConversations(ctx, []string{id}); err != nil {
+				t.Fatalf("DeleteConversations(%q): %v", id, err)
+			}
+			if ids, _ := body["conversation_ids"].([]any); len(ids) != 1 || ids[0] != id {
+				t.Errorf("DeleteConversations(%q): server got body %v", id, body)
+			}
+
+			if _, err := c.SendMessage(ctx, SendRequest{ConversationID: id, To: "+62812345678", Text: id}); err != nil {
+				t.Fatalf("SendMessage(%q): %v", id, err)
+			}
+			if body["conversation_id"] != id || body["message"] != id {
+				t.Errorf("SendMessage(%q): server got body %v", id, body)
+			}
+		}
+	}
+}
+
+func TestEmptyIDIsNotTheList(t *testing.T) {
+	var calls atomic.Int32
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, okPage)
+	}), nil)
+	if _, err := c.GetMessage(context.Background(), ""); KindOf(err) != KindPermanent || err == nil {
+		t.Errorf("GetMessage(\"\") = %v, want a permanent error", err)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("GetMessage(\"\") sent %d requests", calls.Load())
 	}
 }
