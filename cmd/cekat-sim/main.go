@@ -45,6 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var (
 		c                       config
 		counts, shape, auth     string
+		rateHeaders             string
 		start                   string
 		fs                      = flag.NewFlagSet("cekat-sim", flag.ContinueOnError)
 		o                       = &c.opts
@@ -68,6 +69,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&o.RatePerMinute, "rate-per-minute", 0, "requests per minute (0 = unlimited)")
 	fs.IntVar(&o.RatePerDay, "rate-per-day", 0, "requests per UTC day (0 = unlimited)")
 	fs.BoolVar(&o.RetryAfter, "retry-after", false, "send Retry-After with 429 answers")
+	fs.StringVar(&rateHeaders, "rate-headers", string(cekatsim.RateHeadersAll), "X-RateLimit-* headers sent: all (Limit, Remaining, Reset), limit_remaining or none")
+	fs.BoolVar(&o.RateWindowAligned, "rate-window-aligned", false, "per-minute windows are the clock's minutes (default: 60 s from the first request after the previous window)")
 	fs.DurationVar(&o.Latency, "latency", 0, "latency added to every API request")
 	fs.Float64Var(&fault5xx, "fault-5xx", 0, "probability of a 500/502/503 answer")
 	fs.Float64Var(&faultDrop, "fault-drop", 0, "probability of a connection closed without an answer")
@@ -83,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	o.Shape, o.Auth = cekatsim.Shape(shape), cekatsim.AuthMode(auth)
+	o.RateHeaders = cekatsim.RateHeaders(rateHeaders)
 	o.Fault5xx, o.FaultDrop, o.FaultTruncate, o.MalformedRate = fault5xx, faultDrop, faultTrunc, malformedRate
 	if counts != "" {
 		for _, f := range strings.Split(counts, ",") {

@@ -39,6 +39,7 @@ func TestParseFlags(t *testing.T) {
 		"-latency", "20ms", "-fault-5xx", "0.1", "-fault-drop", "0.05", "-fault-truncate", "0.02", "-malformed-rate", "0.01",
 		"-live-rate", "0.3", "-start", "2025-01-02T03:04:05Z", "-no-pagination", "-max-delete-batch", "7",
 		"-backoffice-auth", "bearer", "-api-key", "k", "-backoffice-token", "b", "-rate-per-day", "1000", "-seed", "9",
+		"-rate-headers", "limit_remaining", "-rate-window-aligned",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,7 @@ func TestParseFlags(t *testing.T) {
 		o.RatePerMinute != 10 || !o.RetryAfter || o.Latency != 20*time.Millisecond || o.Fault5xx != 0.1 || o.FaultDrop != 0.05 ||
 		o.FaultTruncate != 0.02 || o.MalformedRate != 0.01 || o.LiveRate != 0.3 || !o.NoPagination || o.MaxDeleteBatch != 7 ||
 		o.BackofficeAuth != "bearer" || o.APIKey != "k" || o.BackofficeToken != "b" || o.RatePerDay != 1000 || o.Seed != 9 ||
+		o.RateHeaders != cekatsim.RateHeadersLimitRemaining || !o.RateWindowAligned ||
 		!o.Start.Equal(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)) {
 		t.Fatalf("options %+v", o)
 	}
@@ -58,6 +60,12 @@ func TestParseFlags(t *testing.T) {
 	}
 	if code := runWith(context.Background(), []string{"-shape", "nested"}, io.Discard); code != 2 {
 		t.Errorf("invalid shape: exit %d", code)
+	}
+	if code := runWith(context.Background(), []string{"-rate-headers", "reset"}, io.Discard); code != 2 {
+		t.Errorf("invalid rate headers: exit %d", code)
+	}
+	if c, err := parseFlags(nil, io.Discard); err != nil || c.opts.RateHeaders != cekatsim.RateHeadersAll || c.opts.RateWindowAligned {
+		t.Errorf("default rate headers %q, aligned %v, %v", c.opts.RateHeaders, c.opts.RateWindowAligned, err)
 	}
 }
 

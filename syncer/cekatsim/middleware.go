@@ -83,7 +83,8 @@ func (s *Server) Counts() Counts { return s.counts.get() }
 func (s *Server) ResetCounts() { s.counts.reset() }
 
 // limiter implements fixed one-minute windows (starting at the first request
-// of a window) and a per-UTC-day cap, on the wall clock.
+// after the previous window ended, or at second 0 of each minute when
+// aligned) and a per-UTC-day cap, on the wall clock.
 type limiter struct {
 	mu      sync.Mutex
 	perMin  int
@@ -103,12 +104,16 @@ type verdict struct {
 	retryAfter time.Duration
 }
 
-func (l *limiter) take(now time.Time) verdict {
+func (l *limiter) take(now time.Time, aligned bool) verdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v := verdict{ok: true, headers: l.perMin > 0, limit: l.perMin}
 	if l.perMin > 0 && !now.Before(l.winEnd) {
-		l.winEnd = now.Truncate(time.Second).Add(time.Minute)
+		if aligned {
+			l.winEnd = now.Truncate(time.Minute).Add(time.Minute)
+		} else {
+			l.winEnd = now.Truncate(time.Second).Add(time.Minute)
+		}
 		l.used = 0
 	}
 	if day := now.UTC().Truncate(24 * time.Hour); !day.Equal(l.day) {
@@ -132,13 +137,15 @@ func (l *limiter) take(now time.Time) verdict {
 	return v
 }
 
-func (v verdict) write(h http.Header) {
-	if !v.headers {
+func (v verdict) write(h http.Header, which RateHeaders) {
+	if !v.headers || which == RateHeadersNone {
 		return
 	}
 	h.Set("X-RateLimit-Limit", strconv.Itoa(v.limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(v.reset.Unix(), 10))
+	if which != RateHeadersLimitRemaining {
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(v.reset.Unix(), 10))
+	}
 }
 
 // credentials
@@ -238,8 +245,8 @@ func (s *Server) api(endpoint string, authorized func(*http.Request) bool, h htt
 			return
 		}
 		now := s.opts.Now()
-		v := s.limiter.take(now)
-		v.write(w.Header())
+		v := s.limiter.take(now, s.opts.RateWindowAligned)
+		v.write(w.Header(), s.opts.RateHeaders)
 		if !v.ok {
 			if s.opts.RetryAfter {
 				secs := int64((v.retryAfter + time.Second - 1) / time.Second)

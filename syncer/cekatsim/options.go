@@ -42,6 +42,22 @@ const (
 	AuthAny    AuthMode = "any"     // either header is enough
 )
 
+// RateHeaders selects which X-RateLimit-* headers the rate limit sends.
+type RateHeaders string
+
+const (
+	// RateHeadersAll sends X-RateLimit-Limit, -Remaining and -Reset (Unix
+	// seconds), as a captured production answer showed.
+	RateHeadersAll RateHeaders = "all"
+	// RateHeadersLimitRemaining sends X-RateLimit-Limit and -Remaining only,
+	// as the documentation lists them: the client must infer when the window
+	// ends.
+	RateHeadersLimitRemaining RateHeaders = "limit_remaining"
+	// RateHeadersNone sends no X-RateLimit-* header; a 429 still carries
+	// Retry-After when Options.RetryAfter is set.
+	RateHeadersNone RateHeaders = "none"
+)
+
 // Back-office authentication modes.
 const (
 	BackofficeAccessToken = "access_token" // access_token: TOKEN (seen in practice)
@@ -77,9 +93,17 @@ type Options struct {
 
 	NoPagination bool // list ignores limit/before and returns the whole history without `pagination`
 
-	RatePerMinute int  // 0 = unlimited; fixed 60 s windows starting at the first request of a window
+	RatePerMinute int  // 0 = unlimited; fixed 60 s windows (see RateWindowAligned)
 	RatePerDay    int  // 0 = unlimited; per UTC calendar day
 	RetryAfter    bool // whether a 429 carries Retry-After
+
+	// RateHeaders selects the X-RateLimit-* headers sent (default
+	// RateHeadersAll).
+	RateHeaders RateHeaders
+	// RateWindowAligned makes the per-minute windows fixed minutes of the
+	// clock (second 0 to second 59) instead of 60 s from the first request
+	// after the previous window ended.
+	RateWindowAligned bool
 
 	Latency time.Duration // added to every API request (not to /_sim/)
 
@@ -146,6 +170,13 @@ func (o *Options) normalize() error {
 	}
 	if o.RatePerMinute < 0 || o.RatePerDay < 0 {
 		return errors.New("cekatsim: rate limits must not be negative")
+	}
+	switch o.RateHeaders {
+	case "":
+		o.RateHeaders = RateHeadersAll
+	case RateHeadersAll, RateHeadersLimitRemaining, RateHeadersNone:
+	default:
+		return fmt.Errorf("cekatsim: unknown rate headers %q (want all, limit_remaining or none)", o.RateHeaders)
 	}
 	if o.Latency < 0 {
 		return errors.New("cekatsim: Latency must not be negative")
