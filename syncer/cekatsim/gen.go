@@ -31,7 +31,7 @@ const (
 	saltDelayAmount
 	saltOutcome
 	saltReadDelay
-	saltInboundStatus
+	_ // was saltInboundStatus, the constant status inbound messages had; kept so later salts keep their values
 	saltMalformed
 	saltMalformedKind
 	saltExtra
@@ -40,6 +40,8 @@ const (
 	saltButtons
 	saltLiveCount
 	saltNanoDigits
+	saltInboundRead      // whether an inbound message is ever read
+	saltInboundReadDelay // how long after it came in
 )
 
 const (
@@ -277,6 +279,7 @@ func (s *Server) newConvo(ci, count int, phone string, ib *inbox) *convo {
 		} else {
 			id = "conv_" + hexN(h(100+attempt), 12)
 		}
+		id = s.convID(ci, id)
 		if _, dup := s.byID[id]; !dup {
 			c.id = id
 			break
@@ -468,16 +471,28 @@ func pickType(u uint64, cum []int, types []string) string {
 	return types[len(types)-1]
 }
 
+// Inbound statuses: the status an inbound message has until an agent reads it.
+// The documented shape names it "received"; the flat shape, whose documented
+// statuses are sent|delivered|read|failed, serves "delivered".
+const (
+	statusReceived   = "received"
+	inboundNeverRead = 10 // percent of inbound messages no agent ever opens
+)
+
+// Read delays of inbound messages: log-uniform between these bounds.
+const (
+	inboundReadMin = 10 * time.Second
+	inboundReadMax = 2 * 24 * time.Hour
+)
+
 // progress sets the status and status times of m as of the simulated time now.
 // Outbound messages go sent -> delivered -> read (or failed, or stay sent);
-// inbound ones have a constant status and no status times.
+// inbound ones go received (documented shape) or delivered (flat shape) ->
+// read, or are never read. Everything derives from hashes of the message's
+// position, so nothing is remembered per message.
 func (s *Server) progress(m *msg, h func(uint64) uint64, now time.Time) {
 	if m.inbound() {
-		if h(saltInboundStatus)%100 < 85 {
-			m.status = "read"
-		} else {
-			m.status = "delivered"
-		}
+		s.progressInbound(m, h, now)
 		return
 	}
 	base := m.ts.Truncate(time.Second)
@@ -515,6 +530,30 @@ func (s *Server) progress(m *msg, h func(uint64) uint64, now time.Time) {
 	r := h(saltReadDelay)
 	secs := int64(math.Exp(math.Log(60) + unit(r)*(math.Log(3*86400)-math.Log(60))))
 	read := base.Add(time.Duration(d1+1+secs)*time.Second + fraction(mix(r), m.readFmt.digits(h(saltNanoDigits)>>16)))
+	if read.After(now) {
+		return
+	}
+	m.status, m.readAt = "read", &read
+}
+
+// progressInbound: an inbound message arrives unread and is read when an agent
+// opens it, 10 seconds to 2 days after it came in (log-uniform), unless it is
+// one of the inboundNeverRead percent nobody opens. read_at keeps the precision
+// of the format it is served in, like an outbound read_at.
+func (s *Server) progressInbound(m *msg, h func(uint64) uint64, now time.Time) {
+	m.status = statusReceived
+	if s.opts.Shape == ShapeReal {
+		m.status = "delivered"
+	}
+	if h(saltInboundRead)%100 < inboundNeverRead {
+		return
+	}
+	r := h(saltInboundReadDelay)
+	lo, hi := math.Log(inboundReadMin.Seconds()), math.Log(inboundReadMax.Seconds())
+	secs := int64(math.Round(math.Exp(lo + unit(r)*(hi-lo))))
+	// counted from the message's whole second, so that read_at has exactly the
+	// precision of its format: 10 s to 2 days after that second
+	read := m.ts.Truncate(time.Second).Add(time.Duration(secs)*time.Second + fraction(mix(r), m.readFmt.digits(h(saltNanoDigits)>>16)))
 	if read.After(now) {
 		return
 	}

@@ -27,7 +27,23 @@ import (
 // contact.phone_number for outbound ones; Timestamp = created_at.
 //
 // Status, DeliveredAt and ReadAt are the values at the current simulated time
-// (served by the detail endpoint; the real list also serves status).
+// (served by the detail endpoint; the real list also serves status, and
+// updated_at = StatusAt). Statuses by direction and shape:
+//
+//   - outbound: sent -> delivered -> read, or sent -> failed; a message may
+//     stay sent or delivered for ever. Both shapes.
+//   - inbound: received (documented) or delivered (real) until an agent opens
+//     it, then read; about 10% are never read. Inbound messages have no
+//     DeliveredAt and never fail.
+//
+// FailedAt and StatusAt are not served as such (FailedAt only as the real
+// shape's updated_at of a failed message): they are the simulated times at
+// which the statuses changed, for checking how soon an archiver follows them.
+// StatusAt is when the current Status was reached: ReadAt, DeliveredAt or
+// FailedAt for the status of that name, Timestamp for the first status (sent,
+// received, or an inbound delivered). The whole history is therefore: the first
+// status at Timestamp, then delivered at DeliveredAt (outbound), then read at
+// ReadAt or failed at FailedAt, as far as they are set.
 type TruthMessage struct {
 	ID              string     `json:"id"`
 	ConversationID  string     `json:"conversation_id"`
@@ -49,8 +65,16 @@ type TruthMessage struct {
 	Timestamp       time.Time  `json:"timestamp"`
 	DeliveredAt     *time.Time `json:"delivered_at"`
 	ReadAt          *time.Time `json:"read_at"`
+	FailedAt        *time.Time `json:"failed_at"` // outbound messages that failed
+	StatusAt        time.Time  `json:"status_at"` // when Status was reached (Timestamp for the first status)
 	Malformed       bool       `json:"malformed"`
 	MalformedReason string     `json:"malformed_reason,omitempty"` // missing_id, bad_timestamp or not_object
+	// Unlisted marks the messages of a conversation whose cursors cycle
+	// (Options.CursorCycleConversations) that lie below its cut: they exist
+	// and the detail endpoint serves them, but no list page ever does. The
+	// truth of a cycling conversation is all its messages; what a list walk
+	// can reach, and so an exact archive, is the ones not Unlisted.
+	Unlisted bool `json:"unlisted,omitempty"`
 }
 
 func (s *Server) truth(m *msg) TruthMessage {
@@ -69,7 +93,9 @@ func (s *Server) truth(m *msg) TruthMessage {
 		Timestamp:      m.ts,
 		DeliveredAt:    m.deliveredAt,
 		ReadAt:         m.readAt,
+		FailedAt:       m.failedAt,
 	}
+	t.StatusAt, _ = m.updatedAt()
 	if m.inbound() {
 		t.SenderName, t.SenderPhone = m.c.custName, m.c.phone
 	} else {
@@ -89,6 +115,7 @@ func (s *Server) truth(m *msg) TruthMessage {
 	if m.malformed != malformedNone {
 		t.Malformed, t.MalformedReason = true, malformedReasons[m.malformed]
 	}
+	t.Unlisted = s.unlisted(m.c, m.pos)
 	return t
 }
 
