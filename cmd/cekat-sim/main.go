@@ -77,6 +77,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&faultTrunc, "fault-truncate", 0, "probability of a 200 answer with its JSON cut in the middle")
 	fs.Float64Var(&malformedRate, "malformed-rate", 0, "fraction of messages served malformed")
 	fs.Float64Var(&o.LiveRate, "live-rate", 0, "probability that 1..3 messages arrive in a conversation before a list request on it")
+	fs.BoolVar(&o.OddIDs, "odd-ids", false, "message and conversation ids hold ', /, ?, %, #, spaces and unicode")
+	fs.IntVar(&o.CursorCycleConversations, "cursor-cycle-conversations", 0, "number of conversations whose list cursors cycle A -> B -> A with has_more for ever")
+	fs.Float64Var(&o.ForeignItemRate, "foreign-item-rate", 0, "probability that a list page also holds a message of another conversation")
 	fs.StringVar(&start, "start", cekatsim.DefaultStart.Format(time.RFC3339), "simulated clock start (RFC3339)")
 	fs.IntVar(&o.MaxDeleteBatch, "max-delete-batch", cekatsim.DefaultMaxDeleteBatch, "most conversation ids accepted by one delete")
 	if err := fs.Parse(args); err != nil {

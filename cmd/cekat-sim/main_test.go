@@ -69,6 +69,24 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestParseOddityFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-odd-ids", "-cursor-cycle-conversations", "3", "-foreign-item-rate", "0.25"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.opts; !o.OddIDs || o.CursorCycleConversations != 3 || o.ForeignItemRate != 0.25 {
+		t.Fatalf("options %+v", o)
+	}
+	if c, err := parseFlags(nil, io.Discard); err != nil || c.opts.OddIDs || c.opts.CursorCycleConversations != 0 || c.opts.ForeignItemRate != 0 {
+		t.Fatalf("defaults %+v, %v", c.opts, err)
+	}
+	for _, bad := range [][]string{{"-cursor-cycle-conversations", "-1"}, {"-foreign-item-rate", "2"}} {
+		if code := runWith(context.Background(), bad, io.Discard); code != 2 {
+			t.Errorf("%v: exit %d", bad, code)
+		}
+	}
+}
+
 func TestRunServesAndShutsDown(t *testing.T) {
 	ids := filepath.Join(t.TempDir(), "ids.txt")
 	var stderr syncBuffer

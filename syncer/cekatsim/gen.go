@@ -279,6 +279,7 @@ func (s *Server) newConvo(ci, count int, phone string, ib *inbox) *convo {
 		} else {
 			id = "conv_" + hexN(h(100+attempt), 12)
 		}
+		id = s.convID(ci, id)
 		if _, dup := s.byID[id]; !dup {
 			c.id = id
 			break

@@ -15,7 +15,9 @@ import (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /messages", s.api(EndpointList, s.apiAuthorized, s.handleList))
-	mux.Handle("GET /messages/{id}", s.api(EndpointDetail, s.apiAuthorized, s.handleDetail))
+	// {id...}: an id sent with a raw '/' still reaches the detail handler,
+	// which answers 404 in the API's envelope, as a strict server does.
+	mux.Handle("GET /messages/{id...}", s.api(EndpointDetail, s.apiAuthorized, s.handleDetail))
 	mux.Handle("POST /messages/whatsapp", s.api(EndpointSend, s.apiAuthorized, s.handleSend))
 	mux.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -97,8 +99,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start, end := 0, v.n
+	cursor := false
 	if !s.opts.NoPagination {
 		if before := q.Get("before"); before != "" {
+			cursor = true
 			ci, pos, ok := s.decodeMessageID(before)
 			if !ok || ci != c.idx || pos >= v.n {
 				s.writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "before is not a message of this conversation", validation("before", "unknown message id"))
@@ -108,15 +112,37 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		start = max(0, end-limit)
 	}
+	hasMore := start > 0
+	var before *string
+	if start < end {
+		id := s.messageID(c.idx, start)
+		before = &id
+	}
+	if !s.opts.NoPagination {
+		if st, more, cur, ok := s.cycle(c, start, end, cursor); ok {
+			start, hasMore, before = st, more, &cur
+		}
+	}
+	stranger, strangerAt := s.foreign(c, start, end)
 
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	var buf bytes.Buffer
 	buf.WriteString(`{"success":true,"data":[`)
-	err := s.each(v, start, end, func(m *msg) error {
-		if m.pos > start {
+	items := 0
+	add := func(m *msg) error {
+		if items > 0 {
 			buf.WriteByte(',')
 		}
-		if err := s.appendItem(&buf, m, false); err != nil {
+		items++
+		return s.appendItem(&buf, m, false)
+	}
+	err := s.each(v, start, end, func(m *msg) error {
+		if stranger != nil && m.pos-start == strangerAt {
+			if err := add(stranger); err != nil {
+				return err
+			}
+		}
+		if err := add(m); err != nil {
 			return err
 		}
 		if buf.Len() >= 64<<10 {
@@ -127,6 +153,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	if err == nil && stranger != nil && strangerAt == end-start {
+		err = add(stranger)
+	}
 	if err != nil {
 		return
 	}
@@ -135,11 +164,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		p := struct {
 			HasMore bool    `json:"has_more"`
 			Before  *string `json:"before"`
-		}{HasMore: start > 0}
-		if start < end {
-			id := s.messageID(c.idx, start)
-			p.Before = &id
-		}
+		}{hasMore, before}
 		b, _ := json.Marshal(p)
 		buf.WriteString(`,"pagination":`)
 		buf.Write(b)
@@ -148,8 +173,25 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// detailID is the id of GET /messages/{id}: the one segment after
+// /messages/ of the path as sent, decoded exactly once. An id holding '/'
+// arrives as %2F; a '/' sent raw, or an id escaped twice, names no message.
+func detailID(r *http.Request) (string, bool) {
+	seg, ok := strings.CutPrefix(r.URL.EscapedPath(), "/messages/")
+	if !ok || seg == "" || strings.Contains(seg, "/") {
+		return "", false
+	}
+	id, err := url.PathUnescape(seg)
+	return id, err == nil
+}
+
 func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
-	v, pos, ok := s.lookupMessage(r.PathValue("id"))
+	id, ok := detailID(r)
+	var v view
+	var pos int
+	if ok {
+		v, pos, ok = s.lookupMessage(id)
+	}
 	if !ok {
 		s.writeError(w, http.StatusNotFound, "NOT_FOUND", "message not found", nil)
 		return

@@ -52,8 +52,17 @@ func (s *Server) unpermute(v uint64) uint64 {
 	return uint64(l)<<32 | uint64(r)
 }
 
-// messageID renders the id of message pos of conversation ci in the server's shape.
+// messageID renders the id of message pos of conversation ci in the server's
+// shape, made odd under Options.OddIDs.
 func (s *Server) messageID(ci, pos int) string {
+	id := s.plainID(ci, pos)
+	if s.opts.OddIDs {
+		id = oddify(id, s.oddAt(oddMsgDocAt), s.hash3(ci, pos, saltOddID))
+	}
+	return id
+}
+
+func (s *Server) plainID(ci, pos int) string {
 	c := s.permute(uint64(ci)<<posBits | uint64(pos))
 	if s.opts.Shape == ShapeReal {
 		return s.cipherUUID(c)
@@ -83,8 +92,23 @@ func (s *Server) cipherUUID(c uint64) string {
 }
 
 // decodeMessageID maps an id back to (conversation index, position). It only
-// checks the encoding, not that the message exists.
+// checks the encoding, not that the message exists. An odd id must match
+// exactly: the same id escaped or decoded once too often is unknown.
 func (s *Server) decodeMessageID(id string) (ci, pos int, ok bool) {
+	if !s.opts.OddIDs {
+		return s.decodePlainID(id)
+	}
+	plain, ok := s.plainMessageID(id)
+	if !ok {
+		return 0, 0, false
+	}
+	if ci, pos, ok = s.decodePlainID(plain); !ok || s.messageID(ci, pos) != id {
+		return 0, 0, false
+	}
+	return ci, pos, true
+}
+
+func (s *Server) decodePlainID(id string) (ci, pos int, ok bool) {
 	var c uint64
 	if s.opts.Shape == ShapeReal {
 		b, ok := parseUUID(id)

@@ -114,6 +114,38 @@ type Options struct {
 	MalformedRate float64 // fraction of generated messages served malformed (deterministic per message)
 	LiveRate      float64 // probability that 1..3 new messages arrive in a conversation before a list request on it
 
+	// OddIDs puts characters that need escaping into every message and
+	// conversation id, in the middle: ', /, ?, %, #, spaces, +, ;, quotes,
+	// a backslash and unicode, and literal escapes such as %41 and %2F (see
+	// oddFragments). Every endpoint takes them: the list's conversation_id
+	// and before (query-escaped once), GET /messages/{id} (the id must be
+	// path-escaped exactly once: the escaped path is decoded once, so an id
+	// with '/' works as %2F and an id escaped twice is answered 404), sends
+	// and the back-office delete (JSON).
+	OddIDs bool
+	// CursorCycleConversations makes the list cursors of that many
+	// conversations cycle: the first ones in creation order with at least
+	// three generated messages (Server.CursorCycles names them). Such a
+	// conversation has a cut at position Cut = generated/2 - 1 (0 = oldest).
+	// Pages above the cut are served as usual; the page that reaches the cut
+	// serves the messages from the cut up only, has_more true and before = A
+	// (the message at Cut+1); the page before A is the message at the cut,
+	// with before = B (Cut+2); the page before B is from the cut up to B,
+	// with before = A again. So a walk goes A -> B -> A -> ... with has_more
+	// true for ever, whatever its limit, and every message from the cut up
+	// is listed. Messages below the cut are never listed (the detail
+	// endpoint serves them); they stay in the truth, flagged Unlisted.
+	// Ignored with NoPagination.
+	CursorCycleConversations int
+	// ForeignItemRate is the probability that a non-empty list page also
+	// holds one message of another conversation, with that conversation's
+	// conversation_id, at some index of the page. It is decided per
+	// (conversation, page end) from the seed, so asking for the same page
+	// again brings the same stranger; pagination.before stays the asked
+	// conversation's own cursor. The stranger is a real, well-formed message
+	// of its own conversation, and part of that one's truth only.
+	ForeignItemRate float64
+
 	Start          time.Time // simulated clock start (truncated to the second); default DefaultStart
 	MaxDeleteBatch int       // delete rejects more ids than this with 400; default 100
 
@@ -191,6 +223,12 @@ func (o *Options) normalize() error {
 	}
 	if o.Fault5xx+o.FaultDrop+o.FaultTruncate > 1+1e-9 {
 		return errors.New("cekatsim: fault probabilities add up to more than 1")
+	}
+	if o.CursorCycleConversations < 0 {
+		return errors.New("cekatsim: CursorCycleConversations must not be negative")
+	}
+	if p := o.ForeignItemRate; p < 0 || p > 1 || p != p {
+		return fmt.Errorf("cekatsim: ForeignItemRate must be within [0, 1], got %v", p)
 	}
 	if o.Start.IsZero() {
 		o.Start = DefaultStart

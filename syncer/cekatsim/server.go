@@ -36,6 +36,8 @@ type Server struct {
 	limiter limiter
 	counts  counter
 
+	cycleCut map[int]int // conversation index -> cut position, for cursor cycles; set in New
+
 	handler    http.Handler
 	backoffice http.Handler
 }
@@ -74,6 +76,7 @@ func New(opts Options) (*Server, error) {
 	for i, n := range counts {
 		s.register(s.newConvo(i, n, "", nil))
 	}
+	s.chooseCycles()
 	s.handler = s.routes()
 	s.backoffice = s.backofficeRoutes()
 	return s, nil

@@ -69,6 +69,12 @@ type TruthMessage struct {
 	StatusAt        time.Time  `json:"status_at"` // when Status was reached (Timestamp for the first status)
 	Malformed       bool       `json:"malformed"`
 	MalformedReason string     `json:"malformed_reason,omitempty"` // missing_id, bad_timestamp or not_object
+	// Unlisted marks the messages of a conversation whose cursors cycle
+	// (Options.CursorCycleConversations) that lie below its cut: they exist
+	// and the detail endpoint serves them, but no list page ever does. The
+	// truth of a cycling conversation is all its messages; what a list walk
+	// can reach, and so an exact archive, is the ones not Unlisted.
+	Unlisted bool `json:"unlisted,omitempty"`
 }
 
 func (s *Server) truth(m *msg) TruthMessage {
@@ -109,6 +115,7 @@ func (s *Server) truth(m *msg) TruthMessage {
 	if m.malformed != malformedNone {
 		t.Malformed, t.MalformedReason = true, malformedReasons[m.malformed]
 	}
+	t.Unlisted = s.unlisted(m.c, m.pos)
 	return t
 }
 
