@@ -60,8 +60,8 @@ func newWriteMetrics(reg prometheus.Registerer) *writeMetrics {
 // messages, quarantined records and sync states, and the queries a sync
 // needs.
 //
-// Writes are flushed in the order messages, quarantine, states, and a
-// failed flush keeps the whole buffer for the next one. So a state is never
+// Writes are flushed in the order messages, quarantine, status checks,
+// states, and a failed flush keeps the whole buffer for the next one. So a state is never
 // stored ahead of the rows it describes: after a crash the stored state is
 // behind the archive, never ahead of it. Rows stored twice collapse in the
 // ReplacingMergeTree.
@@ -74,6 +74,7 @@ type Archive struct {
 	msgs    []MessageRow
 	bytes   int // of msgs
 	quar    []QuarantineRow
+	checks  []StatusCheck
 	states  map[string]State
 	bgErr   error // a failed background flush, reported by the next write
 	stop    chan struct{}
@@ -103,7 +104,8 @@ func NewArchive(s *Store, opts ArchiveOptions) *Archive {
 		opts.BatchInterval = 5 * time.Second
 	}
 	a := &Archive{s: s, opts: opts, states: map[string]State{}, stop: make(chan struct{}), done: make(chan struct{}),
-		metrics: newWriteMetrics(opts.Registerer)}
+		flushing: make(chan struct{}, 1), metrics: newWriteMetrics(opts.Registerer)}
+	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	go a.timer()
 	return a
 }
@@ -117,25 +119,30 @@ func (a *Archive) timer() {
 		case <-a.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := a.Flush(ctx); err != nil {
-				a.mu.Lock()
-				a.bgErr = err
-				a.mu.Unlock()
-			}
+			ctx, cancel := context.WithTimeout(a.bgCtx, time.Minute)
+			_ = a.flush(ctx, true) // kept in bgErr until repaired
 			cancel()
 		}
 	}
 }
 
-// Close stops the flush timer and flushes what waits.
+// Close stops the flush timer and flushes what waits. It returns when that
+// is done or when ctx ends, whichever comes first: then a background flush
+// still running is cancelled and the rows still buffered are not written.
+// No state is written ahead of them, so a later run fetches them again.
 func (a *Archive) Close(ctx context.Context) error {
 	select {
 	case <-a.stop:
 	default:
 		close(a.stop)
 	}
-	<-a.done
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		a.bgCancel()
+		return fmt.Errorf("close archive: rows still buffered are not written: %w", ctx.Err())
+	}
+	defer a.bgCancel()
 	return a.Flush(ctx)
 }
 
@@ -146,19 +153,17 @@ func (a *Archive) Stats() WriteStats {
 	return a.stats
 }
 
-// AddMessages queues message rows, flushing when the batch is full.
+// AddMessages queues message rows, flushing when the batch is full. After a
+// failed background flush it flushes at once: the rows are buffered either
+// way, and an error says that ClickHouse still fails (the rows stay buffered
+// for the next flush); a failure already repaired is not reported.
 func (a *Archive) AddMessages(ctx context.Context, rows ...MessageRow) error {
 	a.mu.Lock()
-	if err := a.bgErr; err != nil {
-		a.bgErr = nil
-		a.mu.Unlock()
-		return err
-	}
 	a.msgs = append(a.msgs, rows...)
 	for i := range rows {
 		a.bytes += rows[i].size()
 	}
-	full := len(a.msgs) >= a.opts.BatchRows || a.bytes >= a.opts.BatchBytes
+	full := a.bgErr != nil || len(a.msgs) >= a.opts.BatchRows || a.bytes >= a.opts.BatchBytes
 	a.mu.Unlock()
 	if full {
 		return a.Flush(ctx)
@@ -237,16 +242,35 @@ func (a *Archive) AddState(_ context.Context, st State) error {
 	return nil
 }
 
-// Flush writes everything queued.
+// AddChecks queues re-check schedule entries behind the rows queued so far.
+func (a *Archive) AddChecks(_ context.Context, checks ...StatusCheck) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = append(a.checks, checks...)
+	return nil
+}
+
+// Flush writes everything queued. A failed flush keeps it all buffered for
+// the next one.
 func (a *Archive) Flush(ctx context.Context) error {
-	a.flushMu.Lock()
-	defer a.flushMu.Unlock()
+	return a.flush(ctx, false)
+}
+
+// flush writes everything queued. A background flush keeps its error in
+// bgErr; a flush that reports to its caller, or succeeds, clears it.
+func (a *Archive) flush(ctx context.Context, background bool) error {
+	select {
+	case a.flushing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("flush to ClickHouse: rows kept for the next flush: %w", ctx.Err())
+	}
+	defer func() { <-a.flushing }()
 
 	a.mu.Lock()
-	msgs, bytes, quar, states := a.msgs, a.bytes, a.quar, a.states
-	a.msgs, a.bytes, a.quar, a.states = nil, 0, nil, map[string]State{}
+	msgs, bytes, quar, checks, states := a.msgs, a.bytes, a.quar, a.checks, a.states
+	a.msgs, a.bytes, a.quar, a.checks, a.states = nil, 0, nil, nil, map[string]State{}
 	a.mu.Unlock()
-	if len(msgs) == 0 && len(quar) == 0 && len(states) == 0 {
+	if len(msgs) == 0 && len(quar) == 0 && len(checks) == 0 && len(states) == 0 {
 		return nil
 	}
 
@@ -254,6 +278,9 @@ func (a *Archive) Flush(ctx context.Context) error {
 	err := a.insertMessages(ctx, msgs)
 	if err == nil {
 		err = a.insertQuarantine(ctx, quar)
+	}
+	if err == nil {
+		err = a.insertChecks(ctx, checks)
 	}
 	if err == nil {
 		err = a.insertStates(ctx, states)
@@ -265,6 +292,7 @@ func (a *Archive) Flush(ctx context.Context) error {
 		a.msgs = append(msgs, a.msgs...)
 		a.bytes += bytes
 		a.quar = append(quar, a.quar...)
+		a.checks = append(checks, a.checks...)
 		for id, st := range a.states {
 			if old, ok := states[id]; !ok || st.Version >= old.Version {
 				states[id] = st
@@ -273,8 +301,14 @@ func (a *Archive) Flush(ctx context.Context) error {
 		a.states = states
 		a.stats.FailedWrites++
 		a.metrics.failures.Inc()
-		return fmt.Errorf("flush to ClickHouse: %w", err)
+		err = fmt.Errorf("flush to ClickHouse: rows kept for the next flush: %w", err)
+		a.bgErr = nil
+		if background {
+			a.bgErr = err
+		}
+		return err
 	}
+	a.bgErr = nil
 	elapsed := time.Since(start)
 	a.stats.Flushes++
 	a.stats.MessageRows += int64(len(msgs))
@@ -284,6 +318,7 @@ func (a *Archive) Flush(ctx context.Context) error {
 	a.metrics.bytes.Add(float64(bytes))
 	a.metrics.rows.WithLabelValues("messages").Add(float64(len(msgs)))
 	a.metrics.rows.WithLabelValues("quarantine").Add(float64(len(quar)))
+	a.metrics.rows.WithLabelValues("status_checks").Add(float64(len(checks)))
 	a.metrics.rows.WithLabelValues("sync_state").Add(float64(len(states)))
 	return nil
 }
@@ -400,6 +435,29 @@ func (a *Archive) insertQuarantine(ctx context.Context, rows []QuarantineRow) er
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("insert %d quarantine rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+const checkColumns = "conversation_id, message_id, sent_at, until, checked_at, next_check_at, checks, open, version"
+
+func (a *Archive) insertChecks(ctx context.Context, checks []StatusCheck) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("status_checks")+" ("+checkColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare status check insert: %w", err)
+	}
+	defer b.Abort()
+	for _, c := range checks {
+		if err := b.Append(c.ConversationID, c.MessageID, dt(c.SentAt), dt(c.Until), dt(c.CheckedAt), dt(c.NextCheckAt), c.Checks,
+			boolU8(c.Open), c.Version); err != nil {
+			return fmt.Errorf("status check of %s: %w", c.MessageID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d status checks: %w", len(checks), err)
 	}
 	return nil
 }
@@ -538,51 +596,85 @@ func (a *Archive) LoadStates(ctx context.Context) (map[string]State, error) {
 	return out, err
 }
 
-// ArchivedIDs returns which of ids are archived for the conversation.
-func (a *Archive) ArchivedIDs(ctx context.Context, conversationID string, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
+// Archived returns, of ids, those archived for the conversation, with the
+// status of their newest version.
+func (a *Archive) Archived(ctx context.Context, conversationID string, ids []string) (map[string]ArchivedMessage, error) {
+	out := map[string]ArchivedMessage{}
 	if len(ids) == 0 {
 		return out, nil
 	}
 	// IN uses the primary key (conversation_id, message_id); has() scans the
 	// conversation: 9.7 ms against 85 ms for a 200,000-message conversation.
-	set := make([]any, len(ids))
-	for i, id := range ids {
-		set[i] = id
-	}
-	err := a.read(ctx, "query archived ids", "SELECT DISTINCT message_id FROM "+a.s.TableName("messages")+
-		" WHERE conversation_id = ? AND message_id IN ?", []any{conversationID, clickhouse.GroupSet{Value: set}},
+	err := a.read(ctx, "query archived messages", "SELECT message_id, argMax(status, version), argMax(updated_at, version), "+
+		"argMax(enriched, version) FROM "+a.s.TableName("messages")+
+		" WHERE conversation_id = ? AND message_id IN ? GROUP BY message_id", []any{conversationID, groupSet(ids)},
 		func() { clear(out) }, func(rows driver.Rows) error {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return fmt.Errorf("scan archived id: %w", err)
+			var (
+				id       string
+				m        ArchivedMessage
+				updated  *time.Time
+				enriched uint8
+			)
+			if err := rows.Scan(&id, &m.Status, &updated, &enriched); err != nil {
+				return fmt.Errorf("scan archived message: %w", err)
 			}
-			out[id] = true
+			m.UpdatedAt, m.Enriched = fromDTP(updated), enriched == 1
+			out[id] = m
 			return nil
 		})
 	return out, err
 }
 
-// Recheckable returns archived outbound messages, sent since since and
-// fetched before fetchedBefore (compared through the row version, which is
-// the fetch time in nanoseconds), whose status can still change: not read,
-// not failed, and enriched (a message whose detail is gone is not asked
-// again). Keyset pagination on (conversation_id, message_id).
-func (a *Archive) Recheckable(ctx context.Context, since, fetchedBefore time.Time, afterConversation, afterMessage string, limit int) ([]MessageRow, error) {
-	q := "SELECT " + messageColumns + " FROM " + a.s.TableName("messages") + " FINAL" +
-		" WHERE direction = 'outbound' AND status NOT IN ('read', 'failed') AND enriched = 1" +
-		" AND sent_at >= ? AND version < ?" +
-		" AND (conversation_id > ? OR (conversation_id = ? AND message_id > ?))" +
-		" ORDER BY conversation_id, message_id LIMIT ?"
+func groupSet(ids []string) clickhouse.GroupSet {
+	set := make([]any, len(ids))
+	for i, id := range ids {
+		set[i] = id
+	}
+	return clickhouse.GroupSet{Value: set}
+}
+
+// CurrentMessages returns the newest version of the archived messages of a
+// conversation among ids.
+func (a *Archive) CurrentMessages(ctx context.Context, conversationID string, ids []string) ([]MessageRow, error) {
 	var out []MessageRow
-	err := a.read(ctx, "query re-checkable messages", q,
-		[]any{dt(since), uint64(fetchedBefore.UnixNano()), afterConversation, afterConversation, afterMessage, limit},
-		func() { out = nil }, func(rows driver.Rows) error {
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := a.read(ctx, "query archived messages", "SELECT "+messageColumns+" FROM "+a.s.TableName("messages")+
+		" WHERE conversation_id = ? AND message_id IN ? ORDER BY version DESC LIMIT 1 BY message_id",
+		[]any{conversationID, groupSet(ids)}, func() { out = nil }, func(rows driver.Rows) error {
 			r, err := scanMessage(rows)
 			if err != nil {
 				return err
 			}
 			out = append(out, r)
+			return nil
+		})
+	return out, err
+}
+
+// DueChecks returns up to limit open schedule entries due at now, the most
+// overdue first. Only entries whose until has not passed are read: the
+// partitions by month of until bound the query to the re-check window.
+func (a *Archive) DueChecks(ctx context.Context, now time.Time, limit int) ([]StatusCheck, error) {
+	var out []StatusCheck
+	q := "SELECT conversation_id, message_id, any(sent_at), max(until), argMax(checked_at, version), " +
+		"argMax(next_check_at, version) AS next, argMax(checks, version), argMax(open, version) AS o, max(version) FROM " +
+		a.s.TableName("status_checks") + " WHERE until >= ? GROUP BY conversation_id, message_id " +
+		"HAVING o = 1 AND next <= ? ORDER BY next LIMIT ?"
+	err := a.read(ctx, "query due status checks", q, []any{dt(now), dt(now), limit}, func() { out = nil },
+		func(rows driver.Rows) error {
+			var (
+				c                          StatusCheck
+				sent, until, checked, next time.Time
+				open                       uint8
+			)
+			if err := rows.Scan(&c.ConversationID, &c.MessageID, &sent, &until, &checked, &next, &c.Checks, &open,
+				&c.Version); err != nil {
+				return fmt.Errorf("scan status check: %w", err)
+			}
+			c.SentAt, c.Until, c.CheckedAt, c.NextCheckAt, c.Open = fromDT(sent), fromDT(until), fromDT(checked), fromDT(next), open == 1
+			out = append(out, c)
 			return nil
 		})
 	return out, err

@@ -68,7 +68,7 @@ func msgRow(conv, id string, sent time.Time, version uint64) sink.MessageRow {
 		Text: "hello " + id, SentAt: sent, Enriched: true, Raw: `{"id":"` + id + `"}`, FetchedAt: sent, Version: version}
 }
 
-func TestMessagesRoundTripAndArchivedIDs(t *testing.T) {
+func TestMessagesRoundTripAndArchived(t *testing.T) {
 	a, _ := newArchive(t, sink.ArchiveOptions{})
 	ctx := testContext(t)
 	read := ts("2025-03-27T15:10:00Z")
@@ -83,12 +83,17 @@ func TestMessagesRoundTripAndArchivedIDs(t *testing.T) {
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err := a.ArchivedIDs(ctx, "c1", []string{"m1", "m2", "m3"})
+	got, err := a.Archived(ctx, "c1", []string{"m1", "m2", "m3"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]bool{"m1": true, "m2": true}, got); diff != "" {
-		t.Errorf("ArchivedIDs (-want +got):\n%s", diff)
+	want0 := map[string]sink.ArchivedMessage{"m1": {Status: "read", Enriched: true}, "m2": {Status: "delivered", Enriched: true}}
+	if diff := cmp.Diff(want0, got); diff != "" {
+		t.Errorf("Archived (-want +got):\n%s", diff)
+	}
+	current, err := a.CurrentMessages(ctx, "c1", []string{"m2", "m3"})
+	if err != nil || len(current) != 1 || current[0].Version != 2 || current[0].Status != "delivered" {
+		t.Errorf("CurrentMessages = %+v, %v; want m2's second version", current, err)
 	}
 	var rows []sink.MessageRow
 	if err := a.Messages(ctx, func(r sink.MessageRow) error { rows = append(rows, r); return nil }); err != nil {
@@ -103,50 +108,47 @@ func TestMessagesRoundTripAndArchivedIDs(t *testing.T) {
 	}
 }
 
-func TestRecheckable(t *testing.T) {
+func TestDueChecks(t *testing.T) {
 	a, _ := newArchive(t, sink.ArchiveOptions{})
 	ctx := testContext(t)
 	now := ts("2025-04-01T00:00:00Z")
-	var rows []sink.MessageRow
-	fetched := uint64(now.Add(-time.Hour).UnixNano())
-	for i := range 7 {
-		rows = append(rows, msgRow("c1", fmt.Sprintf("m%d", i), now.Add(-time.Hour), fetched))
+	sent := now.Add(-time.Hour)
+	entry := func(id string, next time.Time, open bool, version uint64) sink.StatusCheck {
+		return sink.StatusCheck{ConversationID: "c", MessageID: id, SentAt: sent, Until: sent.Add(7 * 24 * time.Hour),
+			CheckedAt: sent, NextCheckAt: next, Checks: uint16(version), Open: open, Version: version}
 	}
-	rows[1].Status = "read"                        // final
-	rows[2].Status = "failed"                      // final
-	rows[3].Direction = "inbound"                  // not ours to track
-	rows[4].SentAt = now.Add(-30 * 24 * time.Hour) // outside the window
-	rows[5].Enriched = false                       // detail gone
-	rows = append(rows, msgRow("c0", "z", now.Add(-time.Hour), fetched), msgRow("c2", "a", now.Add(-time.Hour), fetched))
-	if err := a.AddMessages(ctx, rows...); err != nil {
+	expired := entry("expired", now.Add(-time.Minute), true, 1)
+	expired.Until = now.Add(-time.Second)
+	checks := []sink.StatusCheck{
+		entry("due", now.Add(-time.Minute), true, 1),
+		entry("later", now.Add(time.Minute), true, 1),
+		entry("closed", now.Add(-time.Minute), true, 1), entry("closed", now.Add(-time.Minute), false, 2),
+		entry("moved", now.Add(-time.Hour), true, 1), entry("moved", now.Add(time.Hour), true, 2),
+		entry("most-overdue", now.Add(-2*time.Hour), true, 1),
+		expired,
+	}
+	if err := a.AddChecks(ctx, checks...); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	since := now.Add(-7 * 24 * time.Hour)
-	var got []string
-	afterC, afterM := "", ""
-	for {
-		page, err := a.Recheckable(ctx, since, now, afterC, afterM, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range page {
-			got = append(got, r.ConversationID+"/"+r.MessageID)
-		}
-		if len(page) < 2 {
-			break
-		}
-		afterC, afterM = page[len(page)-1].ConversationID, page[len(page)-1].MessageID
+	got, err := a.DueChecks(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"c0/z", "c1/m0", "c1/m6", "c2/a"}, got); diff != "" {
-		t.Errorf("Recheckable (-want +got):\n%s", diff)
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.MessageID)
 	}
-	// Rows fetched by the run itself are not re-checked.
-	page, err := a.Recheckable(ctx, since, now.Add(-2*time.Hour), "", "", 10)
-	if err != nil || len(page) != 0 {
-		t.Errorf("Recheckable before fetch = %v, %v; want none", page, err)
+	if diff := cmp.Diff([]string{"most-overdue", "due"}, ids); diff != "" {
+		t.Errorf("DueChecks (-want +got):\n%s", diff)
+	}
+	if len(got) == 2 && !cmp.Equal(got[1], checks[0]) {
+		t.Errorf("DueChecks read back %+v, want %+v", got[1], checks[0])
+	}
+	if got, err := a.DueChecks(ctx, now, 1); err != nil || len(got) != 1 {
+		t.Errorf("DueChecks with limit 1 = %v, %v", got, err)
 	}
 }
 
@@ -205,8 +207,8 @@ func TestFailedFlushKeepsEverything(t *testing.T) {
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ids, err := a.ArchivedIDs(ctx, "c", []string{"1"})
-	if err != nil || !ids["1"] {
+	ids, err := a.Archived(ctx, "c", []string{"1"})
+	if _, ok := ids["1"]; err != nil || !ok {
 		t.Errorf("row lost after a failed flush: %v %v", ids, err)
 	}
 	if states, err = a.LoadStates(ctx); err != nil || states["c"].HeadMessageID != "1" {
@@ -266,7 +268,7 @@ func TestRequestsSince(t *testing.T) {
 }
 
 // Ids are opaque: quotes, backslashes and non-ASCII must round-trip.
-func TestArchivedIDsWithOddIDs(t *testing.T) {
+func TestArchivedWithOddIDs(t *testing.T) {
 	a, _ := newArchive(t, sink.ArchiveOptions{})
 	ctx := testContext(t)
 	odd := []string{`it's`, `back\slash`, `"dq"`, `a,b`, `)`, "ünï", `\'`}
@@ -278,11 +280,11 @@ func TestArchivedIDsWithOddIDs(t *testing.T) {
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got, err := a.ArchivedIDs(ctx, "c'1", append([]string{"missing"}, odd...))
+	got, err := a.Archived(ctx, "c'1", append([]string{"missing"}, odd...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(odd) || got["missing"] {
-		t.Errorf("ArchivedIDs = %v", got)
+	if _, ok := got["missing"]; len(got) != len(odd) || ok {
+		t.Errorf("Archived = %v", got)
 	}
 }

@@ -1,7 +1,7 @@
 package sink
 
 // Benchmarks of the archive's writes: BenchmarkSinkInsert (below), BenchmarkArchiveHeap (the
-// Go heap a batch needs) and BenchmarkArchivedIDs (the per-page lookup as a conversation
+// Go heap a batch needs) and BenchmarkArchived (the per-page lookup as a conversation
 // grows).
 //
 // Issue: "Sink: rows per second inserting archive rows, beside clickhouse-client loading the
@@ -196,7 +196,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 
 // BenchmarkArchiveHeap measures the Go heap the archive's writes need (with GOGC at 5 during
 // each load, so that the heap in use is close to what is live): its peak while four
-// workers feed it pages of 100 rows (each page preceded by an ArchivedIDs query, as the sync
+// workers feed it pages of 100 rows (each page preceded by an Archived query, as the sync
 // engine does, so the connection pool hands out several connections), and what stays live
 // after the last flush. Beside the store as sink.Open configures the driver, it tries other
 // driver settings (test-only: the connection is swapped under the Store), to show where the
@@ -284,7 +284,7 @@ func BenchmarkArchiveHeap(b *testing.B) {
 						for j := range page {
 							ids[j] = page[j].MessageID
 						}
-						if _, err := a.ArchivedIDs(ctx, page[0].ConversationID, ids); err != nil {
+						if _, err := a.Archived(ctx, page[0].ConversationID, ids); err != nil {
 							failed.Store(err)
 							return
 						}
@@ -351,15 +351,15 @@ func benchPeakHeap() func() uint64 {
 	}
 }
 
-// BenchmarkArchivedIDs times the query the sync engine makes before enriching each page of
-// 100 messages (Archive.ArchivedIDs: which of these ids are archived already?) as one
+// BenchmarkArchived times the query the sync engine makes before enriching each page of
+// 100 messages (Archive.Archived: which of these ids are archived already?) as one
 // conversation's archive grows, since a first sync of a conversation of n messages makes it
 // n/100 times, one after the other. Beside it, the same question asked two ways as references:
 // with has(ids, message_id), which scans the whole conversation, and with IN (...), which the
 // primary key (conversation_id, message_id) can serve.
 //
 //	CEKAT_BENCH_ARCHIVED_IDS_ROWS  rows of the conversation at the last step (default 200000)
-func BenchmarkArchivedIDs(b *testing.B) {
+func BenchmarkArchived(b *testing.B) {
 	addr := sinktest.Addr(b)
 	maxRows := benchEnvInt(b, "CEKAT_BENCH_ARCHIVED_IDS_ROWS", 200000)
 	rows := benchMessageRows(maxRows+benchSinkBatch, 2)
@@ -394,9 +394,9 @@ func BenchmarkArchivedIDs(b *testing.B) {
 				ids[i] = rows[n+i].MessageID
 			}
 			arch := benchMedian(calls, func() {
-				got, err := a.ArchivedIDs(ctx, "conv-big", ids)
+				got, err := a.Archived(ctx, "conv-big", ids)
 				if err != nil || len(got) != 0 {
-					b.Fatalf("ArchivedIDs: %v, %d found", err, len(got))
+					b.Fatalf("Archived: %v, %d found", err, len(got))
 				}
 			})
 			query := func(q string, args ...any) {
@@ -428,7 +428,7 @@ func BenchmarkArchivedIDs(b *testing.B) {
 				b.Fatal(err)
 			}
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-			benchLogf(b, "conversation of %7d archived rows (%2d parts): ArchivedIDs %7.2f ms; reference queries: has() %7.2f ms, IN %6.2f ms "+
+			benchLogf(b, "conversation of %7d archived rows (%2d parts): Archived %7.2f ms; reference queries: has() %7.2f ms, IN %6.2f ms "+
 				"(medians of %d); a first sync of it makes %d such lookups", n, parts, ms(arch), ms(has), ms(in), calls, n/benchSinkBatch)
 			lastArch, lastHas, lastIn = arch, has, in
 		}

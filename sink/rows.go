@@ -91,3 +91,25 @@ type RunRow struct {
 	Requests      uint64
 	Error         string
 }
+
+// StatusCheck is a message's place on the re-check schedule: a row of the
+// status_checks table. The newest Version per message wins.
+type StatusCheck struct {
+	ConversationID string
+	MessageID      string
+	SentAt         time.Time
+	Until          time.Time // when it leaves the schedule; never moves earlier
+	CheckedAt      time.Time // when its status was last fetched
+	NextCheckAt    time.Time
+	Checks         uint16
+	Open           bool // false once its status is final or the window has ended
+	Version        uint64
+}
+
+// ArchivedMessage is what a walk needs of a message already archived: that
+// it is there, and the status it was archived with.
+type ArchivedMessage struct {
+	Status    string
+	UpdatedAt *time.Time
+	Enriched  bool
+}

@@ -22,6 +22,7 @@ var allMigrations = []string{
 	"00004_create_quarantine.sql",
 	"00005_create_tracked_conversations.sql",
 	"00006_create_sync_runs.sql",
+	"00007_create_status_checks.sql",
 }
 
 func testContext(t *testing.T) context.Context {
@@ -107,6 +108,17 @@ var wantSchema = []sink.Table{
 		{Name: "version_id", Type: "Int64"},
 		{Name: "is_applied", Type: "UInt8"},
 		{Name: "tstamp", Type: "DateTime('UTC')", Default: "DEFAULT now()"},
+	}},
+	{Name: "status_checks", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "conversation_id", Type: "String"},
+		{Name: "message_id", Type: "String"},
+		{Name: "sent_at", Type: "DateTime('UTC')"},
+		{Name: "until", Type: "DateTime('UTC')"},
+		{Name: "checked_at", Type: "DateTime('UTC')"},
+		{Name: "next_check_at", Type: "DateTime('UTC')"},
+		{Name: "checks", Type: "UInt16"},
+		{Name: "open", Type: "UInt8"},
+		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "sync_runs", Engine: "MergeTree", Columns: []sink.Column{
 		{Name: "run_id", Type: "String"},
@@ -209,7 +221,7 @@ func TestSchemaListsAllTables(t *testing.T) {
 			t.Errorf("table %s: no columns listed", tb.Name)
 		}
 	}
-	for _, name := range []string{"messages", "messages_current", "sync_state", "quarantine", "tracked_conversations", "sync_runs"} {
+	for _, name := range []string{"messages", "messages_current", "sync_state", "quarantine", "tracked_conversations", "sync_runs", "status_checks"} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("Schema lacks %s; got %v", name, got)
 		}

@@ -403,9 +403,9 @@ type benchTimedArchive struct {
 	archivedIDs, addMessages, addState, flush benchTimer
 }
 
-func (a *benchTimedArchive) ArchivedIDs(ctx context.Context, conv string, ids []string) (map[string]bool, error) {
+func (a *benchTimedArchive) Archived(ctx context.Context, conv string, ids []string) (map[string]sink.ArchivedMessage, error) {
 	defer a.archivedIDs.since(time.Now())
-	return a.Archive.ArchivedIDs(ctx, conv, ids)
+	return a.Archive.Archived(ctx, conv, ids)
 }
 
 func (a *benchTimedArchive) AddMessages(ctx context.Context, rows ...sink.MessageRow) error {

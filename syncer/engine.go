@@ -37,15 +37,18 @@ type API interface {
 type Archive interface {
 	TrackedConversations(ctx context.Context) ([]string, error)
 	LoadStates(ctx context.Context) (map[string]sink.State, error)
-	// ArchivedIDs returns which of ids are already archived.
-	ArchivedIDs(ctx context.Context, conversationID string, ids []string) (map[string]bool, error)
-	// Recheckable returns up to limit archived outbound messages sent since
-	// since whose status can still change and that were fetched before
-	// fetchedBefore, in (conversation, message) order after the given key.
-	Recheckable(ctx context.Context, since, fetchedBefore time.Time, afterConversation, afterMessage string, limit int) ([]sink.MessageRow, error)
+	// Archived returns, of ids, those archived, with their newest status.
+	Archived(ctx context.Context, conversationID string, ids []string) (map[string]sink.ArchivedMessage, error)
+	// CurrentMessages returns the newest version of the archived messages among ids.
+	CurrentMessages(ctx context.Context, conversationID string, ids []string) ([]sink.MessageRow, error)
+	// DueChecks returns up to limit open schedule entries due at now, the
+	// most overdue first, without reading the whole archive.
+	DueChecks(ctx context.Context, now time.Time, limit int) ([]sink.StatusCheck, error)
 	AddMessages(ctx context.Context, rows ...sink.MessageRow) error
 	// AddQuarantine queues records not already quarantined; it returns how many.
 	AddQuarantine(ctx context.Context, rows ...sink.QuarantineRow) (int, error)
+	// AddChecks queues schedule entries behind the rows queued so far.
+	AddChecks(ctx context.Context, checks ...sink.StatusCheck) error
 	AddState(ctx context.Context, st sink.State) error
 	Flush(ctx context.Context) error
 	SaveRun(ctx context.Context, run sink.RunRow) error
@@ -56,7 +59,7 @@ type Options struct {
 	PageSize          int           // list page size (100)
 	Concurrency       int           // conversations at once (4)
 	DetailConcurrency int           // detail calls in flight across all conversations (4)
-	RecheckWindow     time.Duration // how long outbound statuses are re-checked (7 days); 0 turns re-checks off
+	RecheckWindow     time.Duration // how long statuses that can still change are re-checked (7 days); 0 or less turns re-checks off
 	// ConversationIDs and ConversationsFile are tracked besides the ids in
 	// the archive's table; the file is read at every run.
 	ConversationIDs   []string
@@ -92,6 +95,8 @@ type Engine struct {
 	detail chan struct{}
 	mu     sync.Mutex // one run at a time
 	live   atomic.Pointer[Progress]
+	// unsaved holds run rows the archive could not take (under mu).
+	unsaved []sink.RunRow
 }
 
 // New returns an engine reading from api and writing to store.
@@ -177,8 +182,9 @@ type Summary struct {
 	RunID         string
 	Started       time.Time
 	Finished      time.Time
-	Conversations int
-	Synced        int
+	Conversations int // due in this run
+	Attempted     int // worked on: the due ones and those with history to fetch
+	Synced        int // whose new messages were all fetched
 	Failed        int
 	Gone          int
 	NotDue        int
@@ -193,21 +199,25 @@ type Summary struct {
 	// new messages not fetched, or older history still to fetch.
 	LeftForLater int
 	// StoppedBy says why the run stopped before doing everything it could
-	// (a spent API budget); it is not a failure.
+	// (a spent API budget, a stop signal); it is not a failure.
 	StoppedBy string
+	// Stopped: the run was told to stop (a signal, a deadline) and wrote
+	// what it had.
+	Stopped bool
 	// Errors holds the first problems of the run, one per conversation.
 	Errors []string
 	// Err is why the run stopped early, if it did.
 	Err error
 }
 
-// Failed reports whether anything in the run went wrong.
+// Failure reports whether anything in the run went wrong. A stopped run has
+// not failed.
 func (s Summary) Failure() error {
 	switch {
 	case s.Err != nil:
 		return s.Err
 	case s.Failed > 0:
-		return fmt.Errorf("%d of %d conversations failed", s.Failed, s.Conversations)
+		return fmt.Errorf("%d of %d conversations worked on failed", s.Failed, max(s.Attempted, s.Failed))
 	}
 	return nil
 }
@@ -257,10 +267,24 @@ type run struct {
 	log      *zap.Logger // carries the run id
 	started  time.Time
 	progress *Progress
-	mu       sync.Mutex
-	errors   []string
-	failed   map[string]bool
-	topOK    map[string]bool
+	due      *dueSet
+	// listHasStatus: list answers carry statuses (the flat shape), so a
+	// list page can re-check many messages at once.
+	listHasStatus atomic.Bool
+	mu            sync.Mutex
+	errors        []string
+	failed        map[string]bool
+	topOK         map[string]bool
+	attempted     map[string]bool
+}
+
+func (r *run) attempt(conv string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.attempted == nil {
+		r.attempted = map[string]bool{}
+	}
+	r.attempted[conv] = true
 }
 
 func (r *run) fail(conv string, err error) {
@@ -316,7 +340,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}}
+	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil)}
 	e.live.Store(r.progress)
 	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))
@@ -327,18 +351,32 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	// What is in hand is written even when the run is being stopped.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
 	defer cancel()
-	if ferr := e.store.Flush(wctx); err == nil && ferr != nil {
+	ferr := e.store.Flush(wctx)
+	if ferr != nil && (err == nil || !errors.As(err, new(errStore))) {
 		err = storeErr(ferr)
+	}
+	if ctx.Err() != nil && !errors.As(err, new(errStore)) {
+		// Told to stop: not a failure, as long as what it had was written.
+		sum.Stopped, sum.StoppedBy, err = true, "stopped: "+context.Cause(ctx).Error(), nil
 	}
 
 	p := r.progress
 	sum.Finished = e.opts.Now().UTC()
 	p.Failed.Store(int64(len(r.failed)))
 	sum.Failed = len(r.failed)
-	sum.Synced = max(int(p.Done.Load())-sum.Failed-int(p.Gone.Load()), 0)
+	sum.Attempted = len(r.attempted)
 	sum.Gone = int(p.Gone.Load())
-	sum.NewMessages, sum.Enriched, sum.EnrichFailed = p.NewMessages.Load(), p.Enriched.Load(), p.EnrichFailed.Load()
+	for id := range r.topOK {
+		if !r.failed[id] {
+			sum.Synced++
+		}
+	}
+	sum.Enriched, sum.EnrichFailed = p.Enriched.Load(), p.EnrichFailed.Load()
 	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
+	if ferr == nil {
+		// Rows are counted once they are stored, not when queued.
+		sum.NewMessages = p.NewMessages.Load()
+	}
 	sum.Requests = e.opts.Requests.Snapshot().Sub(reqBefore)
 	sum.Errors = r.errors
 	sum.Err = err
@@ -349,16 +387,34 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	for _, n := range sum.Requests {
 		row.Requests += uint64(n)
 	}
-	if f := sum.Failure(); f != nil {
+	switch f := sum.Failure(); {
+	case f != nil:
 		row.Result, row.Error = "failed", f.Error()
+	case sum.Stopped:
+		row.Result, row.Error = "stopped", sum.StoppedBy
+	case sum.StoppedBy != "":
+		row.Result, row.Error = "partial", sum.StoppedBy
 	}
-	// A run that lost the archive cannot record itself there either.
-	if !errors.As(err, new(errStore)) {
-		if serr := e.store.SaveRun(wctx, row); serr != nil {
-			log.Warn("saving the run summary failed", zap.Error(serr))
-		}
-	}
+	e.saveRun(wctx, row, log)
 	return sum
+}
+
+// saveRun records a run in the archive. A run whose row cannot be written
+// (the archive is down) is kept and written with the next one, so that the
+// day's API budget still counts its requests.
+func (e *Engine) saveRun(ctx context.Context, row sink.RunRow, log *zap.Logger) {
+	e.unsaved = append(e.unsaved, row)
+	for len(e.unsaved) > 0 {
+		if err := e.store.SaveRun(ctx, e.unsaved[0]); err != nil {
+			log.Warn("saving the run summary failed; it is kept for the next run", zap.Int("unsaved_runs", len(e.unsaved)), zap.Error(err))
+			const keep = 1000
+			if len(e.unsaved) > keep {
+				e.unsaved = e.unsaved[len(e.unsaved)-keep:]
+			}
+			return
+		}
+		e.unsaved = e.unsaved[1:]
+	}
 }
 
 func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summary, log *zap.Logger) error {
@@ -375,6 +431,13 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		return storeErr(fmt.Errorf("load sync state: %w", err))
 	}
 	now := e.opts.Now()
+	if len(only) == 0 {
+		checks, err := e.store.DueChecks(ctx, now.UTC(), maxDueChecks)
+		if err != nil {
+			return storeErr(fmt.Errorf("load due status checks: %w", err))
+		}
+		r.due = newDueSet(checks)
+	}
 	var due []string
 	var lagging, gone int
 	for _, id := range ids {
@@ -420,17 +483,18 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 
 	r.progress.setPhase("new messages")
 	err = e.forEach(ctx, r, due, func(ctx context.Context, id string) error {
+		r.attempt(id)
 		st, err := e.syncTop(ctx, r, state(id))
 		keep(st)
 		r.progress.Done.Add(1)
-		if err == nil {
+		if err == nil && !st.Gone {
 			r.topDone(id)
 		}
 		return err
 	})
 	if err == nil {
 		r.progress.setPhase("re-checks")
-		err = e.recheck(budget.WithPriority(ctx, budget.PriorityRecheck), r, log)
+		err = e.recheck(ctx, r)
 	}
 	if err == nil {
 		// Backfill covers every conversation with history left to fetch, due or not.
@@ -449,6 +513,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		r.progress.Backlog.Store(int64(len(backlog)))
 		deadline := e.opts.Now().Add(e.opts.BackfillMaxDuration)
 		err = e.forEach(ctx, r, backlog, func(ctx context.Context, id string) error {
+			r.attempt(id)
 			st, err := e.fillGaps(ctx, r, state(id), deadline)
 			keep(st)
 			return err

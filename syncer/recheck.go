@@ -3,128 +3,323 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
-	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
-// recheckChunk bounds the rows a re-check holds at once.
-const recheckChunk = 500
+// Statuses are kept current by a schedule per message, not per run: a
+// message whose status can still change is fetched again when its age has
+// doubled since it was last fetched (first about a minute after it was
+// sent), until the re-check window ends. So a status that changed upstream
+// when the message was a old is archived by the first run after the
+// message is 2a + 1 minute old, and a message costs at most about
+// log2(window / 1 minute) re-checks however often runs start. The newest
+// page of a polled conversation shows its messages' statuses in the flat
+// shape: those refresh the schedule for free, and only a change seen there
+// costs a detail call (for delivered_at and read_at).
 
-// recheck fetches again the outbound messages whose status can still
-// change (not yet read or failed, sent within the window) and writes a new
-// version of those whose status or times changed. Messages archived by this
-// run were fetched moments ago and are left for the next.
-func (e *Engine) recheck(ctx context.Context, r *run, log *zap.Logger) error {
-	if e.opts.RecheckWindow <= 0 {
-		return nil
+// enrichRetryFor is how long a message whose detail failed for a transient
+// reason stays on the schedule to be enriched.
+const enrichRetryFor = 7 * 24 * time.Hour
+
+// maxDueChecks bounds the schedule entries one run takes on.
+const maxDueChecks = 20000
+
+// finalStatus says whether nothing can follow a status. Unknown statuses
+// are not final.
+func finalStatus(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "read", "failed":
+		return true
 	}
-	// Rows this run queued must be visible to the query's fetched_at cut.
-	if err := e.store.Flush(ctx); err != nil {
-		return storeErr(err)
-	}
-	since := e.opts.Now().UTC().Add(-e.opts.RecheckWindow)
-	var afterConv, afterMsg string
-	for {
-		rows, err := e.store.Recheckable(ctx, since, r.started, afterConv, afterMsg, recheckChunk)
-		if err != nil {
-			return storeErr(fmt.Errorf("find messages to re-check: %w", err))
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		if err := e.recheckRows(ctx, r, rows); err != nil {
-			return err
-		}
-		last := rows[len(rows)-1]
-		afterConv, afterMsg = last.ConversationID, last.MessageID
-		if len(rows) < recheckChunk {
-			return nil
-		}
-	}
+	return false
 }
 
-func (e *Engine) recheckRows(ctx context.Context, r *run, rows []sink.MessageRow) error {
-	updated := make([]*sink.MessageRow, len(rows))
+// schedule returns a message's schedule entry after its status was fetched
+// at now. pending marks a message still to be enriched after a transient
+// failure: it is retried with a backoff until its Until.
+func (e *Engine) schedule(c sink.StatusCheck, status string, pending bool, now time.Time) sink.StatusCheck {
+	c.CheckedAt = now
+	c.Version = max(c.Version+1, uint64(now.UnixNano()))
+	window := e.opts.RecheckWindow
+	if window > 0 {
+		c.Until = later(c.Until, c.SentAt.Add(window))
+	}
+	if pending {
+		c.NextCheckAt = now.Add(min(time.Minute<<min(c.Checks, 9), 6*time.Hour))
+		c.Open = now.Before(c.Until)
+		return c
+	}
+	end := c.SentAt.Add(window)
+	if window <= 0 || finalStatus(status) || !now.Before(end) {
+		c.Open, c.NextCheckAt = false, now
+		return c
+	}
+	age := max(now.Sub(c.SentAt), 0)
+	c.NextCheckAt = c.SentAt.Add(max(2*age, age+time.Minute))
+	if c.NextCheckAt.After(end) {
+		c.NextCheckAt = end
+	}
+	c.Open = true
+	return c
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// dueSet holds the schedule entries due in a run, by conversation; the
+// walks and the re-check phase take from it.
+type dueSet struct {
+	mu     sync.Mutex
+	byConv map[string]map[string]sink.StatusCheck
+}
+
+func newDueSet(checks []sink.StatusCheck) *dueSet {
+	d := &dueSet{byConv: map[string]map[string]sink.StatusCheck{}}
+	for _, c := range checks {
+		m := d.byConv[c.ConversationID]
+		if m == nil {
+			m = map[string]sink.StatusCheck{}
+			d.byConv[c.ConversationID] = m
+		}
+		m[c.MessageID] = c
+	}
+	return d
+}
+
+func (d *dueSet) take(conv, id string) (sink.StatusCheck, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.byConv[conv][id]
+	if ok {
+		delete(d.byConv[conv], id)
+	}
+	return c, ok
+}
+
+// rest takes what is left, by conversation, in id order.
+func (d *dueSet) rest() (convs []string, checks map[string][]sink.StatusCheck) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	checks = map[string][]sink.StatusCheck{}
+	for conv, m := range d.byConv {
+		if len(m) == 0 {
+			continue
+		}
+		convs = append(convs, conv)
+		for _, c := range m {
+			checks[conv] = append(checks[conv], c)
+		}
+		slices.SortFunc(checks[conv], func(a, b sink.StatusCheck) int { return strings.Compare(a.MessageID, b.MessageID) })
+	}
+	d.byConv = map[string]map[string]sink.StatusCheck{}
+	slices.Sort(convs)
+	return convs, checks
+}
+
+// refreshFromList reads the statuses a list page shows (flat shape) against
+// the archive: a message due on the schedule whose status did not change is
+// rescheduled without a call; one whose status changed is fetched again.
+// It returns what the archive holds of the page's messages.
+func (c *convSync) refreshFromList(ctx context.Context, own []cekat.Message) (map[string]sink.ArchivedMessage, error) {
+	conv := c.st.ConversationID
+	ids := make([]string, len(own))
+	for i, m := range own {
+		ids[i] = m.ID
+	}
+	archived, err := c.e.store.Archived(ctx, conv, ids)
+	if err != nil {
+		return nil, storeErr(fmt.Errorf("look up archived messages: %w", err))
+	}
+	listed := map[string]cekat.Message{}
+	var checks []sink.StatusCheck
+	for _, m := range own {
+		if m.Status == "" {
+			continue
+		}
+		c.r.listHasStatus.Store(true)
+		a, ok := archived[m.ID]
+		if !ok {
+			continue
+		}
+		due, isDue := c.r.due.take(conv, m.ID)
+		if !a.Enriched && !isDue {
+			continue // left without a detail answer: its schedule says when to ask
+		}
+		if !isDue {
+			if !listChanged(a, m) {
+				continue
+			}
+			due = sink.StatusCheck{ConversationID: conv, MessageID: m.ID, SentAt: m.Timestamp}
+		}
+		listed[m.ID] = m
+		checks = append(checks, due)
+	}
+	if len(checks) == 0 {
+		return archived, nil
+	}
+	return archived, c.e.recheckConversation(budget.WithPriority(ctx, budget.PriorityRecheck), c.r, conv, checks, listed)
+}
+
+// listChanged says whether a list item shows a status other than the one
+// archived.
+func listChanged(a sink.ArchivedMessage, m cekat.Message) bool {
+	return m.Status != a.Status || (m.UpdatedAt != nil && !sameTime(m.UpdatedAt, a.UpdatedAt))
+}
+
+// recheck works through the schedule entries no walk of this run took care
+// of. In the flat shape a conversation with several due messages is listed
+// once first: its newest page may show them all.
+func (e *Engine) recheck(ctx context.Context, r *run) error {
+	convs, checks := r.due.rest()
+	if len(convs) == 0 {
+		return nil
+	}
+	ctx = budget.WithPriority(ctx, budget.PriorityRecheck)
+	return e.forEach(ctx, r, convs, func(ctx context.Context, conv string) error {
+		due := checks[conv]
+		var listed map[string]cekat.Message
+		if r.listHasStatus.Load() && len(due) > 1 && !r.isTopDone(conv) {
+			page, err := e.api.ListMessages(ctx, conv, e.opts.PageSize, "")
+			if err != nil && (ctx.Err() != nil || stopsRun(err)) {
+				return err
+			}
+			if err == nil {
+				listed = make(map[string]cekat.Message, len(page.Messages))
+				for _, m := range page.Messages {
+					if m.ConversationID == "" || m.ConversationID == conv {
+						listed[m.ID] = m
+					}
+				}
+			}
+		}
+		return e.recheckConversation(ctx, r, conv, due, listed)
+	})
+}
+
+// recheckConversation brings the archived statuses of some messages of one
+// conversation up to date: those the list answer shows unchanged are only
+// rescheduled; the others are fetched again, and a new version is written
+// when something changed. What completed is written even when the run
+// stops.
+func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, checks []sink.StatusCheck, listed map[string]cekat.Message) error {
+	ids := make([]string, len(checks))
+	for i, c := range checks {
+		ids[i] = c.MessageID
+	}
+	current, err := e.store.CurrentMessages(ctx, conv, ids)
+	if err != nil {
+		return storeErr(fmt.Errorf("read messages to re-check: %w", err))
+	}
+	old := make(map[string]sink.MessageRow, len(current))
+	for _, row := range current {
+		old[row.MessageID] = row
+	}
+	now := e.opts.Now().UTC()
+	var (
+		mu      sync.Mutex
+		rows    []sink.MessageRow
+		entries []sink.StatusCheck
+	)
+	keep := func(row *sink.MessageRow, entry sink.StatusCheck) {
+		mu.Lock()
+		defer mu.Unlock()
+		if row != nil {
+			rows = append(rows, *row)
+		}
+		entries = append(entries, entry)
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for i, old := range rows {
+	for _, chk := range checks {
+		row, ok := old[chk.MessageID]
+		if !ok {
+			// Not in the archive (never expected): nothing to keep current.
+			chk.Open, chk.Version = false, max(chk.Version+1, uint64(now.UnixNano()))
+			keep(nil, chk)
+			continue
+		}
+		chk.SentAt = row.SentAt
+		if l, ok := listed[chk.MessageID]; ok && l.Status != "" && row.Enriched &&
+			!listChanged(sink.ArchivedMessage{Status: row.Status, UpdatedAt: row.UpdatedAt, Enriched: true}, l) {
+			keep(nil, e.schedule(chk, row.Status, false, now))
+			continue
+		}
 		select {
 		case e.detail <- struct{}{}:
 		case <-gctx.Done():
-			return g.Wait()
+		}
+		if gctx.Err() != nil {
+			break
 		}
 		g.Go(func() error {
 			defer func() { <-e.detail }()
-			d, err := e.api.GetMessage(gctx, old.MessageID)
+			d, err := e.api.GetMessage(gctx, row.MessageID)
+			if err != nil && (gctx.Err() != nil || outOfBudget(err)) {
+				return err // left due: the next run asks again
+			}
 			count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
 			now := e.opts.Now().UTC()
+			chk.Checks++
 			switch {
 			case err == nil:
-				if row, changed := recheckedRow(old, d, now); changed {
-					updated[i] = &row
+				if fresh, changed := recheckedRow(row, d, now); changed {
+					keep(&fresh, e.schedule(chk, fresh.Status, false, now))
+				} else {
+					keep(nil, e.schedule(chk, row.Status, false, now))
 				}
 			case cekat.IsNotFound(err):
 				// Gone upstream: keep the last status seen and stop asking.
-				row := old
-				row.Enriched = false
-				row.EnrichError = "re-check: message not found upstream (HTTP 404)"
-				row.FetchedAt, row.Version = now, uint64(now.UnixNano())
-				updated[i] = &row
-			case cekat.KindOf(err) == cekat.KindPermanent:
-				r.noteError(old.ConversationID, fmt.Errorf("re-check of %s: %w", old.MessageID, err))
+				gone := row
+				gone.EnrichError = "re-check: message not found upstream (HTTP 404)"
+				gone.FetchedAt, gone.Version = now, max(row.Version+1, uint64(now.UnixNano()))
+				chk.Open, chk.CheckedAt, chk.Version = false, now, max(chk.Version+1, uint64(now.UnixNano()))
+				keep(&gone, chk)
 			default:
-				return fmt.Errorf("re-check of %s: %w", old.MessageID, err)
+				r.noteError(conv, fmt.Errorf("re-check of %s: %w", row.MessageID, err))
+				keep(nil, e.schedule(chk, row.Status, !row.Enriched, now))
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	err = g.Wait()
+	wctx := context.WithoutCancel(ctx)
+	if len(rows) > 0 {
+		if werr := e.store.AddMessages(wctx, rows...); werr != nil {
+			return storeErr(werr)
+		}
+		count(&r.progress.Changed, e.opts.Metrics.changed, int64(len(rows)))
 	}
-	var out []sink.MessageRow
-	for _, u := range updated {
-		if u != nil {
-			out = append(out, *u)
+	if len(entries) > 0 {
+		if werr := e.store.AddChecks(wctx, entries...); werr != nil {
+			return storeErr(werr)
 		}
 	}
-	if len(out) == 0 {
-		return nil
-	}
-	if err := e.store.AddMessages(ctx, out...); err != nil {
-		return storeErr(err)
-	}
-	count(&r.progress.Changed, e.opts.Metrics.changed, int64(len(out)))
-	return nil
+	return err
 }
 
 // recheckedRow applies a fresh detail answer to an archived row and says
 // whether anything an analyst would see changed.
 func recheckedRow(old sink.MessageRow, d cekat.Message, now time.Time) (sink.MessageRow, bool) {
 	row := old
-	if d.Status != "" {
-		row.Status = d.Status
-	}
-	if d.DeliveredAt != nil {
-		row.DeliveredAt = d.DeliveredAt
-	}
-	if d.ReadAt != nil {
-		row.ReadAt = d.ReadAt
-	}
-	if d.UpdatedAt != nil {
-		row.UpdatedAt = d.UpdatedAt
-	}
-	changed := row.Status != old.Status || !sameTime(row.DeliveredAt, old.DeliveredAt) ||
+	applyDetail(&row, d)
+	changed := !old.Enriched || row.Status != old.Status || !sameTime(row.DeliveredAt, old.DeliveredAt) ||
 		!sameTime(row.ReadAt, old.ReadAt) || !sameTime(row.UpdatedAt, old.UpdatedAt)
 	if !changed {
 		return old, false
 	}
-	row.Enriched = true
-	row.DetailRaw = string(d.Raw)
-	row.FetchedAt, row.Version = now, uint64(now.UnixNano())
+	row.FetchedAt, row.Version = now, max(old.Version+1, uint64(now.UnixNano()))
 	return row, true
 }
 

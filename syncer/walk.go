@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
@@ -22,10 +20,16 @@ import (
 // state is a head (the newest message a walk from the top archived) and a
 // list of gaps (walks left unfinished, each a cursor and the message it
 // must reach). A run first walks from the top down to the head, then fills
-// the gaps, newest first. Before the first page of a walk from the top is
-// saved, the stretch below it becomes a gap, so a walk killed several
+// the gaps, newest first. Before the first messages of a walk from the top
+// are saved, the stretch below them becomes a gap, so a walk killed several
 // pages deep leaves a gap the next run fills, never a hole. The first sync
 // is the gap that reaches the start of the history.
+//
+// Inside a page, messages are enriched newest first and written in small
+// groups as they complete; after each group the walk's cursor moves to the
+// oldest message of the unbroken run archived so far (any message id is a
+// valid `before`). So a stop after k detail calls keeps those k, and the
+// next run lists from there and pays only for the rest.
 type convSync struct {
 	e        *Engine
 	r        *run
@@ -42,7 +46,7 @@ type convSync struct {
 func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State, error) {
 	now := e.opts.Now().UTC()
 	st.LastAttemptAt = now
-	c := &convSync{e: e, r: r, st: st}
+	c := &convSync{e: e, r: r, st: st, version: st.Version}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
 	err := c.walkTop(ctx)
 	// A gap that stops at an earlier head was left by an interrupted walk
@@ -64,7 +68,7 @@ func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State
 		}
 		c.st.NextDueAt = now.Add(e.pollDelay(c.st.IdleRuns))
 		return c.st, c.saveState(ctx)
-	case cekat.IsNotFound(err):
+	case cekat.IsNotFound(err) && ctx.Err() == nil:
 		c.st.Gone = true
 		c.st.LastError = "conversation not found upstream (HTTP 404)"
 		c.st.NextDueAt = now.Add(e.opts.GoneRetry)
@@ -78,7 +82,7 @@ func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State
 // fillGaps works on a conversation's gaps, newest first, until they are
 // filled or the deadline passes; what is left waits for the next run.
 func (e *Engine) fillGaps(ctx context.Context, r *run, st sink.State, deadline time.Time) (sink.State, error) {
-	c := &convSync{e: e, r: r, st: st, deadline: deadline}
+	c := &convSync{e: e, r: r, st: st, version: st.Version, deadline: deadline}
 	ctx = budget.WithPriority(ctx, budget.PriorityBackfill)
 	var err error
 	for err == nil && len(c.st.Gaps) > 0 {
@@ -91,7 +95,7 @@ func (e *Engine) fillGaps(ctx context.Context, r *run, st sink.State, deadline t
 }
 
 // failed records a failure in the state, unless nothing can be saved or
-// the run is stopping: then the state saved after the last page stands.
+// the run is stopping: then the state saved after the last group stands.
 func (c *convSync) failed(ctx context.Context, err error) error {
 	if stopsRun(err) || ctx.Err() != nil {
 		return err
@@ -110,13 +114,13 @@ var errPaused = errors.New("walk paused")
 func (c *convSync) walkTop(ctx context.Context) error {
 	stop := c.st.HeadMessageID
 	first := true
-	err := c.walk(ctx, "", stop, func(p *cekat.Page, done bool) {
+	err := c.walk(ctx, "", stop, func(p *cekat.Page, own []cekat.Message, cursor string, done bool) {
 		switch {
 		case first:
 			first = false
-			if n := len(p.Messages); n > 0 {
-				c.st.HeadMessageID = p.Messages[n-1].ID
-				c.st.HeadSentAt = p.Messages[n-1].Timestamp
+			if n := len(own); n > 0 {
+				c.st.HeadMessageID = own[n-1].ID
+				c.st.HeadSentAt = own[n-1].Timestamp
 			}
 			if !done {
 				if stop == "" {
@@ -124,12 +128,12 @@ func (c *convSync) walkTop(ctx context.Context) error {
 					// (possible only if no page ever gave a decodable message).
 					c.st.Gaps = slices.DeleteFunc(c.st.Gaps, func(g sink.Gap) bool { return g.Stop == "" })
 				}
-				c.st.Gaps = append([]sink.Gap{{Before: p.Before, Stop: stop}}, c.st.Gaps...)
+				c.st.Gaps = append([]sink.Gap{{Before: cursor, Stop: stop}}, c.st.Gaps...)
 			}
 		case done:
 			c.st.Gaps = c.st.Gaps[1:]
 		default:
-			c.st.Gaps[0].Before = p.Before
+			c.st.Gaps[0].Before = cursor
 		}
 		if done && (stop == "" || !p.Paginated) {
 			c.finishBackfill(p)
@@ -146,9 +150,9 @@ func (c *convSync) walkTop(ctx context.Context) error {
 
 func (c *convSync) fillGap(ctx context.Context) error {
 	g := c.st.Gaps[0]
-	return c.walk(ctx, g.Before, g.Stop, func(p *cekat.Page, done bool) {
+	return c.walk(ctx, g.Before, g.Stop, func(p *cekat.Page, _ []cekat.Message, cursor string, done bool) {
 		if !done {
-			c.st.Gaps[0].Before = p.Before
+			c.st.Gaps[0].Before = cursor
 			return
 		}
 		c.st.Gaps = c.st.Gaps[1:]
@@ -169,31 +173,66 @@ func (c *convSync) finishBackfill(p *cekat.Page) {
 	}
 }
 
+// stepFunc moves the state after messages of a page were archived: cursor
+// is where listing goes on (the page's before cursor once the page is done,
+// else the oldest message archived so far), done says the walk reached its
+// end. own is the page's messages of this conversation, oldest first.
+type stepFunc func(p *cekat.Page, own []cekat.Message, cursor string, done bool)
+
 // walk pages back from before ("" for the newest page) until it meets the
-// message stop, or the start of the history when stop is empty. After each
-// page's rows are queued, step updates the state, which is then queued
-// behind those rows.
+// message stop, or the start of the history when stop is empty. Each group
+// of archived messages is queued, then step updates the state, which is
+// queued behind them.
 //
 // pause is asked before each further page; when it says so, the walk ends
 // with errPaused.
-func (c *convSync) walk(ctx context.Context, before, stop string, step func(p *cekat.Page, done bool), pause func() bool) error {
+func (c *convSync) walk(ctx context.Context, before, stop string, step stepFunc, pause func() bool) error {
 	conv := c.st.ConversationID
 	cursor := before
+	// Cursors asked for in this walk: one seen again is a cycle, of any
+	// length, that would page forever.
+	asked := map[string]bool{cursor: true}
 	var previous map[string]bool
-	for {
+	top := before == ""
+	for pages := 1; ; pages++ {
 		page, err := c.e.api.ListMessages(ctx, conv, c.e.opts.PageSize, cursor)
 		if err != nil {
 			return err
 		}
-		fresh, bad, reached := splitAtStop(page, stop)
-		if err := c.archive(ctx, fresh, bad, previous); err != nil {
+		own, err := c.quarantineForeign(ctx, page)
+		if err != nil {
+			return err
+		}
+		fresh, bad, reached := splitAtStop(page, own, stop)
+		if err := c.quarantine(ctx, cekat.EndpointList, bad); err != nil {
 			return err
 		}
 		done := reached || !page.Paginated || !page.HasMore
-		if !done && (page.Before == "" || page.Before == cursor) {
-			return fmt.Errorf("list %s: the before cursor did not advance past %q", conv, cursor)
+		var archived map[string]sink.ArchivedMessage
+		if top && pages == 1 {
+			// The newest page shows the statuses of its messages (flat shape):
+			// they refresh the archive's for free.
+			if archived, err = c.refreshFromList(ctx, own); err != nil {
+				return err
+			}
 		}
-		step(page, done)
+		err = c.archivePage(ctx, fresh, previous, archived, func(oldest string) error {
+			step(page, own, oldest, false)
+			return c.saveState(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		if !done {
+			switch {
+			case page.Before == "":
+				return fmt.Errorf("list %s: the answer says there is more but gives no before cursor", conv)
+			case asked[page.Before]:
+				return fmt.Errorf("list %s: cursor cycle: before=%q was already asked for in this walk (%d pages); the API pages in a circle",
+					conv, page.Before, pages)
+			}
+		}
+		step(page, own, page.Before, done)
 		if err := c.saveState(ctx); err != nil {
 			return err
 		}
@@ -204,28 +243,62 @@ func (c *convSync) walk(ctx context.Context, before, stop string, step func(p *c
 			return errPaused
 		}
 		cursor = page.Before
+		asked[cursor] = true
 		// Whether before is exclusive is undocumented: the cursor message
 		// may come again on the next page, and its row may still be in the
-		// writer's buffer where ArchivedIDs cannot see it.
-		previous = make(map[string]bool, len(page.Messages))
-		for _, m := range page.Messages {
+		// writer's buffer where Archived cannot see it.
+		previous = make(map[string]bool, len(own))
+		for _, m := range own {
 			previous[m.ID] = true
 		}
 	}
 }
 
-// splitAtStop returns the page's messages and bad records newer than the
-// message stop, and whether stop was in the page. Pages are oldest first.
-func splitAtStop(p *cekat.Page, stop string) ([]cekat.Message, []*cekat.DecodeError, bool) {
-	if stop == "" {
-		return p.Messages, p.Bad, false
+// quarantineForeign returns the page's messages that belong to the
+// conversation asked for; the others are quarantined, not filed under the
+// wrong conversation.
+func (c *convSync) quarantineForeign(ctx context.Context, p *cekat.Page) ([]cekat.Message, error) {
+	conv := c.st.ConversationID
+	var foreign []*cekat.DecodeError
+	own := make([]cekat.Message, 0, len(p.Messages))
+	for _, m := range p.Messages {
+		if m.ConversationID != "" && m.ConversationID != conv {
+			foreign = append(foreign, &cekat.DecodeError{ID: m.ID, Raw: m.Raw,
+				Err: fmt.Errorf("listed under conversation %q but belongs to %q", conv, m.ConversationID)})
+			continue
+		}
+		own = append(own, m)
 	}
-	k := slices.IndexFunc(p.Messages, func(m cekat.Message) bool { return m.ID == stop })
+	return own, c.quarantine(ctx, cekat.EndpointList, foreign)
+}
+
+func (c *convSync) quarantine(ctx context.Context, endpoint string, bad []*cekat.DecodeError) error {
+	if len(bad) == 0 {
+		return nil
+	}
+	conv := c.st.ConversationID
+	now := c.e.opts.Now().UTC()
+	rows := make([]sink.QuarantineRow, 0, len(bad))
+	for _, b := range bad {
+		rows = append(rows, sink.QuarantineRow{ReceivedAt: now, RunID: c.r.id, Endpoint: endpoint,
+			ConversationID: conv, MessageID: b.ID, Error: b.Error(), Raw: string(b.Raw)})
+	}
+	return c.r.addQuarantine(ctx, c.e, conv, rows)
+}
+
+// splitAtStop returns the messages and bad records of the page newer than
+// the message stop, and whether stop was in the page. own is the page's
+// messages of this conversation; pages are oldest first.
+func splitAtStop(p *cekat.Page, own []cekat.Message, stop string) ([]cekat.Message, []*cekat.DecodeError, bool) {
+	if stop == "" {
+		return own, p.Bad, false
+	}
+	k := slices.IndexFunc(own, func(m cekat.Message) bool { return m.ID == stop })
 	if k < 0 {
-		return p.Messages, p.Bad, false
+		return own, p.Bad, false
 	}
 	// Position of the stop message in the answer, counting bad records.
-	pos := k
+	pos := slices.IndexFunc(p.Messages, func(m cekat.Message) bool { return m.ID == stop })
 	for _, b := range p.Bad {
 		if b.Index > pos {
 			break
@@ -238,145 +311,259 @@ func splitAtStop(p *cekat.Page, stop string) ([]cekat.Message, []*cekat.DecodeEr
 			bad = append(bad, b)
 		}
 	}
-	return p.Messages[k+1:], bad, true
+	return own[k+1:], bad, true
 }
 
-// archive enriches the messages not yet archived and queues their rows and
-// the page's bad records.
-func (c *convSync) archive(ctx context.Context, msgs []cekat.Message, bad []*cekat.DecodeError, previous map[string]bool) error {
+// groupSize is how many enriched messages are written together: small
+// enough that a stop loses little, large enough that states stay few.
+const groupSize = 10
+
+// archivePage archives msgs (oldest first) newest first: those not archived
+// yet are enriched, and written in groups as they complete; after each
+// group, commit is called with the oldest message of the unbroken run from
+// the newest archived so far. archived, when not nil, already tells which
+// of msgs are archived.
+//
+// When it fails or the run stops, what completed is still written (rows
+// beyond the unbroken run too: the next run finds them archived and does not
+// pay again), and the error is returned as it came.
+func (c *convSync) archivePage(ctx context.Context, msgs []cekat.Message, previous map[string]bool,
+	archived map[string]sink.ArchivedMessage, commit func(oldest string) error) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	conv := c.st.ConversationID
+	// Activity is what arrived upstream, even if a killed run archived it.
+	c.upstream += int64(len(msgs))
+	if archived == nil {
+		var ids []string
+		for _, m := range msgs {
+			if !previous[m.ID] {
+				ids = append(ids, m.ID)
+			}
+		}
+		var err error
+		// A run killed after its rows were stored but before its state was
+		// leaves rows the state does not know of: do not pay for them twice.
+		if archived, err = c.e.store.Archived(ctx, conv, ids); err != nil {
+			return storeErr(fmt.Errorf("look up archived messages: %w", err))
+		}
+	}
 	now := c.e.opts.Now().UTC()
-	if len(bad) > 0 {
-		rows := make([]sink.QuarantineRow, 0, len(bad))
-		for _, b := range bad {
-			rows = append(rows, sink.QuarantineRow{ReceivedAt: now, RunID: c.r.id, Endpoint: cekat.EndpointList,
-				ConversationID: conv, MessageID: b.ID, Error: b.Error(), Raw: string(b.Raw)})
+	order := make([]cekat.Message, 0, len(msgs)) // newest first
+	pending := make([]bool, len(msgs))           // true: to enrich
+	seen := make(map[string]bool, len(msgs))
+	var todo []int
+	var requeue []sink.StatusCheck
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := msgs[i]
+		k := len(order)
+		order = append(order, m)
+		switch a, isArchived := archived[m.ID]; {
+		case previous[m.ID] || seen[m.ID]:
+		case isArchived:
+			// Left by a killed run, maybe before its schedule entry was
+			// stored: put it back on the schedule, due now.
+			if c.e.opts.RecheckWindow > 0 && (!a.Enriched || !finalStatus(a.Status)) {
+				requeue = append(requeue, sink.StatusCheck{ConversationID: conv, MessageID: m.ID, SentAt: m.Timestamp,
+					Until: m.Timestamp.Add(c.e.opts.RecheckWindow), CheckedAt: m.Timestamp, NextCheckAt: now, Open: true,
+					Version: uint64(now.UnixNano())})
+			}
+		default:
+			pending[k] = true
+			todo = append(todo, k)
 		}
-		n, err := c.e.store.AddQuarantine(ctx, rows...)
-		if err != nil {
+		seen[m.ID] = true
+	}
+	if len(requeue) > 0 {
+		if err := c.e.store.AddChecks(ctx, requeue...); err != nil {
 			return storeErr(err)
-		}
-		count(&c.r.progress.Quarantined, c.e.opts.Metrics.quarantined, int64(n))
-		if n > 0 {
-			c.r.log.Warn("undecodable records quarantined", zap.String("conversation_id", conv), zap.Int("records", n),
-				zap.String("first_error", bad[0].Error()))
 		}
 	}
 
-	// Activity is what arrived upstream, even if a killed run archived it.
-	c.upstream += int64(len(msgs))
-	seen := make(map[string]bool, len(msgs))
-	candidates := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		if !previous[m.ID] && !seen[m.ID] {
-			seen[m.ID] = true
-			candidates = append(candidates, m.ID)
-		}
+	w := &pageWriter{c: c, order: order, pending: pending, commit: commit}
+	err := c.e.enrichEach(ctx, c.r, conv, order, todo, w.done)
+	// What completed is written even when the walk stops here.
+	if werr := w.flush(ctx); werr != nil && (err == nil || !stopsRun(err)) {
+		return werr
 	}
-	if len(candidates) == 0 {
-		return nil
+	return err
+}
+
+// pageWriter writes a page's enriched messages in groups, in the order of
+// the walk (newest first), and moves the walk's cursor behind them.
+type pageWriter struct {
+	c       *convSync
+	order   []cekat.Message // newest first
+	pending []bool          // not yet enriched
+	commit  func(oldest string) error
+	rows    []sink.MessageRow
+	quar    []sink.QuarantineRow
+	checks  []sink.StatusCheck
+	next    int // first index of order not in the unbroken run from the newest
+	written int // how much of that run the cursor already covers
+}
+
+// done takes one enriched message, by its index in order.
+func (w *pageWriter) done(ctx context.Context, k int, row sink.MessageRow, q *sink.QuarantineRow, chk *sink.StatusCheck) error {
+	w.pending[k] = false
+	w.rows = append(w.rows, row)
+	if q != nil {
+		w.quar = append(w.quar, *q)
 	}
-	// A run killed after its rows were stored but before its state was
-	// leaves rows the state does not know of: do not pay for them twice.
-	archived, err := c.e.store.ArchivedIDs(ctx, conv, candidates)
-	if err != nil {
-		return storeErr(fmt.Errorf("look up archived ids: %w", err))
+	if chk != nil {
+		w.checks = append(w.checks, *chk)
 	}
-	var todo []cekat.Message
-	for _, m := range msgs {
-		if seen[m.ID] && !archived[m.ID] {
-			todo = append(todo, m)
-			delete(seen, m.ID) // a duplicate id in the page is taken once
-		}
+	if len(w.rows) >= groupSize {
+		return w.flush(ctx)
 	}
-	if len(todo) == 0 {
-		return nil
-	}
-	rows, quarantined, err := c.e.enrich(ctx, c.r, conv, todo)
-	if err != nil {
-		return err
-	}
-	if len(quarantined) > 0 {
-		n, err := c.e.store.AddQuarantine(ctx, quarantined...)
-		if err != nil {
-			return storeErr(err)
-		}
-		count(&c.r.progress.Quarantined, c.e.opts.Metrics.quarantined, int64(n))
-		if n > 0 {
-			c.r.log.Warn("undecodable detail answers quarantined; messages archived without enrichment",
-				zap.String("conversation_id", conv), zap.Int("records", n))
-		}
-	}
-	if err := c.e.store.AddMessages(ctx, rows...); err != nil {
-		return storeErr(err)
-	}
-	c.fresh += int64(len(rows))
-	count(&c.r.progress.NewMessages, c.e.opts.Metrics.archived, int64(len(rows)))
 	return nil
 }
 
-// enrich fetches the detail of each message with bounded concurrency. A
-// permanent failure (404, an undecodable answer) archives the message
-// without enrichment and says why; any other failure fails the page.
-func (e *Engine) enrich(ctx context.Context, r *run, conv string, msgs []cekat.Message) ([]sink.MessageRow, []sink.QuarantineRow, error) {
+// flush queues the finished rows, then their schedule entries, then moves
+// the cursor when the unbroken run grew. A whole page done is the caller's
+// step, with the page's own cursor. Writes go on when the run is stopping:
+// what was paid for is kept.
+func (w *pageWriter) flush(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	c := w.c
+	if len(w.rows) > 0 {
+		if len(w.quar) > 0 {
+			if err := c.r.addQuarantine(ctx, c.e, c.st.ConversationID, w.quar); err != nil {
+				return err
+			}
+		}
+		if err := c.e.store.AddMessages(ctx, w.rows...); err != nil {
+			return storeErr(err)
+		}
+		if len(w.checks) > 0 {
+			if err := c.e.store.AddChecks(ctx, w.checks...); err != nil {
+				return storeErr(err)
+			}
+		}
+		c.fresh += int64(len(w.rows))
+		count(&c.r.progress.NewMessages, c.e.opts.Metrics.archived, int64(len(w.rows)))
+		w.rows, w.quar, w.checks = nil, nil, nil
+	}
+	for w.next < len(w.order) && !w.pending[w.next] {
+		w.next++
+	}
+	if w.next > w.written && w.next < len(w.order) {
+		w.written = w.next
+		return w.commit(w.order[w.next-1].ID)
+	}
+	return nil
+}
+
+// enrichEach fetches the detail of order[k] for each k in todo, newest
+// first, with the run's bounded detail concurrency, and hands each result to
+// done as it completes. An answer that arrives after the walk was told to
+// stop is still handed over: it was paid for.
+func (e *Engine) enrichEach(ctx context.Context, r *run, conv string, order []cekat.Message, todo []int,
+	done func(ctx context.Context, k int, row sink.MessageRow, q *sink.QuarantineRow, chk *sink.StatusCheck) error) error {
+	if len(todo) == 0 {
+		return nil
+	}
 	// New messages are listed first, then enriched; backfill stays backfill.
 	if p, _ := budget.PriorityFrom(ctx); p == budget.PriorityNew {
 		ctx = budget.WithPriority(ctx, budget.PriorityEnrich)
 	}
-	details := make([]*cekat.Message, len(msgs))
-	failures := make([]error, len(msgs))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, m := range msgs {
-		select {
-		case e.detail <- struct{}{}:
-		case <-gctx.Done():
-			return nil, nil, g.Wait()
+	type result struct {
+		k   int
+		d   *cekat.Message
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result)
+	var stopErr error
+	take := func(res result) {
+		row, q, chk, err := e.enrichedRow(ctx, r, conv, order[res.k], res.d, res.err)
+		if err == nil {
+			err = done(ctx, res.k, row, q, chk)
 		}
-		g.Go(func() error {
-			defer func() { <-e.detail }()
-			d, err := e.api.GetMessage(gctx, m.ID)
-			switch {
-			case err == nil:
-				details[i] = &d
-			case cekat.KindOf(err) == cekat.KindPermanent:
-				failures[i] = err
-			default:
-				return fmt.Errorf("detail of %s: %w", m.ID, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	now := e.opts.Now().UTC()
-	rows := make([]sink.MessageRow, 0, len(msgs))
-	var quarantined []sink.QuarantineRow
-	for i, m := range msgs {
-		row := rowFrom(conv, m, details[i], now)
-		if err := failures[i]; err != nil {
-			row.EnrichError = truncateError(err.Error())
-			count(&r.progress.EnrichFailed, e.opts.Metrics.enrichFailed, 1)
-			var de *cekat.DecodeError
-			if errors.As(err, &de) {
-				quarantined = append(quarantined, sink.QuarantineRow{ReceivedAt: now, RunID: r.id, Endpoint: cekat.EndpointDetail,
-					ConversationID: conv, MessageID: m.ID, Error: de.Error(), Raw: string(de.Raw)})
-			}
-		} else {
-			count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
+		if err != nil && stopErr == nil {
+			stopErr = err
+			cancel() // the calls in flight end early; failures after a stop are dropped
 		}
-		rows = append(rows, row)
 	}
-	return rows, quarantined, nil
+	next, inflight := 0, 0
+	for (stopErr == nil && next < len(todo)) || inflight > 0 {
+		if stopErr == nil && next < len(todo) {
+			select {
+			case e.detail <- struct{}{}:
+				k := todo[next]
+				next++
+				inflight++
+				go func() {
+					defer func() { <-e.detail }()
+					d, err := e.api.GetMessage(ctx, order[k].ID)
+					if err != nil {
+						results <- result{k: k, err: err}
+						return
+					}
+					results <- result{k: k, d: &d}
+				}()
+			case res := <-results:
+				inflight--
+				take(res)
+			case <-ctx.Done():
+				stopErr = ctx.Err()
+			}
+			continue
+		}
+		res := <-results
+		inflight--
+		take(res)
+	}
+	return stopErr
 }
+
+// enrichedRow turns a detail answer (or its failure) into the message's row,
+// its quarantine record and its schedule entry.
+func (e *Engine) enrichedRow(ctx context.Context, r *run, conv string, m cekat.Message, d *cekat.Message, err error) (sink.MessageRow, *sink.QuarantineRow, *sink.StatusCheck, error) {
+	now := e.opts.Now().UTC()
+	row := rowFrom(conv, m, d, now)
+	var q *sink.QuarantineRow
+	transient := false
+	switch {
+	case err == nil:
+		count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
+	case ctx.Err() != nil || outOfBudget(err):
+		return row, nil, nil, err
+	case cekat.KindOf(err) == cekat.KindPermanent:
+		row.EnrichError = truncateError(err.Error())
+		count(&r.progress.EnrichFailed, e.opts.Metrics.enrichFailed, 1)
+		var de *cekat.DecodeError
+		if errors.As(err, &de) {
+			q = &sink.QuarantineRow{ReceivedAt: now, RunID: r.id, Endpoint: cekat.EndpointDetail,
+				ConversationID: conv, MessageID: m.ID, Error: de.Error(), Raw: string(de.Raw)}
+		}
+	default:
+		transient = true
+		row.EnrichError = truncateError(transientPrefix + err.Error())
+		count(&r.progress.EnrichFailed, e.opts.Metrics.enrichFailed, 1)
+		r.noteError(conv, fmt.Errorf("detail of %s failed; archived without it, to be enriched later: %w", m.ID, err))
+	}
+	entry := sink.StatusCheck{ConversationID: conv, MessageID: m.ID, SentAt: row.SentAt}
+	if transient {
+		entry.Until = now.Add(enrichRetryFor)
+	}
+	var chk *sink.StatusCheck
+	if entry = e.schedule(entry, row.Status, transient, now); entry.Open {
+		chk = &entry
+	}
+	return row, q, chk, nil
+}
+
+// transientPrefix starts the enrich_error of a message whose detail failed
+// for a reason that may pass: it is enriched again later.
+const transientPrefix = "transient: "
 
 // rowFrom builds a message row from the list item and, when it was
 // fetched, the detail answer, whose non-empty fields win.
 func rowFrom(conv string, list cekat.Message, detail *cekat.Message, fetched time.Time) sink.MessageRow {
 	m := list
-	if detail != nil {
-		m = merge(list, *detail)
-	}
 	row := sink.MessageRow{
 		ConversationID: conv, MessageID: list.ID, Direction: m.Direction, Type: m.Type, Status: m.Status,
 		Text: m.Text, MediaURL: m.MediaURL, Caption: m.Caption, Filename: m.Filename,
@@ -385,52 +572,60 @@ func rowFrom(conv string, list cekat.Message, detail *cekat.Message, fetched tim
 		SentAt: m.Timestamp, DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, UpdatedAt: m.UpdatedAt,
 		Raw: string(list.Raw), FetchedAt: fetched, Version: uint64(fetched.UnixNano()),
 	}
+	var warnings []string
+	warnings = append(warnings, list.Warnings...)
 	if detail != nil {
-		row.Enriched = true
-		row.DetailRaw = string(detail.Raw)
+		applyDetail(&row, *detail)
+		warnings = append(warnings, detail.Warnings...)
 	}
-	if len(m.Warnings) > 0 {
-		row.EnrichError = "warning: " + strings.Join(m.Warnings, "; ")
+	if len(warnings) > 0 {
+		row.EnrichError = "warning: " + joinWarnings(warnings)
 	}
 	return row
 }
 
-func merge(base, over cekat.Message) cekat.Message {
-	pick := func(a, b string) string {
-		if b != "" {
-			return b
+func joinWarnings(ws []string) string {
+	out := ws[0]
+	for _, w := range ws[1:] {
+		out += "; " + w
+	}
+	return out
+}
+
+// applyDetail lays a detail answer over a row: its non-empty fields win.
+func applyDetail(row *sink.MessageRow, d cekat.Message) {
+	pick := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
 		}
-		return a
 	}
-	pickTime := func(a, b *time.Time) *time.Time {
-		if b != nil {
-			return b
+	pickTime := func(dst **time.Time, v *time.Time) {
+		if v != nil {
+			*dst = v
 		}
-		return a
 	}
-	m := base
-	m.Direction = pick(base.Direction, over.Direction)
-	m.Type = pick(base.Type, over.Type)
-	if over.Type == "unknown" {
-		m.Type = base.Type
+	pick(&row.Direction, d.Direction)
+	if d.Type != "unknown" {
+		pick(&row.Type, d.Type)
 	}
-	m.Status = pick(base.Status, over.Status)
-	m.Text = pick(base.Text, over.Text)
-	m.MediaURL = pick(base.MediaURL, over.MediaURL)
-	m.Caption = pick(base.Caption, over.Caption)
-	m.Filename = pick(base.Filename, over.Filename)
-	m.SenderName = pick(base.SenderName, over.SenderName)
-	m.SenderPhone = pick(base.SenderPhone, over.SenderPhone)
-	m.SenderID = pick(base.SenderID, over.SenderID)
-	m.SenderType = pick(base.SenderType, over.SenderType)
-	m.RecipientPhone = pick(base.RecipientPhone, over.RecipientPhone)
-	m.ReplyTo = pick(base.ReplyTo, over.ReplyTo)
-	m.IsTemplate = base.IsTemplate || over.IsTemplate
-	m.DeliveredAt = pickTime(base.DeliveredAt, over.DeliveredAt)
-	m.ReadAt = pickTime(base.ReadAt, over.ReadAt)
-	m.UpdatedAt = pickTime(base.UpdatedAt, over.UpdatedAt)
-	m.Warnings = append(slices.Clip(base.Warnings), over.Warnings...)
-	return m
+	pick(&row.Status, d.Status)
+	pick(&row.Text, d.Text)
+	pick(&row.MediaURL, d.MediaURL)
+	pick(&row.Caption, d.Caption)
+	pick(&row.Filename, d.Filename)
+	pick(&row.SenderName, d.SenderName)
+	pick(&row.SenderPhone, d.SenderPhone)
+	pick(&row.SenderID, d.SenderID)
+	pick(&row.SenderType, d.SenderType)
+	pick(&row.RecipientPhone, d.RecipientPhone)
+	pick(&row.ReplyTo, d.ReplyTo)
+	row.IsTemplate = row.IsTemplate || d.IsTemplate
+	pickTime(&row.DeliveredAt, d.DeliveredAt)
+	pickTime(&row.ReadAt, d.ReadAt)
+	pickTime(&row.UpdatedAt, d.UpdatedAt)
+	row.Enriched = true
+	row.EnrichError = ""
+	row.DetailRaw = string(d.Raw)
 }
 
 // saveState queues a copy of the state behind the rows queued so far.
@@ -441,8 +636,22 @@ func (c *convSync) saveState(ctx context.Context) error {
 	st.Gaps = slices.Clone(c.st.Gaps)
 	st.UpdatedAt = now
 	st.Version = c.version
-	if err := c.e.store.AddState(ctx, st); err != nil {
+	if err := c.e.store.AddState(context.WithoutCancel(ctx), st); err != nil {
 		return storeErr(err)
+	}
+	return nil
+}
+
+// addQuarantine queues records not quarantined before and counts them.
+func (r *run) addQuarantine(ctx context.Context, e *Engine, conv string, rows []sink.QuarantineRow) error {
+	n, err := e.store.AddQuarantine(context.WithoutCancel(ctx), rows...)
+	if err != nil {
+		return storeErr(err)
+	}
+	count(&r.progress.Quarantined, e.opts.Metrics.quarantined, int64(n))
+	if n > 0 {
+		r.log.Warn("undecodable or foreign records quarantined", zap.String("conversation_id", conv), zap.Int("records", n),
+			zap.String("first_error", rows[0].Error))
 	}
 	return nil
 }

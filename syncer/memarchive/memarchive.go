@@ -1,0 +1,272 @@
+// Package memarchive is an archive in memory for fast tests of the sync
+// engine. It keeps the write-ordering rule of the ClickHouse archive:
+// writes wait in a buffer and a flush stores them in the order messages,
+// quarantine, schedule entries, states, so a stored state never claims rows
+// that are not stored. Crash drops the buffer, as a killed process would.
+package memarchive
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+)
+
+// Archive is safe for concurrent use.
+type Archive struct {
+	mu sync.Mutex
+	// stored
+	msgs    map[string]sink.MessageRow // conversation/id -> newest version
+	quar    map[string]sink.QuarantineRow
+	checks  map[string]sink.StatusCheck
+	states  map[string]sink.State
+	runs    []sink.RunRow
+	tracked []string
+	// buffered
+	bufMsgs   []sink.MessageRow
+	bufQuar   []sink.QuarantineRow
+	bufChecks []sink.StatusCheck
+	bufStates map[string]sink.State
+
+	// failWrites, when set, makes flushes and run saves fail with it.
+	failWrites error
+}
+
+// New returns an empty archive.
+func New() *Archive {
+	return &Archive{msgs: map[string]sink.MessageRow{}, quar: map[string]sink.QuarantineRow{},
+		checks: map[string]sink.StatusCheck{}, states: map[string]sink.State{}, bufStates: map[string]sink.State{}}
+}
+
+func key(conv, id string) string { return conv + "\x00" + id }
+
+// SetFailWrites makes every flush fail with err until called with nil.
+func (a *Archive) SetFailWrites(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failWrites = err
+}
+
+// Track adds conversation ids to the tracked table.
+func (a *Archive) Track(ids ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tracked = append(a.tracked, ids...)
+}
+
+// Crash drops what waits in the buffer.
+func (a *Archive) Crash() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufStates = nil, nil, nil, map[string]sink.State{}
+}
+
+// TrackedConversations implements syncer.Archive.
+func (a *Archive) TrackedConversations(context.Context) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.tracked), nil
+}
+
+// LoadStates implements syncer.Archive.
+func (a *Archive) LoadStates(context.Context) (map[string]sink.State, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]sink.State, len(a.states))
+	for id, st := range a.states {
+		st.Gaps = slices.Clone(st.Gaps)
+		out[id] = st
+	}
+	return out, nil
+}
+
+// Archived implements syncer.Archive: it sees stored rows only.
+func (a *Archive) Archived(_ context.Context, conv string, ids []string) (map[string]sink.ArchivedMessage, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]sink.ArchivedMessage{}
+	for _, id := range ids {
+		if r, ok := a.msgs[key(conv, id)]; ok {
+			out[id] = sink.ArchivedMessage{Status: r.Status, UpdatedAt: r.UpdatedAt, Enriched: r.Enriched}
+		}
+	}
+	return out, nil
+}
+
+// CurrentMessages implements syncer.Archive.
+func (a *Archive) CurrentMessages(_ context.Context, conv string, ids []string) ([]sink.MessageRow, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []sink.MessageRow
+	for _, id := range ids {
+		if r, ok := a.msgs[key(conv, id)]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// DueChecks implements syncer.Archive.
+func (a *Archive) DueChecks(_ context.Context, now time.Time, limit int) ([]sink.StatusCheck, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []sink.StatusCheck
+	for _, c := range a.checks {
+		if c.Open && !c.Until.Before(now.Truncate(time.Second)) && !c.NextCheckAt.After(now) {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].NextCheckAt.Equal(out[j].NextCheckAt) {
+			return out[i].NextCheckAt.Before(out[j].NextCheckAt)
+		}
+		return key(out[i].ConversationID, out[i].MessageID) < key(out[j].ConversationID, out[j].MessageID)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// AddMessages implements syncer.Archive.
+func (a *Archive) AddMessages(_ context.Context, rows ...sink.MessageRow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bufMsgs = append(a.bufMsgs, rows...)
+	return nil
+}
+
+// AddQuarantine implements syncer.Archive.
+func (a *Archive) AddQuarantine(_ context.Context, rows ...sink.QuarantineRow) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, r := range rows {
+		k := r.ConversationID + "\x00" + r.Endpoint + "\x00" + r.Raw
+		if _, ok := a.quar[k]; ok || slices.ContainsFunc(a.bufQuar, func(q sink.QuarantineRow) bool {
+			return q.ConversationID+"\x00"+q.Endpoint+"\x00"+q.Raw == k
+		}) {
+			continue
+		}
+		a.bufQuar = append(a.bufQuar, r)
+		n++
+	}
+	return n, nil
+}
+
+// AddChecks implements syncer.Archive.
+func (a *Archive) AddChecks(_ context.Context, checks ...sink.StatusCheck) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bufChecks = append(a.bufChecks, checks...)
+	return nil
+}
+
+// AddState implements syncer.Archive.
+func (a *Archive) AddState(_ context.Context, st sink.State) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old, ok := a.bufStates[st.ConversationID]; !ok || st.Version >= old.Version {
+		st.Gaps = slices.Clone(st.Gaps)
+		a.bufStates[st.ConversationID] = st
+	}
+	return nil
+}
+
+// Flush implements syncer.Archive.
+func (a *Archive) Flush(context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failWrites != nil {
+		return a.failWrites
+	}
+	if len(a.bufMsgs)+len(a.bufQuar)+len(a.bufChecks)+len(a.bufStates) == 0 {
+		return nil
+	}
+	for _, r := range a.bufMsgs {
+		k := key(r.ConversationID, r.MessageID)
+		if old, ok := a.msgs[k]; !ok || r.Version >= old.Version {
+			a.msgs[k] = r
+		}
+	}
+	for _, q := range a.bufQuar {
+		a.quar[q.ConversationID+"\x00"+q.Endpoint+"\x00"+q.Raw] = q
+	}
+	for _, c := range a.bufChecks {
+		k := key(c.ConversationID, c.MessageID)
+		if old, ok := a.checks[k]; !ok || c.Version >= old.Version {
+			a.checks[k] = c
+		}
+	}
+	for id, st := range a.bufStates {
+		if old, ok := a.states[id]; !ok || st.Version >= old.Version {
+			a.states[id] = st
+		}
+	}
+	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufStates = nil, nil, nil, map[string]sink.State{}
+	return nil
+}
+
+// SaveRun implements syncer.Archive.
+func (a *Archive) SaveRun(_ context.Context, r sink.RunRow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failWrites != nil {
+		return a.failWrites
+	}
+	a.runs = append(a.runs, r)
+	return nil
+}
+
+// Messages returns the newest version of every stored message, by
+// conversation and id.
+func (a *Archive) Messages() []sink.MessageRow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]sink.MessageRow, 0, len(a.msgs))
+	for _, r := range a.msgs {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return key(out[i].ConversationID, out[i].MessageID) < key(out[j].ConversationID, out[j].MessageID)
+	})
+	return out
+}
+
+// Quarantine returns the stored quarantine records.
+func (a *Archive) Quarantine() []sink.QuarantineRow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]sink.QuarantineRow, 0, len(a.quar))
+	for _, q := range a.quar {
+		out = append(out, q)
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].MessageID, out[j].MessageID) < 0 })
+	return out
+}
+
+// Checks returns the stored schedule entry of every message that has one.
+func (a *Archive) Checks() map[string]sink.StatusCheck {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]sink.StatusCheck, len(a.checks))
+	for _, c := range a.checks {
+		out[c.ConversationID+"/"+c.MessageID] = c
+	}
+	return out
+}
+
+// Runs returns the stored run rows.
+func (a *Archive) Runs() []sink.RunRow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.runs)
+}
+
+// ErrDown is a convenient failure for SetFailWrites.
+var ErrDown = errors.New("memarchive: archive down")
