@@ -5,24 +5,35 @@
 //
 // # Pacing
 //
-// The server counts requests in fixed 60 s windows (in the simulator a
-// window starts at the first request after the previous one ended). A client
-// that sends N requests a minute evenly can still see N+1 of them land in one
-// such window when the window is not aligned with the client's spacing and
-// the network delays one request more than its neighbour. The limiter avoids
-// that in three ways:
+// The server counts requests in fixed 60 s windows: the clock's minutes, or
+// 60 s from the first request after the previous window ended (as the
+// simulator does by default). A client that sends N requests a minute evenly
+// can still see N+1 of them land in one such window when the window is not
+// aligned with the client's spacing and the network delays one request more
+// than its neighbour. The limiter avoids that in three ways:
 //
 //   - Requests are spaced strictly: two grants are never closer than
 //     60 s × (1 + Headroom) / limit (no bursts, not even after an idle
 //     spell). With N' = N / (1 + Headroom) requests spaced evenly, a window
 //     of 60 s holds at most N of them as long as the arrival times jitter by
 //     less than 60 s × Headroom (1.2 s at the default 2 %), which costs 2 % of
-//     the rate.
-//   - It follows X-RateLimit-Remaining and X-RateLimit-Reset exactly: once the
-//     server says r requests are left until t, no more than r (less the
-//     requests still in flight) are sent before t + ResetMargin, and they are
-//     spread over the time left rather than sent at once. X-RateLimit-Limit
-//     lower than the configured rate lowers the pace to it.
+//     the rate. This alone uses 98 % of the limit when the configured rate
+//     is the server's, whatever headers the server sends, or none.
+//   - It follows X-RateLimit-Remaining and the end of the server's window:
+//     once the server says r requests are left until t, no more than r (less
+//     the requests still in flight) are sent before t + ResetMargin, and they
+//     are spread over the time left rather than sent at once. t is
+//     X-RateLimit-Reset when the server sends it. When it does not, t is
+//     inferred: the server counted X-RateLimit-Limit - Remaining requests in
+//     its window, so, matched against the limiter's own recent grants, its
+//     window started between two known grants (Remaining jumping back up
+//     marks a window that started since the previous grant). A whole minute
+//     of the clock within that span is taken as the start (the common case),
+//     unless a window was already seen to start off the minute; otherwise
+//     the latest start possible is taken, so that a window is never thought
+//     to end before it does. Spreading what is left over a window placed
+//     that way never slows the pace below the configured rate.
+//     X-RateLimit-Limit lower than the configured rate lowers the pace to it.
 //   - A 429 pauses every waiter, not just the caller that received it, until
 //     Retry-After (seconds or an HTTP date), else X-RateLimit-Reset, else
 //     ThrottlePause; and it lowers the pace by a fifth, which then recovers
@@ -267,6 +278,9 @@ type Limiter struct {
 
 	inflight    []time.Time // grants not yet answered, oldest first
 	recent      []time.Time // grants of the last minute, for Remaining
+	history     []time.Time // grants of the last two minutes, to place the server's windows
+	maxRemain   int         // the largest X-RateLimit-Remaining seen
+	unaligned   bool        // a window of the server was seen to start off the minute
 	day         time.Time   // start of the current day
 	nextDay     time.Time
 	dayUsed     [2]int // [0] all but purge, [1] purge
@@ -293,6 +307,13 @@ type waiter struct {
 // A grant older than this that was never answered no longer counts as in
 // flight (the client's own timeout is 30 s by default).
 const inflightTTL = 5 * time.Minute
+
+// The grants remembered to place the server's windows: those of the last
+// two minutes (a window is one), at most maxHistory.
+const (
+	historyAge = 2 * time.Minute
+	maxHistory = 1 << 14
+)
 
 // New returns a Limiter. It fails only on invalid options.
 func New(opts Options) (*Limiter, error) {
@@ -434,6 +455,9 @@ func (l *Limiter) refundLocked(w *waiter) {
 	}
 	if i := slices.Index(l.recent, w.at); i >= 0 {
 		l.recent = slices.Delete(l.recent, i, i+1)
+	}
+	if i := slices.Index(l.history, w.at); i >= 0 {
+		l.history = slices.Delete(l.history, i, i+1)
 	}
 	if l.lastGrant.Equal(w.at) {
 		l.lastGrant = w.prev
@@ -626,6 +650,7 @@ func (l *Limiter) grantLocked(w *waiter, now time.Time) {
 	l.pruneLocked(now)
 	l.inflight = append(l.inflight, now)
 	l.recent = append(l.recent, now)
+	l.history = append(l.history, now)
 	l.stats.Granted[w.p]++
 	l.stats.Waited[w.p] += now.Sub(w.since)
 	w.ch <- nil
@@ -642,6 +667,11 @@ func (l *Limiter) pruneLocked(now time.Time) {
 		i++
 	}
 	l.recent = l.recent[i:]
+	i = 0
+	for i < len(l.history) && (now.Sub(l.history[i]) >= historyAge || len(l.history)-i > maxHistory) {
+		i++
+	}
+	l.history = l.history[i:]
 }
 
 func (l *Limiter) armLocked(now, at time.Time) {
@@ -667,15 +697,18 @@ func (l *Limiter) onTimer(gen uint64) {
 }
 
 // Observe adapts the limiter to an answer: X-RateLimit-Limit lowers the
-// pace, X-RateLimit-Remaining and X-RateLimit-Reset bound what is sent
-// before the reset, and a 429 pauses every waiter. status 0 (no answer) only
+// pace, X-RateLimit-Remaining bounds what is sent before the end of the
+// server's window (X-RateLimit-Reset, else inferred from the counts), and a
+// 429 pauses every waiter. status 0 (no answer) only
 // ends the request's in-flight count.
 func (l *Limiter) Observe(endpoint string, status int, h http.Header) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	l.pruneLocked(now)
+	sent := now // when the answered request was sent: the oldest in flight
 	if len(l.inflight) > 0 {
+		sent = l.inflight[0]
 		l.inflight = l.inflight[1:]
 	}
 	if h == nil {
@@ -712,9 +745,10 @@ func (l *Limiter) Observe(endpoint string, status int, h http.Header) {
 			l.srvReset, l.srvAllow, l.srvSeen = reset, 0, now
 		}
 	} else if hasRemaining {
+		l.maxRemain = max(l.maxRemain, remaining)
 		if !hasReset {
-			// The window's end is unknown: assume the longest, a minute.
-			reset = now.Add(time.Minute)
+			// The server does not say when its window ends: infer it.
+			reset = l.windowStartLocked(sent, remaining).Add(time.Minute)
 		}
 		if reset.After(now) {
 			derived := remaining - others
@@ -731,6 +765,50 @@ func (l *Limiter) Observe(endpoint string, status int, h http.Header) {
 		}
 	}
 	l.dispatchLocked(now)
+}
+
+// windowStartLocked estimates when the server's current window started,
+// from an answer that says how many requests are left in it but not when it
+// ends. The server counted limit - remaining requests in the window, the
+// answered one (sent at sent) the last of them. Matched against this
+// limiter's own grants, the window started after the grant that many places
+// back and no later than the next one: a new window (Remaining jumping back
+// up) started between the previous grant and this one. Fixed windows of
+// clock minutes are the common case, so a minute boundary within that span
+// is taken as the start, unless a window was seen to start off the minute
+// (no boundary within the span, or a window outlasting its clock minute).
+// Otherwise the latest start possible is taken, so that the window is never
+// thought to end before it does; a server whose window starts at the first
+// request after the previous window ended starts it there.
+func (l *Limiter) windowStartLocked(sent time.Time, remaining int) time.Time {
+	limit := l.srvLimit
+	if limit <= 0 {
+		// Right after its window started the server says limit-1 are left:
+		// the largest figure seen is at most that, and a lower limit only
+		// moves the estimate later.
+		limit = l.maxRemain + 1
+	}
+	used := max(limit-remaining, 1)
+	k, found := slices.BinarySearchFunc(l.history, sent, func(a, b time.Time) int { return a.Compare(b) })
+	if !found {
+		k-- // the last grant before sent
+	}
+	hi := sent // the latest possible start
+	var lo time.Time
+	if k >= 0 && k-used+1 >= 0 {
+		hi = l.history[k-used+1]
+		if k-used >= 0 {
+			lo = l.history[k-used]
+		}
+	}
+	m := hi.Truncate(time.Minute)
+	if (!lo.IsZero() && !m.After(lo)) || !m.Add(time.Minute).After(sent) {
+		l.unaligned = true
+	}
+	if l.unaligned {
+		return hi
+	}
+	return m
 }
 
 func absDuration(d time.Duration) time.Duration {

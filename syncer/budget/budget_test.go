@@ -729,3 +729,113 @@ func TestUsedTodayCountsAgainstTheDay(t *testing.T) {
 		t.Errorf("remaining today = %d", day)
 	}
 }
+
+// windowEnd is the end of the server's window as the limiter holds it.
+func (l *Limiter) windowEnd() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.srvReset
+}
+
+// A server that sends X-RateLimit-Limit and -Remaining but not -Reset: the
+// limiter places its windows from the counts (issue 8).
+func TestInferredWindow(t *testing.T) {
+	at := func(min, sec, ms int) time.Time {
+		return time.Date(2025, 6, 1, 10, min, sec, ms*int(time.Millisecond), time.UTC)
+	}
+	// paced sends 10 requests a minute, the first 17.3 s past 10:00, and
+	// answers each with the given remaining figure (the limit only when
+	// withLimit); it returns when each was sent and the window end the
+	// limiter inferred after each answer.
+	paced := func(t *testing.T, withLimit bool, remaining []int) (l *Limiter, sent, ends []time.Time) {
+		l, clk := newTestLimiter(t, Options{PerMinute: 10})
+		clk.Advance(17300 * time.Millisecond)
+		for i, r := range remaining {
+			if i > 0 {
+				clk.Advance(l.interval())
+			}
+			mustWait(t, l, PriorityBackfill) // due: the inferred windows never slow the pace
+			sent = append(sent, clk.Now())
+			h := hdr("X-RateLimit-Remaining", strconv.Itoa(r))
+			if withLimit {
+				h.Set("X-RateLimit-Limit", "10")
+			}
+			l.Observe("detail", 200, h)
+			ends = append(ends, l.windowEnd())
+		}
+		return l, sent, ends
+	}
+	t.Run("clock minutes", func(t *testing.T) {
+		// 7 requests fit before 10:01; the 8th (10:01:00.14) starts a new
+		// window: the minute is confirmed.
+		for _, withLimit := range []bool{true, false} {
+			l, sent, ends := paced(t, withLimit, []int{9, 8, 7, 6, 5, 4, 3, 9, 8})
+			for i, end := range ends {
+				want := at(1, 0, 0)
+				if sent[i].After(want) {
+					want = at(2, 0, 0)
+				}
+				if !end.Equal(want) {
+					t.Errorf("limit header %v, answer %d (sent %v): window ends %v, want %v", withLimit, i, sent[i], end, want)
+				}
+			}
+			if l.unaligned {
+				t.Errorf("limit header %v: clock minutes taken for unaligned windows", withLimit)
+			}
+		}
+	})
+	t.Run("from the first request", func(t *testing.T) {
+		// The window started with the first request: until 10:01 that
+		// looks like the clock's minute; the 8th answer, after 10:01, says
+		// the window goes on, so it ends a minute after the first request.
+		// The 11th request starts the next window.
+		l, sent, ends := paced(t, true, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 9, 8})
+		for i, end := range ends {
+			want := at(1, 0, 0)
+			switch {
+			case i >= 10:
+				want = sent[10].Add(time.Minute)
+			case i >= 7:
+				want = sent[0].Add(time.Minute)
+			}
+			if !end.Equal(want) {
+				t.Errorf("answer %d (sent %v): window ends %v, want %v", i, sent[i], end, want)
+			}
+		}
+		if !l.unaligned {
+			t.Error("the windows were not seen to start off the minute")
+		}
+	})
+	t.Run("spent window", func(t *testing.T) {
+		// Another client of the key spent the window: nothing is sent
+		// before its inferred end (the clock's minute, plus the margin),
+		// and no longer than that either.
+		l, clk := newTestLimiter(t, Options{PerMinute: 10})
+		clk.Advance(17300 * time.Millisecond)
+		mustWait(t, l, PriorityNew)
+		l.Observe("list", 200, hdr("X-RateLimit-Limit", "10", "X-RateLimit-Remaining", "0"))
+		ch := start(context.Background(), l, PriorityNew, "list")
+		waitQueued(t, l, 1)
+		end := at(1, 0, 0).Add(DefaultResetMargin)
+		clk.Advance(end.Sub(clk.Now()) - time.Millisecond)
+		if n, _ := granted(l); n != 1 {
+			t.Fatalf("granted %d before the window ended", n)
+		}
+		clk.Advance(time.Millisecond)
+		if err := recv(t, ch, "next window"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("reset sent", func(t *testing.T) {
+		// X-RateLimit-Reset, when sent, is taken as it is.
+		l, clk := newTestLimiter(t, Options{PerMinute: 10})
+		clk.Advance(17300 * time.Millisecond)
+		mustWait(t, l, PriorityNew)
+		reset := at(1, 17, 0)
+		l.Observe("list", 200, hdr("X-RateLimit-Limit", "10", "X-RateLimit-Remaining", "9",
+			"X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10)))
+		if end := l.windowEnd(); !end.Equal(reset) {
+			t.Fatalf("window ends %v, want %v", end, reset)
+		}
+	})
+}

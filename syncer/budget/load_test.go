@@ -24,12 +24,9 @@ type simEnv struct {
 }
 
 type envOptions struct {
-	sim cekatsim.Options
-	lim Options
-	// noHeaders strips X-RateLimit-* from every answer: a server that only
-	// says Retry-After.
-	noHeaders bool
-	workers   int
+	sim     cekatsim.Options
+	lim     Options
+	workers int
 	// fake is the clock of both the simulator's rate limit and the limiter;
 	// nil: the wall clock.
 	fake *fakeClock
@@ -45,11 +42,7 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	if err != nil {
 		tb.Fatalf("cekatsim.New: %v", err)
 	}
-	var h http.Handler = sim.Handler()
-	if o.noHeaders {
-		h = stripRateHeaders(h)
-	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(sim.Handler())
 	tb.Cleanup(srv.Close)
 	lim, err := New(o.lim)
 	if err != nil {
@@ -72,34 +65,6 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 		tb.Fatalf("cekat.New: %v", err)
 	}
 	return &simEnv{sim: sim, srv: srv, lim: lim, client: client}
-}
-
-func stripRateHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&stripWriter{ResponseWriter: w}, r)
-	})
-}
-
-type stripWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (w *stripWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.wrote = true
-		for _, k := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
-			w.Header().Del(k)
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *stripWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 // backfill is the load of a long backfill: workers walk the conversations'
