@@ -69,14 +69,23 @@ type Archive struct {
 	s    *Store
 	opts ArchiveOptions
 
-	flushMu sync.Mutex // serialises flushes: a later state must not pass earlier rows
-	mu      sync.Mutex // guards the buffers and bgErr
-	msgs    []MessageRow
-	bytes   int // of msgs
-	quar    []QuarantineRow
-	checks  []StatusCheck
-	states  map[string]State
-	bgErr   error // a failed background flush, reported by the next write
+	// flushing serialises flushes, so that a later state does not pass
+	// earlier rows; a channel, so that waiting for it honours a context.
+	flushing chan struct{}
+
+	mu     sync.Mutex // guards the buffers and bgErr
+	msgs   []MessageRow
+	bytes  int // of msgs
+	quar   []QuarantineRow
+	checks []StatusCheck
+	states map[string]State
+	// bgErr is the error of a failed background flush not yet repaired: a
+	// later successful flush clears it, and the next write retries the
+	// buffer instead of failing on it.
+	bgErr    error
+	bgCtx    context.Context    // of background flushes
+	bgCancel context.CancelFunc // cancels them when Close stops waiting
+
 	stop    chan struct{}
 	done    chan struct{}
 	stats   WriteStats
