@@ -9,8 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
@@ -101,11 +103,24 @@ type sendCmd struct {
 }
 
 func (s sendCmd) Run(ctx context.Context, e *env) error {
-	cfg, err := e.config()
+	// A send spends the same API budget as the runs: the same limiter,
+	// whose day starts from what today's runs recorded in the archive.
+	cfg, log, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
 	}
-	client, err := newClient(cfg.API, nil, nil, cekat.SendBody(s.Body), zap.NewNop())
+	defer log.Sync()
+	defer store.Close()
+	if _, err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	archive := sink.NewArchive(store, sink.ArchiveOptions{})
+	defer archive.Close(context.WithoutCancel(ctx)) // nothing is written: it only stops its timer
+	limiter, err := newLimiter(ctx, cfg.API, archive, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	client, err := newClient(cfg.API, limiter, nil, cekat.SendBody(s.Body), zap.NewNop())
 	if err != nil {
 		return err
 	}

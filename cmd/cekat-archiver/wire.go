@@ -107,19 +107,29 @@ func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.Reque
 	})
 }
 
+// requestCounter is what newLimiter needs of the archive
+// (*sink.Archive): the requests that runs recorded since a time.
+type requestCounter interface {
+	RequestsSince(ctx context.Context, t time.Time) (int, error)
+}
+
 // newLimiter is the one API budget every call of the process shares. The
-// day's count starts from what earlier runs recorded in the archive.
-func newLimiter(ctx context.Context, cfg config.API, archive *sink.Archive, reg prometheus.Registerer) (*budget.Limiter, error) {
-	now := time.Now().UTC()
-	used, err := archive.RequestsSince(ctx, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC))
+// daily budget resets at midnight in the API's zone (api.timezone, where the
+// service's day is), and the day's count starts from what earlier runs
+// recorded in the archive since that midnight.
+func newLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg prometheus.Registerer) (*budget.Limiter, error) {
+	loc := cfg.Location()
+	y, mo, d := time.Now().In(loc).Date()
+	used, err := archive.RequestsSince(ctx, time.Date(y, mo, d, 0, 0, 0, 0, loc))
 	if err != nil {
 		return nil, err
 	}
 	m := syncer.NewBudgetMetrics(reg)
 	l, err := budget.New(budget.Options{PerMinute: cfg.RateLimit.PerMinute, PerDay: cfg.RateLimit.PerDay,
 		// No retention purge runs yet: ingestion gets the whole budget.
-		PurgeShare: -1,
-		UsedToday:  used, OnWait: m.OnWait})
+		PurgeShare:  -1,
+		DayLocation: loc,
+		UsedToday:   used, OnWait: m.OnWait})
 	if err != nil {
 		return nil, err
 	}
