@@ -94,6 +94,10 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 	}
 	engOpts.Requests = requests
 	engOpts.Logger = zaptest.NewLogger(t)
+	if engOpts.Now == nil {
+		// The engine's clock is the simulator's: statuses move when it advances.
+		engOpts.Now = sim.Now
+	}
 	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
 	h.engine = syncer.New(client, h.archive, engOpts)
 	return h
@@ -203,19 +207,56 @@ func (h *harness) quarantined() map[string]int {
 	return out
 }
 
-// pendingRechecks counts the truth's messages a re-check must ask about.
-func (h *harness) pendingRechecks(window time.Duration) int {
-	since := time.Now().Add(-window)
-	n := 0
+var pageCounts = []int{0, 1, 99, 100, 101, 250, 777, 40, 3, 1203}
+
+// assertFresh checks the freshness rule at the simulator's time: a status
+// reached upstream when the message was a old is archived once the message
+// is 2a + 1 minute old (runs here are the test's own, at that time).
+func (h *harness) assertFresh() {
+	h.t.Helper()
+	now := h.sim.Now()
+	got := h.archived()
+	stale, lagging := 0, 0
 	for _, m := range h.sim.Truth() {
-		if !m.Malformed && m.Direction == "outbound" && m.Status != "read" && m.Status != "failed" && !m.Timestamp.Before(since) {
-			n++
+		if m.Malformed {
+			continue
+		}
+		a, ok := got[m.ConversationID+"/"+m.ID]
+		if !ok {
+			h.t.Errorf("message %s not archived", m.ID)
+			continue
+		}
+		if a.Status == m.Status && a.ReadAt == unix(m.ReadAt) && a.DeliveredAt == unix(m.DeliveredAt) {
+			continue
+		}
+		age := m.StatusAt.Sub(m.Timestamp)
+		if due := m.Timestamp.Add(2*age + time.Minute); now.Before(due) {
+			lagging++
+			continue
+		}
+		if stale++; stale <= 5 {
+			h.t.Errorf("message %s (%s): archived %q, upstream %q since %v after sending (due by %v); now %v after sending",
+				m.ID, m.Direction, a.Status, m.Status, age, 2*age+time.Minute, now.Sub(m.Timestamp))
 		}
 	}
-	return n
+	if stale > 0 {
+		h.t.Errorf("%d statuses stale beyond the freshness rule (%d lagging within it)", stale, lagging)
+	}
 }
 
-var pageCounts = []int{0, 1, 99, 100, 101, 250, 777, 40, 3, 1203}
+// detailCalls records the detail requests by message id.
+func (h *harness) detailCalls() *sync.Map {
+	var calls sync.Map
+	hook := func(w http.ResponseWriter, r *http.Request) bool {
+		if id, ok := strings.CutPrefix(r.URL.Path, "/messages/"); ok {
+			n, _ := calls.LoadOrStore(id, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		}
+		return false
+	}
+	h.hook.Store(&hook)
+	return &calls
+}
 
 func TestSyncArchivesExactlyAndCheaply(t *testing.T) {
 	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
@@ -242,16 +283,15 @@ func TestSyncArchivesExactlyAndCheaply(t *testing.T) {
 			h.assertMatchesTruth()
 			before := h.archiveRows()
 
-			// Nothing changed upstream: one list call per conversation, and
-			// detail calls only for statuses that can still change.
-			pending := h.pendingRechecks(7 * 24 * time.Hour)
+			// Nothing changed upstream and no time passed: one list call per
+			// conversation, nothing else.
 			sum = h.sync()
 			counts = h.sim.Counts()
 			if got := counts.Endpoint("list"); got != len(pageCounts) {
 				t.Errorf("idle run made %d list calls for %d conversations", got, len(pageCounts))
 			}
-			if got := counts.Endpoint("detail"); got != pending {
-				t.Errorf("idle run made %d detail calls, want %d re-checks", got, pending)
+			if got := counts.Endpoint("detail"); got != 0 {
+				t.Errorf("idle run made %d detail calls, want none", got)
 			}
 			if sum.NewMessages != 0 || sum.Changed != 0 {
 				t.Errorf("idle run: %+v", sum)
@@ -261,19 +301,47 @@ func TestSyncArchivesExactlyAndCheaply(t *testing.T) {
 				t.Errorf("an idle run changed the archive:\n%s", truncate(diff, 2000))
 			}
 
-			// Statuses move on upstream: re-checks bring them up to date.
-			h.sim.Advance(4 * 24 * time.Hour)
+			// Statuses move on upstream, in both directions: runs at growing
+			// intervals keep every status within the freshness rule, and a
+			// message whose archived status is final is never asked again.
+			calls := h.detailCalls()
+			final := map[string]bool{}
+			var changed, rechecks int64
+			for _, step := range []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 15 * time.Minute,
+				time.Hour, 3 * time.Hour, 12 * time.Hour, 24 * time.Hour, 48 * time.Hour, 96 * time.Hour, 96 * time.Hour} {
+				for _, r := range h.archiveRows() {
+					if r.Status == "read" || r.Status == "failed" {
+						final[r.MessageID] = true
+					}
+				}
+				calls.Clear()
+				h.sim.Advance(step)
+				sum = h.sync()
+				changed += sum.Changed
+				rechecks += sum.Rechecked
+				calls.Range(func(id, n any) bool {
+					if final[id.(string)] {
+						t.Errorf("message %s fetched again with a final status", id)
+					}
+					return true
+				})
+				h.assertFresh()
+			}
+			if changed == 0 {
+				t.Error("no status changed over eight days")
+			}
+			// The window has ended for every message: nothing is asked again.
+			calls.Clear()
+			h.sim.Advance(24 * time.Hour)
 			sum = h.sync()
-			if sum.Changed == 0 {
-				t.Errorf("no status changed after four days: %+v", sum)
+			if n := h.sim.Counts().Endpoint("detail"); n != 0 || sum.Rechecked != 0 {
+				t.Errorf("after the window: %d detail calls", n)
 			}
 			h.assertMatchesTruth()
-
-			// Final statuses are never fetched again.
-			pending = h.pendingRechecks(7 * 24 * time.Hour)
-			h.sync()
-			if got := h.sim.Counts().Endpoint("detail"); got != pending {
-				t.Errorf("after statuses settled: %d detail calls, want %d", got, pending)
+			t.Logf("%d messages: %d re-checks over eight days (%.2f a message), %d changes", total, rechecks,
+				float64(rechecks)/float64(total), changed)
+			if rechecks > int64(15*total) {
+				t.Errorf("%d re-checks for %d messages: more than the schedule allows", rechecks, total)
 			}
 		})
 	}
@@ -519,7 +587,8 @@ func TestDailyBudgetLeavesTheRestForLater(t *testing.T) {
 // next runs, even for a conversation that is not due.
 func TestBackfillPausesAndResumes(t *testing.T) {
 	h := newHarness(t, cekatsim.Options{Seed: 12, MessageCounts: []int{950}}, syncer.Options{
-		BackfillMaxDuration: time.Nanosecond, PollIdleRuns: 1, PollBaseInterval: time.Hour, PollMaxInterval: time.Hour})
+		BackfillMaxDuration: time.Nanosecond, PollIdleRuns: 1, PollBaseInterval: time.Hour, PollMaxInterval: time.Hour,
+		Now: time.Now}) // the backfill deadline passes on the wall clock
 	runs := 0
 	for {
 		runs++
@@ -545,7 +614,8 @@ func TestBackfillPausesAndResumes(t *testing.T) {
 // A walk from the top cut off mid-way leaves a gap of new messages; the
 // next run fills it with the new messages, not with the backfill.
 func TestInterruptedTopWalkIsFilledFirst(t *testing.T) {
-	h := newHarness(t, cekatsim.Options{Seed: 21, MessageCounts: []int{50}}, syncer.Options{BackfillMaxDuration: time.Nanosecond})
+	h := newHarness(t, cekatsim.Options{Seed: 21, MessageCounts: []int{50}}, syncer.Options{BackfillMaxDuration: time.Nanosecond,
+		Now: time.Now}) // the backfill deadline passes on the wall clock
 	h.sync()
 	conv := h.sim.ConversationIDs()[0]
 	h.sim.AddMessages(conv, 350)

@@ -632,10 +632,9 @@ func applyDetail(row *sink.MessageRow, d cekat.Message) {
 func (c *convSync) saveState(ctx context.Context) error {
 	now := c.e.opts.Now().UTC()
 	c.version = max(c.version+1, uint64(now.UnixNano()))
+	c.st.Version, c.st.UpdatedAt = c.version, now
 	st := c.st
 	st.Gaps = slices.Clone(c.st.Gaps)
-	st.UpdatedAt = now
-	st.Version = c.version
 	if err := c.e.store.AddState(context.WithoutCancel(ctx), st); err != nil {
 		return storeErr(err)
 	}
