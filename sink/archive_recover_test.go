@@ -1,0 +1,246 @@
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+)
+
+// waitFor polls cond; the deadline only stops a test that would hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func renameTable(t *testing.T, st *sink.Store, from, to string) {
+	t.Helper()
+	if err := st.Conn().Exec(testContext(t), "RENAME TABLE "+st.TableName(from)+" TO "+st.TableName(to)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func archivedCount(t *testing.T, a *sink.Archive, conv string, ids ...string) int {
+	t.Helper()
+	got, err := a.Archived(testContext(t), conv, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(got)
+}
+
+// A background flush that failed while ClickHouse could not take the rows
+// must not fail a write once a later flush has stored them: the next run
+// would fail on a repaired error and /readyz would stay unready longer.
+func TestBackgroundErrorClearsOnceAFlushSucceeds(t *testing.T) {
+	a, st := newArchive(t, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
+	ctx := testContext(t)
+	renameTable(t, st, "messages", "messages_away")
+	if err := a.AddMessages(ctx, msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
+	renameTable(t, st, "messages_away", "messages")
+	waitFor(t, "a successful background flush", func() bool { return a.Stats().MessageRows > 0 })
+
+	if err := a.AddMessages(ctx, msgRow("c", "2", ts("2025-03-27T15:00:01Z"), 1)); err != nil {
+		t.Fatalf("a write failed on a background error already repaired: %v", err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := archivedCount(t, a, "c", "1", "2"); n != 2 {
+		t.Errorf("%d of 2 rows archived", n)
+	}
+}
+
+// After a failed background flush a write retries the buffer: it fails
+// while ClickHouse still fails (saying the rows are kept), and succeeds,
+// writing everything, once it works again.
+func TestWriteRetriesAfterBackgroundFailure(t *testing.T) {
+	a, st := newArchive(t, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
+	ctx := testContext(t)
+	renameTable(t, st, "messages", "messages_away")
+	if err := a.AddMessages(ctx, msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
+
+	err := a.AddMessages(ctx, msgRow("c", "2", ts("2025-03-27T15:00:01Z"), 1))
+	if err == nil || !strings.Contains(err.Error(), "rows kept for the next flush") {
+		t.Fatalf("write while ClickHouse still fails: %v; want an error saying the rows are kept", err)
+	}
+
+	renameTable(t, st, "messages_away", "messages")
+	// Whether a background flush or this write's retry stores the buffer,
+	// the write does not fail on the error of before.
+	if err := a.AddMessages(ctx, msgRow("c", "3", ts("2025-03-27T15:00:02Z"), 1)); err != nil {
+		t.Fatalf("write after ClickHouse came back: %v", err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := archivedCount(t, a, "c", "1", "2", "3"); n != 3 {
+		t.Errorf("%d of 3 rows archived: a write that failed lost its rows", n)
+	}
+}
+
+// stallProxy forwards TCP to a server and can hold every byte back, like a
+// server that stopped answering without closing its connections.
+type stallProxy struct {
+	ln      net.Listener
+	target  string
+	gate    sync.RWMutex // held for writing while stalled
+	stalled atomic.Bool
+	waiting atomic.Int32 // chunks held at the gate
+	mu      sync.Mutex
+	conns   []net.Conn
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, target: target}
+	go p.serve()
+	return p
+}
+
+func (p *stallProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go p.pipe(s, c)
+		go p.pipe(c, s)
+	}
+}
+
+func (p *stallProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waiting.Add(1)
+			p.gate.RLock()
+			p.waiting.Add(-1)
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				dst.Close()
+			}
+			src.Close()
+			return
+		}
+	}
+}
+
+func (p *stallProxy) stall() {
+	p.gate.Lock()
+	p.stalled.Store(true)
+}
+
+func (p *stallProxy) close() {
+	p.ln.Close()
+	if p.stalled.Swap(false) {
+		p.gate.Unlock()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// Close must return when its context ends, even while a background flush
+// waits for a ClickHouse that stopped answering (the flush itself would
+// wait a minute).
+func TestCloseHonoursItsContext(t *testing.T) {
+	db := sinktest.FreshDatabase(t)
+	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	proxy := newStallProxy(t, sinktest.Addr(t))
+	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.ln.Addr().String()}, Database: db, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		proxy.close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		proxy.close() // first: it unblocks whatever still waits on the stalled connections
+		_ = st.Close()
+	})
+	a := sink.NewArchive(st, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
+
+	proxy.stall()
+	if err := a.AddMessages(testContext(t), msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a background flush stuck on the stalled server", func() bool { return proxy.waiting.Load() > 0 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close(ctx) }()
+	cancel()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Close after its context ended = %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		// Not a measure of speed: without the fix Close waits for the
+		// background flush's own one-minute timeout.
+		t.Fatal("Close did not return when its context ended")
+	}
+}
+
+// Close with a live context still flushes what waits.
+func TestCloseFlushes(t *testing.T) {
+	st := migratedStore(t)
+	a := sink.NewArchive(st, sink.ArchiveOptions{BatchInterval: time.Hour})
+	ctx := testContext(t)
+	for i := range 3 {
+		if err := a.AddMessages(ctx, msgRow("c", fmt.Sprint(i), ts("2025-03-27T15:00:00Z"), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := archivedCount(t, a, "c", "0", "1", "2"); n != 3 {
+		t.Errorf("%d of 3 rows archived by Close", n)
+	}
+}
