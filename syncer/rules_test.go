@@ -1,0 +1,338 @@
+package syncer_test
+
+// The engine's rules, fast: the simulator over real HTTP and an archive in
+// memory that keeps the ClickHouse archive's write-ordering rule.
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
+)
+
+type memHarness struct {
+	t       *testing.T
+	sim     *cekatsim.Server
+	archive *memarchive.Archive
+	engine  *syncer.Engine
+	hook    atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
+	details atomic.Int64 // detail requests answered by the simulator
+	lists   atomic.Int64
+}
+
+func newMemHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options) *memHarness {
+	t.Helper()
+	h := &memHarness{t: t, archive: memarchive.New()}
+	if simOpts.Start.IsZero() {
+		simOpts.Start = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	}
+	sim, err := cekatsim.New(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim = sim
+	api := sim.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hook := h.hook.Load(); hook != nil && (*hook)(w, r) {
+			return
+		}
+		if r.URL.Path == "/messages" {
+			h.lists.Add(1)
+		} else {
+			h.details.Add(1)
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	requests := syncer.NewRequestStats(nil)
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 3,
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, ThrottleWait: 10 * time.Millisecond,
+		Location: time.UTC, OnRequest: requests.Observe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if engOpts.RecheckWindow == 0 {
+		engOpts.RecheckWindow = 7 * 24 * time.Hour
+	}
+	if engOpts.Now == nil {
+		engOpts.Now = sim.Now
+	}
+	engOpts.Logger = zaptest.NewLogger(t)
+	engOpts.Requests = requests
+	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
+	h.engine = syncer.New(client, h.archive, engOpts)
+	return h
+}
+
+func (h *memHarness) setHook(f func(w http.ResponseWriter, r *http.Request) bool) {
+	if f == nil {
+		h.hook.Store(nil)
+		return
+	}
+	h.hook.Store(&f)
+}
+
+func (h *memHarness) sync(ctx context.Context) syncer.Summary {
+	h.t.Helper()
+	sum := h.engine.Sync(ctx, nil)
+	if err := sum.Failure(); err != nil {
+		h.t.Fatalf("sync failed: %v %v", err, sum.Errors)
+	}
+	return sum
+}
+
+// assertMatchesTruth compares ids, statuses and the enrichment of every
+// listed message with the simulator.
+func (h *memHarness) assertMatchesTruth() {
+	h.t.Helper()
+	want := map[string]string{}
+	for _, m := range h.sim.Truth() {
+		if !m.Malformed && !m.Unlisted {
+			want[m.ConversationID+"/"+m.ID] = m.Status
+		}
+	}
+	got := map[string]string{}
+	for _, r := range h.archive.Messages() {
+		got[r.ConversationID+"/"+r.MessageID] = r.Status
+		if !r.Enriched {
+			h.t.Errorf("message %s not enriched: %s", r.MessageID, r.EnrichError)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		h.t.Errorf("archive differs from the truth (-truth +archive):\n%s", truncate(diff, 3000))
+	}
+}
+
+// A run stopped at any moment, even while it waits for detail answers,
+// keeps every answer it was given and never moves past a message it did not
+// archive: stopped runs under live traffic, then one clean run, give exactly
+// the truth, and no message's detail is paid for twice.
+func TestStopsAtRandomMomentsLoseNothing(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 3, MessageCounts: []int{240, 3, 130, 0, 57}},
+		syncer.Options{DetailConcurrency: 4, Concurrency: 2, PollIdleRuns: 1 << 20})
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rngMu sync.Mutex
+	var stopAt atomic.Int64
+	var cancel atomic.Pointer[context.CancelFunc]
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if h.details.Load()+h.lists.Load() >= stopAt.Load() {
+			if c := cancel.Load(); c != nil {
+				(*c)()
+			}
+		}
+		if r.URL.Path == "/messages" {
+			rngMu.Lock()
+			n := rng.IntN(6) - 3
+			rngMu.Unlock()
+			if conv := r.URL.Query().Get("conversation_id"); conv != "" && n > 0 {
+				h.sim.AddMessages(conv, n)
+			}
+		}
+		return false
+	})
+	for i := range 40 {
+		ctx, c := context.WithCancel(context.Background())
+		cancel.Store(&c)
+		stopAt.Store(h.details.Load() + h.lists.Load() + 1 + int64(rng.IntN(40)))
+		sum := h.engine.Sync(ctx, nil)
+		stopped := ctx.Err() != nil
+		c()
+		if err := sum.Failure(); err != nil {
+			t.Fatalf("stopped run %d failed: %v %v", i, err, sum.Errors)
+		}
+		if stopped && !sum.Stopped {
+			t.Fatalf("run %d was stopped but does not say so: %+v", i, sum)
+		}
+	}
+	cancel.Store(nil)
+	stopAt.Store(1 << 62)
+	h.setHook(nil)
+	h.sync(context.Background())
+	h.assertMatchesTruth()
+	if paid, archived := h.details.Load(), int64(len(h.archive.Messages())); paid > archived+40*4 {
+		t.Errorf("%d detail calls for %d messages: answers were thrown away", paid, archived)
+	}
+	for _, run := range h.archive.Runs() {
+		if run.Result != "ok" && run.Result != "stopped" {
+			t.Errorf("run %s recorded as %s: %s", run.RunID, run.Result, run.Error)
+		}
+	}
+}
+
+// A stop after k of a page's detail answers keeps those k: the next run
+// pays only for the rest.
+func TestStopMidPageKeepsWhatWasPaid(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 5, MessageCounts: []int{100}}, syncer.Options{DetailConcurrency: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if h.details.Load() == 37 {
+			cancel()
+		}
+		return false
+	})
+	sum := h.engine.Sync(ctx, nil)
+	if !sum.Stopped || sum.Failure() != nil {
+		t.Fatalf("stopped run: %+v", sum)
+	}
+	kept := len(h.archive.Messages())
+	if kept < 36 {
+		t.Fatalf("a stop after 37 detail answers kept %d messages", kept)
+	}
+	paid := h.details.Load()
+	h.setHook(nil)
+	h.sync(context.Background())
+	if again := h.details.Load() - paid; again != int64(100-kept) {
+		t.Errorf("the next run made %d detail calls for the %d messages left", again, 100-kept)
+	}
+	h.assertMatchesTruth()
+}
+
+// A detail that fails for a reason that may pass costs that message only:
+// it is archived without enrichment, the page goes on, and it is enriched on
+// the schedule once the API answers again.
+func TestTransientDetailFailureCostsOneMessage(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 6, MessageCounts: []int{30}}, syncer.Options{})
+	var broken atomic.Value
+	broken.Store("")
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/messages" && broken.Load() == "" {
+			broken.Store(r.URL.Path)
+		}
+		if r.URL.Path == broken.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	sum := h.sync(context.Background())
+	if sum.NewMessages != 30 || sum.EnrichFailed != 1 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	h.setHook(nil)
+	h.sim.Advance(2 * time.Minute)
+	h.sync(context.Background())
+	h.assertMatchesTruth()
+}
+
+// Cursor cycles of any length end the conversation's walk with a clear
+// error; the other conversations are not affected.
+func TestCursorCycleFailsOnlyItsConversation(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 8, MessageCounts: []int{450, 120}, CursorCycleConversations: 1}, syncer.Options{})
+	sum := h.engine.Sync(context.Background(), nil)
+	if sum.Failed != 1 || len(sum.Errors) != 1 || !strings.Contains(sum.Errors[0], "cursor cycle") {
+		t.Fatalf("summary: %+v", sum)
+	}
+	if n := h.lists.Load(); n > 12 {
+		t.Errorf("%d list calls: the cycle was walked too long", n)
+	}
+	other := h.sim.ConversationIDs()[1]
+	got := 0
+	for _, r := range h.archive.Messages() {
+		if r.ConversationID == other {
+			got++
+		}
+	}
+	if got != 120 {
+		t.Errorf("the other conversation has %d of 120 messages", got)
+	}
+}
+
+// A list item of another conversation is quarantined with its reason, not
+// filed under the conversation asked for.
+func TestForeignItemsQuarantined(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 9, MessageCounts: []int{150, 80, 40}, ForeignItemRate: 1}, syncer.Options{})
+	sum := h.sync(context.Background())
+	if sum.Quarantined == 0 {
+		t.Fatalf("nothing quarantined: %+v", sum)
+	}
+	for _, q := range h.archive.Quarantine() {
+		if !strings.Contains(q.Error, "belongs to") {
+			t.Errorf("quarantined for %q", q.Error)
+		}
+	}
+	h.assertMatchesTruth()
+}
+
+// Ids with characters that need escaping work on every path.
+func TestOddIDs(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 10, MessageCounts: []int{120, 30}, OddIDs: true}, syncer.Options{})
+	sum := h.sync(context.Background())
+	if sum.EnrichFailed != 0 {
+		t.Errorf("summary: %+v", sum)
+	}
+	h.assertMatchesTruth()
+}
+
+// unknownStatusAPI serves one conversation of one message whose status the
+// API does not document (in the detail only, as the documented shape does),
+// and counts the detail calls.
+type unknownStatusAPI struct {
+	sent    time.Time
+	details atomic.Int64
+}
+
+func (a *unknownStatusAPI) ListMessages(context.Context, string, int, string) (*cekat.Page, error) {
+	return &cekat.Page{Messages: []cekat.Message{{ID: "m1", ConversationID: "c1", Timestamp: a.sent}}}, nil
+}
+
+func (a *unknownStatusAPI) GetMessage(_ context.Context, id string) (cekat.Message, error) {
+	a.details.Add(1)
+	return cekat.Message{ID: id, ConversationID: "c1", Timestamp: a.sent, Status: "queued"}, nil
+}
+
+// An unknown status is not final: it is asked about on the schedule until
+// the window ends, about log2(window / 1 minute) times, then never again.
+func TestUnknownStatusRecheckedUntilWindowEnds(t *testing.T) {
+	sent := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	now := sent
+	api := &unknownStatusAPI{sent: sent}
+	archive := memarchive.New()
+	e := syncer.New(api, archive, syncer.Options{ConversationIDs: []string{"c1"}, RecheckWindow: 7 * 24 * time.Hour,
+		Now: func() time.Time { return now }, PollIdleRuns: 1 << 20, Logger: zaptest.NewLogger(t)})
+	for ; now.Before(sent.Add(9 * 24 * time.Hour)); now = now.Add(5 * time.Minute) {
+		if sum := e.Sync(context.Background(), nil); sum.Failure() != nil {
+			t.Fatal(sum.Failure())
+		}
+		if now.After(sent.Add(7*24*time.Hour)) && api.details.Load() > 0 {
+			if c := archive.Checks()["c1/m1"]; c.Open {
+				t.Fatalf("still on the schedule after the window: %+v", c)
+			}
+		}
+	}
+	// 1 enrichment + re-checks at 5, 10, 20, ... minutes (runs every 5
+	// minutes round each up) up to the window's end.
+	if n := api.details.Load(); n < 10 || n > 16 {
+		t.Errorf("%d detail calls over nine days of runs every 5 minutes", n)
+	}
+}
+
+// A run that cannot write to the archive fails, and its row is written with
+// the next run, so the day's budget still counts its requests.
+func TestRunRowKeptWhileArchiveIsDown(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 11, MessageCounts: []int{20}}, syncer.Options{})
+	h.archive.SetFailWrites(memarchive.ErrDown)
+	sum := h.engine.Sync(context.Background(), nil)
+	if sum.Failure() == nil || sum.NewMessages != 0 {
+		t.Fatalf("run against a failing archive: %+v", sum)
+	}
+	h.archive.SetFailWrites(nil)
+	h.sync(context.Background())
+	runs := h.archive.Runs()
+	if len(runs) != 2 || runs[0].Result != "failed" || runs[0].Requests == 0 {
+		t.Fatalf("runs recorded: %+v", runs)
+	}
+	h.assertMatchesTruth()
+}
