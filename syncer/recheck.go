@@ -16,15 +16,15 @@ import (
 )
 
 // Statuses are kept current by a schedule per message, not per run: a
-// message whose status can still change is fetched again when its age has
-// doubled since it was last fetched (first about a minute after it was
-// sent), until the re-check window ends. So a status that changed upstream
+// message whose status can still change and was last fetched at age c is
+// fetched again at age 2c + 1 minute, until the re-check window ends. So a status that changed upstream
 // when the message was a old is archived by the first run after the
 // message is 2a + 1 minute old, and a message costs at most about
 // log2(window / 1 minute) re-checks however often runs start. The newest
 // page of a polled conversation shows its messages' statuses in the flat
 // shape: those refresh the schedule for free, and only a change seen there
-// costs a detail call (for delivered_at and read_at).
+// costs a detail call (for delivered_at and read_at); an unchanged one is
+// rescheduled as if fetched.
 
 // enrichRetryFor is how long a message whose detail failed for a transient
 // reason stays on the schedule to be enriched.
@@ -64,7 +64,7 @@ func (e *Engine) schedule(c sink.StatusCheck, status string, pending bool, now t
 		return c
 	}
 	age := max(now.Sub(c.SentAt), 0)
-	c.NextCheckAt = c.SentAt.Add(max(2*age, age+time.Minute))
+	c.NextCheckAt = c.SentAt.Add(2*age + time.Minute)
 	if c.NextCheckAt.After(end) {
 		c.NextCheckAt = end
 	}
@@ -130,9 +130,9 @@ func (d *dueSet) rest() (convs []string, checks map[string][]sink.StatusCheck) {
 }
 
 // refreshFromList reads the statuses a list page shows (flat shape) against
-// the archive: a message due on the schedule whose status did not change is
-// rescheduled without a call; one whose status changed is fetched again.
-// It returns what the archive holds of the page's messages.
+// the archive: a message whose status can still change and did not is
+// rescheduled as if fetched, without a call; one whose status changed is
+// fetched again. It returns what the archive holds of the page's messages.
 func (c *convSync) refreshFromList(ctx context.Context, own []cekat.Message) (map[string]sink.ArchivedMessage, error) {
 	conv := c.st.ConversationID
 	ids := make([]string, len(own))
@@ -155,13 +155,12 @@ func (c *convSync) refreshFromList(ctx context.Context, own []cekat.Message) (ma
 			continue
 		}
 		due, isDue := c.r.due.take(conv, m.ID)
-		if !a.Enriched && !isDue {
+		switch {
+		case !a.Enriched && !isDue:
 			continue // left without a detail answer: its schedule says when to ask
-		}
-		if !isDue {
-			if !listChanged(a, m) {
-				continue
-			}
+		case !isDue && !listChanged(a, m) && finalStatus(a.Status):
+			continue
+		case !isDue:
 			due = sink.StatusCheck{ConversationID: conv, MessageID: m.ID, SentAt: m.Timestamp}
 		}
 		listed[m.ID] = m

@@ -1,0 +1,285 @@
+package syncer_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
+)
+
+// A simulated week: the engine on the simulator's clock, runs every five
+// minutes, new messages arriving all day in bursts, statuses moving on
+// upstream as they do (delivered within minutes, read within minutes to
+// days, some never). It measures what the archiver costs in its steady
+// state, which a first sync says nothing about.
+
+var weekDays = flag.Int("week.days", 7, "virtual days BenchmarkSimulatedWeek runs")
+
+type weekConfig struct {
+	shape         cekatsim.Shape
+	conversations int
+	meanHistory   int // heavy-tailed history before the week starts
+	perDay        int // new messages a day
+	days          int
+	runEvery      time.Duration
+}
+
+type weekDay struct {
+	calls, list, detail int64 // requests made during the day
+	newMessages         int64 // messages that arrived upstream
+	matched, total      int   // archived statuses equal to upstream at the day's end
+	worstStale          time.Duration
+	violations          int // statuses stale beyond the freshness rule
+	missing             int // messages upstream not in the archive though their conversation was due since
+	unpolled            int // messages too recent for a quiet conversation's next poll
+}
+
+type weekResult struct {
+	cfg             weekConfig
+	history         int   // messages before the week
+	firstSync       int64 // requests of the first run
+	days            []weekDay
+	archived        int
+	calls           int64
+	steadyCalls     int64 // after the first run
+	steadyMessages  int64 // archived after the first run
+	list, detail    int64
+	rechecks        int64 // detail calls that were re-checks
+	changes         int64
+	elapsed         time.Duration
+	maxRunsRequests int64
+}
+
+func runWeek(t testing.TB, cfg weekConfig) weekResult {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	sim, err := cekatsim.New(cekatsim.Options{Seed: 42, Shape: cfg.shape, Conversations: cfg.conversations,
+		MeanMessages: cfg.meanHistory, Start: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list, detail atomic.Int64
+	api := sim.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/messages" {
+			list.Add(1)
+		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
+			detail.Add(1)
+		}
+		api.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := memarchive.New()
+	convs := sim.ConversationIDs()
+	e := syncer.New(client, archive, syncer.Options{ConversationIDs: convs, RecheckWindow: 7 * 24 * time.Hour,
+		Now: sim.Now, Logger: zap.NewNop(), Concurrency: 4, DetailConcurrency: 8})
+
+	res := weekResult{cfg: cfg, history: len(sim.Truth())}
+	// Which conversations get messages: heavy-tailed weights, so a few
+	// are busy all day and most are quiet.
+	rng := rand.New(rand.NewPCG(7, 11))
+	weights := make([]float64, len(convs))
+	var sum float64
+	for i := range weights {
+		weights[i] = 1 / math.Pow(float64(i+1), 1.1)
+		sum += weights[i]
+	}
+	rng.Shuffle(len(weights), func(i, j int) { weights[i], weights[j] = weights[j], weights[i] })
+	pick := func() string {
+		x := rng.Float64() * sum
+		for i, w := range weights {
+			if x -= w; x <= 0 {
+				return convs[i]
+			}
+		}
+		return convs[len(convs)-1]
+	}
+	// Bursts of 1-8 messages (a few turns of a chat) at random minutes.
+	perMinute := float64(cfg.perDay) / (24 * 60) / 4.5
+	began := time.Now()
+	ctx := context.Background()
+	run := func() {
+		before := list.Load() + detail.Load()
+		sum := e.Sync(ctx, nil)
+		if err := sum.Failure(); err != nil {
+			t.Fatalf("run at %v failed: %v %v", sim.Now(), err, sum.Errors)
+		}
+		res.rechecks += sum.Rechecked
+		res.changes += sum.Changed
+		res.maxRunsRequests = max(res.maxRunsRequests, list.Load()+detail.Load()-before)
+	}
+	run()
+	res.firstSync = list.Load() + detail.Load()
+	firstArchived := len(archive.Messages())
+	minutesPerRun := int(cfg.runEvery / time.Minute)
+	for d := range cfg.days {
+		day := weekDay{}
+		l0, d0 := list.Load(), detail.Load()
+		for m := 0; m < 24*60; m++ {
+			sim.Advance(time.Minute)
+			for k := poisson(rng, perMinute); k > 0; k-- {
+				n := 1 + rng.IntN(8)
+				sim.AddMessages(pick(), n)
+				day.newMessages += int64(n)
+			}
+			if (m+1)%minutesPerRun == 0 {
+				run()
+			}
+		}
+		day.list, day.detail = list.Load()-l0, detail.Load()-d0
+		day.calls = day.list + day.detail
+		measureDay(sim, archive, &day)
+		res.days = append(res.days, day)
+		_ = d
+	}
+	res.elapsed = time.Since(began)
+	res.archived = len(archive.Messages())
+	res.list, res.detail = list.Load(), detail.Load()
+	res.calls = res.list + res.detail
+	res.steadyCalls = res.calls - res.firstSync
+	res.steadyMessages = int64(res.archived - firstArchived)
+	return res
+}
+
+// poisson draws from a Poisson distribution of mean m (small m).
+func poisson(rng *rand.Rand, m float64) int {
+	l, k, p := math.Exp(-m), 0, 1.0
+	for {
+		p *= rng.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+// measureDay compares the archive with the truth at the simulator's time.
+func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, day *weekDay) {
+	now := sim.Now()
+	got := map[string]string{}
+	for _, r := range archive.Messages() {
+		got[r.ConversationID+"/"+r.MessageID] = r.Status
+	}
+	for _, m := range sim.Truth() {
+		if m.Malformed {
+			continue
+		}
+		status, ok := got[m.ConversationID+"/"+m.ID]
+		if !ok {
+			// A quiet conversation is polled at least every PollMaxInterval (6h).
+			if now.Sub(m.Timestamp) > 6*time.Hour+5*time.Minute {
+				day.missing++
+			} else {
+				day.unpolled++
+			}
+			continue
+		}
+		day.total++
+		if status == m.Status {
+			day.matched++
+			continue
+		}
+		stale := now.Sub(m.StatusAt)
+		day.worstStale = max(day.worstStale, stale)
+		// The rule: archived by the first run after the message is 2a + 1
+		// minute old; runs come every five minutes.
+		if age := m.StatusAt.Sub(m.Timestamp); now.After(m.Timestamp.Add(2*age + 6*time.Minute)) {
+			day.violations++
+		}
+	}
+}
+
+func (r weekResult) report(logf func(string, ...any)) {
+	c := r.cfg
+	logf("simulated %d days, %s shape: %d conversations, %d messages of history, ~%d new a day, a run every %v (%v of wall time)",
+		c.days, c.shape, c.conversations, r.history, c.perDay, c.runEvery, r.elapsed.Round(time.Second))
+	logf("  first run: %d requests for %d messages of history", r.firstSync, r.history)
+	var newMsgs int64
+	for i, d := range r.days {
+		newMsgs += d.newMessages
+		logf("  day %d: %5d calls (list %5d, detail %5d), %4d new messages; statuses matching upstream %.2f%% (%d of %d), worst staleness %v, beyond the rule %d, missing %d (not polled yet %d)",
+			i+1, d.calls, d.list, d.detail, d.newMessages, 100*float64(d.matched)/float64(max(d.total, 1)), d.matched, d.total,
+			d.worstStale.Round(time.Minute), d.violations, d.missing, d.unpolled)
+	}
+	logf("  whole week: %d calls for %d archived messages = %.3f calls per archived message", r.calls, r.archived,
+		float64(r.calls)/float64(max(r.archived, 1)))
+	logf("  after the first run: %d calls for %d new messages = %.3f calls per new message (polls %.3f, details incl. re-checks %.3f; re-checks %.3f, status changes archived %d)",
+		r.steadyCalls, r.steadyMessages, float64(r.steadyCalls)/float64(max(r.steadyMessages, 1)),
+		float64(r.list-int64(r.firstListCalls()))/float64(max(r.steadyMessages, 1)),
+		float64(r.steadyCalls-(r.list-int64(r.firstListCalls())))/float64(max(r.steadyMessages, 1)),
+		float64(r.rechecks)/float64(max(r.steadyMessages, 1)), r.changes)
+	var perDay []int64
+	for _, d := range r.days {
+		perDay = append(perDay, d.calls)
+	}
+	sort.Slice(perDay, func(i, j int) bool { return perDay[i] < perDay[j] })
+	logf("  calls per day: min %d, max %d; most in one run %d", perDay[0], perDay[len(perDay)-1], r.maxRunsRequests)
+}
+
+// firstListCalls is not tracked separately: the first run's list calls are
+// estimated as its requests less one detail call per message of history.
+func (r weekResult) firstListCalls() int64 { return max(r.firstSync-int64(r.history), 0) }
+
+func (r weekResult) check(t testing.TB) {
+	for i, d := range r.days {
+		if d.missing > 0 {
+			t.Errorf("day %d: %d messages missing from the archive", i+1, d.missing)
+		}
+		if d.violations > 0 {
+			t.Errorf("day %d: %d statuses stale beyond the freshness rule", i+1, d.violations)
+		}
+	}
+}
+
+// BenchmarkSimulatedWeek prints what a week of five-minute runs costs, for
+// both shapes (figures only; nothing is timed):
+//
+//	go test -run '^$' -bench SimulatedWeek -benchtime 1x ./syncer/
+func BenchmarkSimulatedWeek(b *testing.B) {
+	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
+		b.Run(string(shape), func(b *testing.B) {
+			for range b.N {
+				r := runWeek(b, weekConfig{shape: shape, conversations: 500, meanHistory: 30, perDay: 2000,
+					days: *weekDays, runEvery: 5 * time.Minute})
+				r.report(func(f string, a ...any) { fmt.Printf(f+"\n", a...) })
+				r.check(b)
+				b.ReportMetric(float64(r.calls)/float64(r.archived), "calls/msg")
+				b.ReportMetric(float64(r.steadyCalls)/float64(max(r.steadyMessages, 1)), "calls/new-msg")
+			}
+		})
+	}
+}
+
+// The week in short: one virtual day, fewer conversations. Every status
+// stays within the freshness rule and no message is missing.
+func TestSimulatedDay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
+		t.Run(string(shape), func(t *testing.T) {
+			r := runWeek(t, weekConfig{shape: shape, conversations: 60, meanHistory: 20, perDay: 600, days: 1,
+				runEvery: 5 * time.Minute})
+			r.report(t.Logf)
+			r.check(t)
+		})
+	}
+}
