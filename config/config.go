@@ -125,8 +125,9 @@ type Sync struct {
 	BatchRows     int           `yaml:"batch_rows" env:"BATCH_ROWS"`
 	BatchBytes    int           `yaml:"batch_bytes" env:"BATCH_BYTES"`
 	BatchInterval time.Duration `yaml:"batch_interval" env:"BATCH_INTERVAL"`
-	// RecheckWindow is how long outbound messages whose status is not
-	// final yet are checked again.
+	// RecheckWindow is how long after it was sent a message whose status is
+	// not final yet (not read, not failed) is checked again, in either
+	// direction, on a schedule by its age; 0 turns re-checks off.
 	RecheckWindow time.Duration `yaml:"recheck_window" env:"RECHECK_WINDOW"`
 	// A conversation with no new message in PollIdleRuns runs in a row is
 	// quiet: it is polled after PollBaseInterval, doubling with each further
@@ -207,9 +208,11 @@ func Default() Config {
 }
 
 // Masked returns the configuration as YAML with every secret shown as
-// "***" when set and "" when not. It is a valid configuration file, with
-// "***" standing for the secrets.
+// "***" when set and "" when not, and so is the password of a URL's
+// userinfo (api.base_url, api.backoffice_url). It is a valid configuration
+// file, with "***" standing for the secrets.
 func (c Config) Masked() ([]byte, error) {
+	c.API.BaseURL, c.API.BackofficeURL = MaskURL(c.API.BaseURL), MaskURL(c.API.BackofficeURL)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)

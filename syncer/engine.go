@@ -437,6 +437,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			return storeErr(fmt.Errorf("load due status checks: %w", err))
 		}
 		r.due = newDueSet(checks)
+		e.opts.Metrics.checksDue.Set(float64(len(checks)))
 	}
 	var due []string
 	var lagging, gone int

@@ -24,6 +24,7 @@ type Metrics struct {
 	quarantined     prometheus.Counter
 	conversations   *prometheus.GaugeVec
 	deferred        prometheus.Gauge
+	checksDue       prometheus.Gauge
 }
 
 // NewMetrics creates the engine's metrics and registers them with reg.
@@ -40,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		enriched: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_enriched_total",
 			Help: "New messages archived with their detail."}),
 		enrichFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_enrich_failed_total",
-			Help: "New messages archived without detail because the detail call failed permanently."}),
+			Help: "New messages archived without detail because the detail call failed (permanently, or for a reason that may pass: those are enriched later)."}),
 		rechecked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_rechecked_total",
 			Help: "Archived messages whose status was fetched again."}),
 		changed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_status_changed_total",
@@ -52,9 +53,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"state"}),
 		deferred: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "conversations_deferred",
 			Help: "Conversations the last run left for later because the API budget ran out."}),
+		checksDue: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "status_checks_due",
+			Help: "Messages whose status was due to be fetched again at the start of the last run."}),
 	}
 	reg.MustRegister(m.requests, m.requestDuration, m.archived, m.enriched, m.enrichFailed, m.rechecked, m.changed,
-		m.quarantined, m.conversations, m.deferred)
+		m.quarantined, m.conversations, m.deferred, m.checksDue)
 	return m
 }
 
