@@ -669,7 +669,7 @@ func TestValidate(t *testing.T) {
 		{"URL without host", func(c *Config) { c.API.BackofficeURL = "https:///delete" },
 			`api.backoffice_url: must be an absolute http or https URL, got "https:///delete"`},
 		{"password in a bad URL", func(c *Config) { c.API.BaseURL = "ftp://user:hunter2@api.cekat.example" },
-			`api.base_url: must be an absolute http or https URL, got "ftp://user:xxxxx@api.cekat.example"`},
+			`api.base_url: must be an absolute http or https URL, got "ftp://user:***@api.cekat.example"`},
 		{"no timezone", func(c *Config) { c.API.Timezone = "" }, "api.timezone: must be set"},
 		{"no database", func(c *Config) { c.ClickHouse.Database = "" }, "clickhouse.database: must be set"},
 		{"database with a dash", func(c *Config) { c.ClickHouse.Database = "cekat-archive" },
@@ -696,5 +696,55 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestMaskURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://api.cekat.ai/v1":                     "https://api.cekat.ai/v1",
+		"https://user@api.cekat.ai/v1":                "https://user@api.cekat.ai/v1",
+		"https://user:pa55@api.cekat.ai/v1?x=1":       "https://user:***@api.cekat.ai/v1?x=1",
+		"http://u%40x:p%3Aw%40d@host:8080/":           "http://u%40x:***@host:8080/",
+		"https://user:p@ss@host/":                     "https://user:***@host/",
+		"http://user:pa55@host\x7f/":                  "http://user:***@host\x7f/", // does not parse: masked as text
+		"user:pa55@clickhouse:9000":                   "user:***@clickhouse:9000",
+		"clickhouse:9000":                             "clickhouse:9000",
+		"api.cekat.example/v1":                        "api.cekat.example/v1",
+		"":                                            "",
+		"https://host/path/with:colon@at":             "https://host/path/with:colon@at",
+		"ftp://anonymous:guest@files.example/pub/x@y": "ftp://anonymous:***@files.example/pub/x@y",
+	} {
+		if got := MaskURL(in); got != want {
+			t.Errorf("MaskURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMaskedHidesURLPasswords(t *testing.T) {
+	c := minimal()
+	c.API.BaseURL = "https://archiver:base-PASSWORD@api.cekat.example/v1"
+	c.API.BackofficeURL = "https://ops:bo-PASSWORD@backoffice.cekat.example"
+	out, err := c.Masked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"base-PASSWORD", "bo-PASSWORD"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("Masked shows %s:\n%s", secret, out)
+		}
+	}
+	for _, line := range []string{"base_url: https://archiver:***@api.cekat.example/v1", "backoffice_url: https://ops:***@backoffice.cekat.example"} {
+		if !strings.Contains(string(out), line+"\n") {
+			t.Errorf("Masked lacks %q:\n%s", line, out)
+		}
+	}
+	if c.API.BaseURL != "https://archiver:base-PASSWORD@api.cekat.example/v1" {
+		t.Error("Masked changed the configuration it printed")
+	}
+	// A bad URL is reported without its password.
+	c.API.BaseURL = "api.example:base-PASSWORD@x"
+	c.ClickHouse.Addr = []string{"default:ch-PASSWORD@clickhouse:9000"}
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "PASSWORD") {
+		t.Errorf("Validate = %v; want errors without the passwords", err)
 	}
 }

@@ -168,10 +168,7 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		if err == nil {
-			s = u.Redacted()
-		}
-		return fmt.Errorf("must be an absolute http or https URL, got %q", s)
+		return fmt.Errorf("must be an absolute http or https URL, got %q", MaskURL(s))
 	}
 	return nil
 }
@@ -179,10 +176,10 @@ func checkURL(s string) error {
 func checkHostPort(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("must be host:port, got %q", addr)
+		return fmt.Errorf("must be host:port, got %q", MaskURL(addr))
 	}
 	if host == "" {
-		return fmt.Errorf("host is missing in %q", addr)
+		return fmt.Errorf("host is missing in %q", MaskURL(addr))
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return fmt.Errorf("port must be a number from 1 to 65535, got %q", port)
