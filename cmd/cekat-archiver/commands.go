@@ -135,6 +135,7 @@ func (s sendCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "sent %s to %s: %s at %s\n", res.MessageID, res.To, res.Status, res.Timestamp.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "sent %s to %s: %s at %s\n", display(res.MessageID, maxIDRunes), display(res.To, maxIDRunes),
+		display(res.Status, maxIDRunes), res.Timestamp.Format(time.RFC3339))
 	return nil
 }

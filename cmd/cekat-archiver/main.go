@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}()
 		kctx, err := parser.Parse(args)
 		if err != nil {
-			fmt.Fprintf(stderr, "cekat-archiver: %v\n", err)
+			fmt.Fprintf(stderr, "cekat-archiver: %s\n", displayLines(err.Error(), maxLineRunes))
 			return 2
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,11 +92,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			var ec exitCodeError
 			if errors.As(err, &ec) {
 				if ec.msg != "" {
-					fmt.Fprintf(stderr, "cekat-archiver: %s\n", ec.msg)
+					fmt.Fprintf(stderr, "cekat-archiver: %s\n", displayLines(ec.msg, maxLineRunes))
 				}
 				return ec.code
 			}
-			fmt.Fprintf(stderr, "cekat-archiver: %v\n", err)
+			// Errors quote ids and answers from upstream and the configuration.
+			fmt.Fprintf(stderr, "cekat-archiver: %s\n", displayLines(err.Error(), maxLineRunes))
 			return 1
 		}
 		return 0

@@ -123,12 +123,14 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger) (s
 	}
 }
 
+// printSummary prints a run's summary. Its errors quote ids and answers
+// from upstream: they go through display.
 func printSummary(w io.Writer, s syncer.Summary) {
 	result := "ok"
 	if err := s.Failure(); err != nil {
-		result = "FAILED: " + err.Error()
+		result = "FAILED: " + display(err.Error(), maxLineRunes)
 	}
-	fmt.Fprintf(w, "sync run %s: %s\n", s.RunID, result)
+	fmt.Fprintf(w, "sync run %s: %s\n", display(s.RunID, maxIDRunes), result)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  conversations\t%d (synced %d, failed %d, gone %d; not due %d)\n", s.Conversations, s.Synced, s.Failed, s.Gone, s.NotDue)
 	fmt.Fprintf(tw, "  new messages\t%d\n", s.NewMessages)
@@ -141,11 +143,11 @@ func printSummary(w io.Writer, s syncer.Summary) {
 		fmt.Fprintf(tw, "  left for later\t%d conversations (new messages or older history still to fetch)\n", s.LeftForLater)
 	}
 	if s.StoppedBy != "" {
-		fmt.Fprintf(tw, "  stopped early\t%s\n", s.StoppedBy)
+		fmt.Fprintf(tw, "  stopped early\t%s\n", display(s.StoppedBy, maxLineRunes))
 	}
 	tw.Flush()
 	for _, msg := range s.Errors {
-		fmt.Fprintf(w, "  error: %s\n", msg)
+		fmt.Fprintf(w, "  error: %s\n", display(msg, maxLineRunes))
 	}
 }
 
@@ -194,7 +196,13 @@ func (statusCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	return printStatus(e.stdout, rows)
+}
+
+// printStatus prints one line per conversation. Ids and errors come from
+// the configuration and upstream: they go through display.
+func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONVERSATION\tARCHIVED\tNEWEST\tBACKFILL\tLAST SUCCESS\tNEXT DUE\tLAST ERROR")
 	for _, r := range rows {
 		backfill := "complete"
@@ -206,8 +214,12 @@ func (statusCmd) Run(ctx context.Context, e *env) error {
 		case len(r.Gaps) > 0:
 			backfill = fmt.Sprintf("complete, %d gaps", len(r.Gaps))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ConversationID, r.Archived, fmtTime(r.NewestSentAt), backfill,
-			fmtTime(r.LastSuccessAt), fmtTime(r.NextDueAt), oneLine(r.LastError, 80))
+		lastError := "-"
+		if r.LastError != "" {
+			lastError = display(r.LastError, 80)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", display(r.ConversationID, maxIDRunes), r.Archived, fmtTime(r.NewestSentAt), backfill,
+			fmtTime(r.LastSuccessAt), fmtTime(r.NextDueAt), lastError)
 	}
 	return tw.Flush()
 }
@@ -217,15 +229,4 @@ func fmtTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05")
-}
-
-func oneLine(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	if s == "" {
-		return "-"
-	}
-	return s
 }
