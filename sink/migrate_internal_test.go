@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -45,5 +46,60 @@ func TestMigrateStopsAtFailingMigration(t *testing.T) {
 	}
 	if strings.Join(applied, ",") != "00002_b.sql,00003_c.sql" {
 		t.Errorf("second migrate applied %v, want [00002_b.sql 00003_c.sql]", applied)
+	}
+}
+
+// An archive made before status_checks existed gets its moving statuses put
+// on the re-check schedule by the migration that seeds it.
+func TestSeedStatusChecksFromAnOlderArchive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := Open(ctx, Options{Addr: []string{sinktest.Addr(t)}, Database: sinktest.FreshDatabase(t)})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+	older := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < "00007" {
+			data, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			older[e.Name()] = &fstest.MapFile{Data: data}
+		}
+	}
+	if _, err := st.migrate(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	a := NewArchive(st, ArchiveOptions{})
+	defer a.Close(ctx)
+	now := time.Now().UTC()
+	row := func(id, status string, sent time.Time, version uint64) MessageRow {
+		return MessageRow{ConversationID: "c", MessageID: id, Status: status, SentAt: sent, Enriched: true, FetchedAt: sent, Version: version}
+	}
+	if err := a.AddMessages(ctx,
+		row("moving", "delivered", now.Add(-time.Hour), 1),
+		row("read-now", "delivered", now.Add(-time.Hour), 1), row("read-now", "read", now.Add(-time.Hour), 2),
+		row("old", "delivered", now.Add(-30*24*time.Hour), 1),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	due, err := a.DueChecks(ctx, now.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].MessageID != "moving" || !due[0].Open {
+		t.Errorf("due after the seed: %+v; want only the moving status", due)
 	}
 }

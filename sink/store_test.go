@@ -23,6 +23,7 @@ var allMigrations = []string{
 	"00005_create_tracked_conversations.sql",
 	"00006_create_sync_runs.sql",
 	"00007_create_status_checks.sql",
+	"00008_seed_status_checks.sql",
 }
 
 func testContext(t *testing.T) context.Context {
