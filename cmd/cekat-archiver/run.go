@@ -63,13 +63,36 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	}
 	log.Info("cekat-archiver started", zap.String("version", version()), zap.String("schedule", cfg.Schedule.Sync),
 		zap.String("timezone", cfg.Schedule.Timezone))
+	// daemon.shutdown_grace bounds the whole stop, from the signal to the
+	// exit: what the daemon's wait leaves of it is the archive's to close.
+	stopped := make(chan time.Time, 1)
+	context.AfterFunc(ctx, func() { stopped <- time.Now() })
 	runErr := d.Run(ctx)
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	closeBy := time.Now().Add(30 * time.Second)
+	select {
+	case at := <-stopped:
+		closeBy = at.Add(cfg.Daemon.ShutdownGrace)
+		if runErr == nil {
+			// The runs returned within the grace, so they have written
+			// what they had: closing has little left to do, but an
+			// already expired deadline would report an error for nothing.
+			closeBy = later(closeBy, time.Now().Add(time.Second))
+		}
+	default:
+	}
+	closeCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), closeBy)
 	defer cancel()
 	if err := archive.Close(closeCtx); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func engineOptions(cfg config.Config, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {

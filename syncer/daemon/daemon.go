@@ -129,9 +129,11 @@ func New(jobs []Job, opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// Run serves and schedules until ctx ends, then stops starting runs, waits
-// up to the grace period for the runs in hand, and returns. It returns an
-// error when the HTTP server cannot listen or the grace period ran out.
+// Run serves and schedules until ctx ends, then stops starting runs, tells
+// the runs in hand to stop (their context ends), waits up to the grace
+// period for them, whoever started them, and returns within the grace
+// period even when a run does not return. It returns an error when the HTTP
+// server cannot listen or the grace period ran out.
 func (d *Daemon) Run(ctx context.Context) error {
 	var srv *http.Server
 	serveErr := make(chan error, 1)
@@ -145,12 +147,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 
+	// Every run, started at start or by cron, gets runCtx: a stop for any
+	// reason cancels it, so the run in hand writes what it has.
+	runCtx, stopRuns := context.WithCancelCause(ctx)
+	defer stopRuns(nil)
 	c := cron.New(cron.WithChain(cron.Recover(cronLogger{d.log})), cron.WithLogger(cronLogger{d.log}))
 	for _, j := range d.jobs {
-		c.Schedule(j.Schedule, cron.FuncJob(func() { d.start(ctx, j, "schedule") }))
+		c.Schedule(j.Schedule, cron.FuncJob(func() { d.start(runCtx, j, "schedule") }))
 		d.log.Info("job scheduled", zap.String("job", j.Name), zap.Time("next", j.Schedule.Next(d.opts.Now())))
 		if j.RunAtStart {
-			go d.start(ctx, j, "start")
+			go d.start(runCtx, j, "start")
 		}
 	}
 	c.Start()
@@ -160,16 +166,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		err = fmt.Errorf("daemon: HTTP server: %w", err)
+		stopRuns(err)
 	}
+	// The grace bounds the whole stop: the runs in hand, whoever started
+	// them, and the HTTP server.
+	stopBy := time.Now().Add(d.opts.Grace)
 	d.log.Info("stopping: no new runs; waiting for the runs in hand", zap.Duration("grace", d.opts.Grace))
-	<-c.Stop().Done()
-	if werr := d.wait(d.opts.Grace); werr != nil && err == nil {
+	// Not waiting for cron's own Done: it waits for the runs cron started
+	// without any bound. d.runs counts those too, and wait bounds them.
+	c.Stop()
+	if werr := d.wait(stopBy); werr != nil && err == nil {
 		err = werr
 	}
 	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithDeadline(context.Background(), stopBy)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 	}
 	return err
 }
@@ -215,19 +229,21 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 	j.failingSince, j.lastErr = time.Time{}, nil
 }
 
-// wait waits for the runs in hand, at most grace.
-func (d *Daemon) wait(grace time.Duration) error {
+// wait waits for the runs in hand until stopBy.
+func (d *Daemon) wait(stopBy time.Time) error {
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.runs.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(stopBy))
+	defer t.Stop()
 	select {
 	case <-done:
 		d.log.Info("stopped cleanly")
 		return nil
-	case <-time.After(grace):
-		return fmt.Errorf("daemon: runs still going after the %s grace period; the next start resumes from the last saved state", grace)
+	case <-t.C:
+		return fmt.Errorf("daemon: runs still going after the %s grace period; the next start resumes from the last saved state", d.opts.Grace)
 	}
 }
 

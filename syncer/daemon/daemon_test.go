@@ -144,6 +144,50 @@ func TestGraceRunsOut(t *testing.T) {
 	}
 }
 
+// A run that cron started, not the one at start, is told to stop by the
+// first signal, and the grace bounds the stop even when that run never
+// returns (cron's own Stop would wait for it for ever).
+func TestGraceBoundsARunCronStarted(t *testing.T) {
+	started := make(chan struct{})
+	toldToStop := make(chan struct{})
+	block := make(chan struct{})
+	defer close(block)
+	var runs atomic.Int32
+	d, err := New([]Job{{Name: "sync", Schedule: every(20 * time.Millisecond), Run: func(ctx context.Context) error {
+		if runs.Add(1) > 1 {
+			t.Error("a second run started while the first was going")
+			return nil
+		}
+		close(started)
+		<-ctx.Done()
+		close(toldToStop)
+		<-block // never returns within the grace
+		return nil
+	}}}, Options{Grace: 100 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-started
+	cancel()
+	// Not a timing assertion: the guard only turns a hang into a failure.
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return: the grace does not bound a run that cron started")
+	}
+	if err == nil || !strings.Contains(err.Error(), "grace period") {
+		t.Errorf("Run = %v, want the grace period error", err)
+	}
+	select {
+	case <-toldToStop:
+	default:
+		t.Error("the run in hand was not told to stop: its context is still going")
+	}
+}
+
 func TestReadiness(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
