@@ -61,7 +61,7 @@ func newWriteMetrics(reg prometheus.Registerer) *writeMetrics {
 // needs.
 //
 // Writes are flushed in the order messages, quarantine, status checks,
-// states, and a failed flush keeps the whole buffer for the next one. So a state is never
+// conversations, states, and a failed flush keeps the whole buffer for the next one. So a state is never
 // stored ahead of the rows it describes: after a crash the stored state is
 // behind the archive, never ahead of it. Rows stored twice collapse in the
 // ReplacingMergeTree.
@@ -78,6 +78,7 @@ type Archive struct {
 	bytes  int // of msgs
 	quar   []QuarantineRow
 	checks []StatusCheck
+	convs  []ConversationRow
 	states map[string]State
 	// bgErr is the error of a failed background flush not yet repaired: a
 	// later successful flush clears it, and the next write retries the
@@ -251,6 +252,15 @@ func (a *Archive) AddState(_ context.Context, st State) error {
 	return nil
 }
 
+// AddConversations queues conversation rows behind the message rows queued
+// so far.
+func (a *Archive) AddConversations(_ context.Context, rows ...ConversationRow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.convs = append(a.convs, rows...)
+	return nil
+}
+
 // AddChecks queues re-check schedule entries behind the rows queued so far.
 func (a *Archive) AddChecks(_ context.Context, checks ...StatusCheck) error {
 	a.mu.Lock()
@@ -276,10 +286,10 @@ func (a *Archive) flush(ctx context.Context, background bool) error {
 	defer func() { <-a.flushing }()
 
 	a.mu.Lock()
-	msgs, bytes, quar, checks, states := a.msgs, a.bytes, a.quar, a.checks, a.states
-	a.msgs, a.bytes, a.quar, a.checks, a.states = nil, 0, nil, nil, map[string]State{}
+	msgs, bytes, quar, checks, convs, states := a.msgs, a.bytes, a.quar, a.checks, a.convs, a.states
+	a.msgs, a.bytes, a.quar, a.checks, a.convs, a.states = nil, 0, nil, nil, nil, map[string]State{}
 	a.mu.Unlock()
-	if len(msgs) == 0 && len(quar) == 0 && len(checks) == 0 && len(states) == 0 {
+	if len(msgs) == 0 && len(quar) == 0 && len(checks) == 0 && len(convs) == 0 && len(states) == 0 {
 		return nil
 	}
 
@@ -292,6 +302,9 @@ func (a *Archive) flush(ctx context.Context, background bool) error {
 		err = a.insertChecks(ctx, checks)
 	}
 	if err == nil {
+		err = a.insertConversations(ctx, convs)
+	}
+	if err == nil {
 		err = a.insertStates(ctx, states)
 	}
 	a.mu.Lock()
@@ -302,6 +315,7 @@ func (a *Archive) flush(ctx context.Context, background bool) error {
 		a.bytes += bytes
 		a.quar = append(quar, a.quar...)
 		a.checks = append(checks, a.checks...)
+		a.convs = append(convs, a.convs...)
 		for id, st := range a.states {
 			if old, ok := states[id]; !ok || st.Version >= old.Version {
 				states[id] = st
@@ -328,6 +342,7 @@ func (a *Archive) flush(ctx context.Context, background bool) error {
 	a.metrics.rows.WithLabelValues("messages").Add(float64(len(msgs)))
 	a.metrics.rows.WithLabelValues("quarantine").Add(float64(len(quar)))
 	a.metrics.rows.WithLabelValues("status_checks").Add(float64(len(checks)))
+	a.metrics.rows.WithLabelValues("conversations").Add(float64(len(convs)))
 	a.metrics.rows.WithLabelValues("sync_state").Add(float64(len(states)))
 	return nil
 }
@@ -469,6 +484,58 @@ func (a *Archive) insertChecks(ctx context.Context, checks []StatusCheck) error 
 		return fmt.Errorf("insert %d status checks: %w", len(checks), err)
 	}
 	return nil
+}
+
+const conversationColumns = "conversation_id, inbox_id, inbox_name, contact_id, contact_name, contact_phone, " +
+	"platform_type, stage_status, handled_by_id, handled_by_name, labels, last_message_at, created_at, resolved_at, raw, " +
+	"listed_at, activity, synced_activity, version"
+
+func (a *Archive) insertConversations(ctx context.Context, rows []ConversationRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("conversations")+" ("+conversationColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare conversation insert: %w", err)
+	}
+	defer b.Abort()
+	for _, r := range rows {
+		labels := r.Labels
+		if labels == nil {
+			labels = []string{}
+		}
+		if err := b.Append(r.ConversationID, r.InboxID, r.InboxName, r.ContactID, r.ContactName, r.ContactPhone,
+			r.PlatformType, r.StageStatus, r.HandledByID, r.HandledByName, labels, dtp(r.LastMessageAt), dtp(r.CreatedAt),
+			dtp(r.ResolvedAt), r.Raw, dt(r.ListedAt), r.Activity, r.SyncedActivity, r.Version); err != nil {
+			return fmt.Errorf("conversation %s: %w", r.ConversationID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d conversations: %w", len(rows), err)
+	}
+	return nil
+}
+
+// Conversations returns every conversation's current row.
+func (a *Archive) Conversations(ctx context.Context) (map[string]ConversationRow, error) {
+	var out map[string]ConversationRow
+	err := a.read(ctx, "query conversations", "SELECT "+conversationColumns+" FROM "+a.s.TableName("conversations")+" FINAL", nil,
+		func() { out = map[string]ConversationRow{} }, func(rows driver.Rows) error {
+			var (
+				r                       ConversationRow
+				last, created, resolved *time.Time
+				listed                  time.Time
+			)
+			if err := rows.Scan(&r.ConversationID, &r.InboxID, &r.InboxName, &r.ContactID, &r.ContactName, &r.ContactPhone,
+				&r.PlatformType, &r.StageStatus, &r.HandledByID, &r.HandledByName, &r.Labels, &last, &created, &resolved,
+				&r.Raw, &listed, &r.Activity, &r.SyncedActivity, &r.Version); err != nil {
+				return fmt.Errorf("scan conversation: %w", err)
+			}
+			r.LastMessageAt, r.CreatedAt, r.ResolvedAt, r.ListedAt = fromDTP(last), fromDTP(created), fromDTP(resolved), fromDT(listed)
+			out[r.ConversationID] = r
+			return nil
+		})
+	return out, err
 }
 
 const stateColumns = "conversation_id, gone, head_message_id, head_sent_at, head_sent_at_ns, gap_before, gap_stop, " +

@@ -113,3 +113,29 @@ type ArchivedMessage struct {
 	UpdatedAt *time.Time
 	Enriched  bool
 }
+
+// ConversationRow is what the conversation list says of one conversation,
+// and how far the archiver synced it: a row of the conversations table.
+type ConversationRow struct {
+	ConversationID string
+	InboxID        string
+	InboxName      string
+	ContactID      string
+	ContactName    string
+	ContactPhone   string
+	PlatformType   string
+	StageStatus    string
+	HandledByID    string
+	HandledByName  string
+	Labels         []string
+	LastMessageAt  *time.Time
+	CreatedAt      *time.Time
+	ResolvedAt     *time.Time
+	Raw            string
+	ListedAt       time.Time
+	// Activity is last_message.created_at exactly as listed; SyncedActivity
+	// the activity listed before the last complete walk of new messages.
+	Activity       string
+	SyncedActivity string
+	Version        uint64
+}

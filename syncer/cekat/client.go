@@ -68,7 +68,10 @@ type RequestInfo struct {
 // Options configures a Client. BaseURL and APIKey are required; the
 // backoffice fields only for DeleteConversations.
 type Options struct {
-	BaseURL         string
+	BaseURL string
+	// OpenAPIURL is the base of the New Open API (conversation list);
+	// default BaseURL + "/api".
+	OpenAPIURL      string
 	APIKey          string
 	Auth            AuthMode // default AuthBoth
 	BackofficeURL   string
@@ -102,6 +105,7 @@ type Options struct {
 type Client struct {
 	opts    Options
 	base    *url.URL
+	openAPI *url.URL
 	backoff *url.URL
 	http    *http.Client
 }
@@ -120,6 +124,12 @@ func New(opts Options) (*Client, error) {
 		return nil, errors.New("cekat: API key is empty")
 	}
 	c := &Client{base: base, http: opts.HTTPClient}
+	if opts.OpenAPIURL == "" {
+		opts.OpenAPIURL = base.String() + "/api"
+	}
+	if c.openAPI, err = parseBaseURL(opts.OpenAPIURL); err != nil {
+		return nil, fmt.Errorf("cekat: open API URL: %w", err)
+	}
 	if opts.BackofficeURL != "" {
 		if c.backoff, err = parseBaseURL(opts.BackofficeURL); err != nil {
 			return nil, fmt.Errorf("cekat: backoffice URL: %w", err)
