@@ -49,6 +49,11 @@ type Archive interface {
 	AddQuarantine(ctx context.Context, rows ...sink.QuarantineRow) (int, error)
 	// AddChecks queues schedule entries behind the rows queued so far.
 	AddChecks(ctx context.Context, checks ...sink.StatusCheck) error
+	// Conversations returns what the conversation list said of each
+	// conversation; AddConversations queues new rows behind the rows queued
+	// so far.
+	Conversations(ctx context.Context) (map[string]sink.ConversationRow, error)
+	AddConversations(ctx context.Context, rows ...sink.ConversationRow) error
 	AddState(ctx context.Context, st sink.State) error
 	Flush(ctx context.Context) error
 	SaveRun(ctx context.Context, run sink.RunRow) error
@@ -64,6 +69,9 @@ type Options struct {
 	// the archive's table; the file is read at every run.
 	ConversationIDs   []string
 	ConversationsFile string
+	// Discovery, when set, tracks the conversations the API lists and polls
+	// only those whose last message changed.
+	Discovery *Discovery
 	// GoneRetry is how long a conversation answered 404 is left alone.
 	GoneRetry time.Duration // (24h)
 	// Adaptive polling: after PollIdleRuns runs in a row without a new
@@ -97,6 +105,8 @@ type Engine struct {
 	live   atomic.Pointer[Progress]
 	// unsaved holds run rows the archive could not take (under mu).
 	unsaved []sink.RunRow
+	// lastListing is when the conversation list was last paged.
+	lastListing atomic.Pointer[time.Time]
 }
 
 // New returns an engine reading from api and writing to store.
@@ -188,13 +198,17 @@ type Summary struct {
 	Failed        int
 	Gone          int
 	NotDue        int
-	NewMessages   int64
-	Enriched      int64
-	EnrichFailed  int64
-	Rechecked     int64
-	Changed       int64
-	Quarantined   int64
-	Requests      map[string]int64 // by endpoint
+	// Listed counts the conversations the conversation list showed (and the
+	// filters took); Unchanged those of them with nothing new, not polled.
+	Listed       int
+	Unchanged    int
+	NewMessages  int64
+	Enriched     int64
+	EnrichFailed int64
+	Rechecked    int64
+	Changed      int64
+	Quarantined  int64
+	Requests     map[string]int64 // by endpoint
 	// LeftForLater counts conversations with work left for a later run:
 	// new messages not fetched, or older history still to fetch.
 	LeftForLater int
@@ -348,6 +362,12 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	sum := Summary{RunID: r.id, Started: r.started}
 
 	err := e.sync(ctx, r, opts, &sum, log)
+	if ctx.Err() != nil && cutByStop(ctx, err) {
+		// A read or write of the archive that the stop cut short is the
+		// stop, not a failure of the archive: the flush below says whether
+		// what the run had was written.
+		err = ctx.Err()
+	}
 	// What is in hand is written even when the run is being stopped.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
 	defer cancel()
@@ -426,6 +446,21 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			return err
 		}
 	}
+	var l *listing
+	if len(only) == 0 {
+		var err error
+		if l, err = e.discoverOrWarn(ctx, r); err != nil {
+			return err
+		}
+		found, err := e.discovered(ctx, l)
+		if err != nil {
+			return err
+		}
+		ids = trackedUnion(ids, found)
+		if l != nil {
+			sum.Listed = len(l.items)
+		}
+	}
 	states, err := e.store.LoadStates(ctx)
 	if err != nil {
 		return storeErr(fmt.Errorf("load sync state: %w", err))
@@ -448,6 +483,16 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		}
 		if st.Gone {
 			gone++
+		}
+		// What the conversation list says decides, where it says it: a
+		// conversation with nothing new since its last walk is not polled.
+		if known, same := l.unchanged(id); known && !opts.All {
+			if same && ok && !hasNewMessagesGap(st) {
+				sum.Unchanged++
+				continue
+			}
+			due = append(due, id)
+			continue
 		}
 		// Conversations named explicitly are synced even if not due. A
 		// conversation due within dueSlack counts as due, so that one
@@ -490,9 +535,13 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		r.progress.Done.Add(1)
 		if err == nil && !st.Gone {
 			r.topDone(id)
+			l.synced(id)
 		}
 		return err
 	})
+	if werr := l.write(ctx, e); werr != nil && err == nil {
+		err = werr
+	}
 	if err == nil {
 		r.progress.setPhase("re-checks")
 		err = e.recheck(ctx, r)
@@ -576,6 +625,12 @@ func (e *Engine) forEach(ctx context.Context, r *run, ids []string, fn func(ctx 
 		})
 	}
 	return g.Wait()
+}
+
+// cutByStop says whether err is the cancellation of ctx, as the archive
+// and the API client report it (wrapping ctx.Err() or its cause).
+func cutByStop(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Cause(ctx))
 }
 
 // stopsRun says whether an error ends the whole run rather than one

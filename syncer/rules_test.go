@@ -5,9 +5,12 @@ package syncer_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,7 +38,6 @@ type memHarness struct {
 
 func newMemHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options) *memHarness {
 	t.Helper()
-	h := &memHarness{t: t, archive: memarchive.New()}
 	if simOpts.Start.IsZero() {
 		simOpts.Start = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 	}
@@ -43,7 +45,15 @@ func newMemHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Option
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.sim = sim
+	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
+	return newMemHarnessFor(t, sim, engOpts)
+}
+
+// newMemHarnessFor runs the engine against sim; it tracks only what
+// engOpts say.
+func newMemHarnessFor(t *testing.T, sim *cekatsim.Server, engOpts syncer.Options) *memHarness {
+	t.Helper()
+	h := &memHarness{t: t, archive: memarchive.New(), sim: sim}
 	api := sim.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hook := h.hook.Load(); hook != nil && (*hook)(w, r) {
@@ -72,7 +82,6 @@ func newMemHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Option
 	}
 	engOpts.Logger = zaptest.NewLogger(t)
 	engOpts.Requests = requests
-	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
 	h.engine = syncer.New(client, h.archive, engOpts)
 	return h
 }
@@ -335,4 +344,85 @@ func TestRunRowKeptWhileArchiveIsDown(t *testing.T) {
 		t.Fatalf("runs recorded: %+v", runs)
 	}
 	h.assertMatchesTruth()
+}
+
+// simLister lists the simulator's conversations the way the New Open API
+// does, from the simulator's truth, and counts its calls.
+type simLister struct {
+	sim   *cekatsim.Server
+	limit int
+	calls atomic.Int64
+}
+
+func (l *simLister) ListConversations(_ context.Context, f cekat.ConversationFilter, cursor *cekat.ConversationCursor) (*cekat.ConversationPage, error) {
+	l.calls.Add(1)
+	newest := map[string]time.Time{}
+	for _, m := range l.sim.Truth() {
+		if m.Timestamp.After(newest[m.ConversationID]) {
+			newest[m.ConversationID] = m.Timestamp
+		}
+	}
+	ids := l.sim.ConversationIDs()
+	slices.Sort(ids)
+	start := 0
+	if cursor != nil {
+		start, _ = strconv.Atoi(cursor.ID)
+	}
+	end := min(start+min(f.Limit, l.limit), len(ids))
+	page := &cekat.ConversationPage{}
+	for _, id := range ids[start:end] {
+		c := cekat.Conversation{ID: id, PlatformType: "whatsapp", LastMessageKnown: true, Raw: []byte(`{"id":"` + id + `"}`)}
+		if t, ok := newest[id]; ok {
+			c.LastMessageAt = &t
+			c.Raw = []byte(fmt.Sprintf(`{"id":%q,"last":%q}`, id, t))
+		}
+		page.Conversations = append(page.Conversations, c)
+	}
+	if end < len(ids) {
+		page.Next = &cekat.ConversationCursor{ID: strconv.Itoa(end), TS: "x"}
+	}
+	return page, nil
+}
+
+// With discovery, the archiver finds conversations nobody listed, and a run
+// polls only those the conversation list shows with a new last message.
+func TestDiscoveryPollsOnlyWhatChanged(t *testing.T) {
+	sim, err := cekatsim.New(cekatsim.Options{Seed: 21, Conversations: 250, MeanMessages: 6,
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister := &simLister{sim: sim, limit: 100}
+	h := newMemHarnessFor(t, sim, syncer.Options{Discovery: &syncer.Discovery{API: lister}})
+	sum := h.sync(context.Background())
+	if sum.Listed != 250 || lister.calls.Load() != 3 {
+		t.Fatalf("first run listed %d conversations in %d calls", sum.Listed, lister.calls.Load())
+	}
+	h.assertMatchesTruth()
+
+	// Idle: the list's three pages and nothing else.
+	lists, details := h.lists.Load(), h.details.Load()
+	sum = h.sync(context.Background())
+	if got := h.lists.Load() - lists; got != 0 || h.details.Load() != details || sum.Unchanged != 250 {
+		t.Errorf("idle run: %d message list calls, %d detail calls, %d unchanged", got, h.details.Load()-details, sum.Unchanged)
+	}
+	if n := lister.calls.Load(); n != 6 {
+		t.Errorf("%d conversation list calls after two runs, want 6", n)
+	}
+
+	// New messages in two conversations: those two are polled, no other.
+	ids := sim.ConversationIDs()
+	sim.Advance(time.Minute)
+	sim.AddMessages(ids[7], 3)
+	sim.AddMessages(ids[200], 1)
+	lists = h.lists.Load()
+	sum = h.sync(context.Background())
+	if got := h.lists.Load() - lists; got != 2 || sum.NewMessages != 4 {
+		t.Errorf("after new messages in 2 conversations: %d list calls, %d new messages", got, sum.NewMessages)
+	}
+	// Every message is archived (statuses that moved in that minute follow
+	// their schedule).
+	if got, want := len(h.archive.Messages()), len(sim.Truth()); got != want {
+		t.Errorf("%d messages archived of %d", got, want)
+	}
 }

@@ -30,12 +30,14 @@ type Conversation struct {
 	HandledByName string
 	Labels        []string // label names
 	// LastMessageAt is when the newest message was created; nil when the
-	// answer does not say (then the conversation must be polled).
-	LastMessageAt *time.Time
-	LastMessage   string
-	CreatedAt     *time.Time
-	ResolvedAt    *time.Time
-	Raw           json.RawMessage
+	// answer does not say. LastMessageKnown says the answer had a
+	// last_message member at all (null for a conversation without messages).
+	LastMessageAt    *time.Time
+	LastMessageKnown bool
+	LastMessage      string
+	CreatedAt        *time.Time
+	ResolvedAt       *time.Time
+	Raw              json.RawMessage
 }
 
 // ConversationCursor is the New Open API's cursor, passed back verbatim.
@@ -161,6 +163,7 @@ func DecodeConversation(raw json.RawMessage, loc *time.Location) (Conversation, 
 		}
 		return &t
 	}
+	c.LastMessageKnown = f.has("last_message")
 	last := f.object("last_message")
 	c.LastMessage = last.str("message")
 	c.LastMessageAt = optTime(last, "created_at")

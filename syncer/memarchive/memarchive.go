@@ -1,7 +1,7 @@
 // Package memarchive is an archive in memory for fast tests of the sync
 // engine. It keeps the write-ordering rule of the ClickHouse archive:
 // writes wait in a buffer and a flush stores them in the order messages,
-// quarantine, schedule entries, states, so a stored state never claims rows
+// quarantine, schedule entries, conversations, states, so a stored state never claims rows
 // that are not stored. Crash drops the buffer, as a killed process would.
 package memarchive
 
@@ -24,6 +24,7 @@ type Archive struct {
 	msgs    map[string]sink.MessageRow // conversation/id -> newest version
 	quar    map[string]sink.QuarantineRow
 	checks  map[string]sink.StatusCheck
+	convs   map[string]sink.ConversationRow
 	states  map[string]sink.State
 	runs    []sink.RunRow
 	tracked []string
@@ -31,6 +32,7 @@ type Archive struct {
 	bufMsgs   []sink.MessageRow
 	bufQuar   []sink.QuarantineRow
 	bufChecks []sink.StatusCheck
+	bufConvs  []sink.ConversationRow
 	bufStates map[string]sink.State
 
 	// failWrites, when set, makes flushes and run saves fail with it.
@@ -40,7 +42,8 @@ type Archive struct {
 // New returns an empty archive.
 func New() *Archive {
 	return &Archive{msgs: map[string]sink.MessageRow{}, quar: map[string]sink.QuarantineRow{},
-		checks: map[string]sink.StatusCheck{}, states: map[string]sink.State{}, bufStates: map[string]sink.State{}}
+		checks: map[string]sink.StatusCheck{}, convs: map[string]sink.ConversationRow{}, states: map[string]sink.State{},
+		bufStates: map[string]sink.State{}}
 }
 
 func key(conv, id string) string { return conv + "\x00" + id }
@@ -63,7 +66,7 @@ func (a *Archive) Track(ids ...string) {
 func (a *Archive) Crash() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufStates = nil, nil, nil, map[string]sink.State{}
+	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufConvs, a.bufStates = nil, nil, nil, nil, map[string]sink.State{}
 }
 
 // TrackedConversations implements syncer.Archive.
@@ -167,6 +170,25 @@ func (a *Archive) AddChecks(_ context.Context, checks ...sink.StatusCheck) error
 	return nil
 }
 
+// Conversations implements syncer.Archive.
+func (a *Archive) Conversations(context.Context) (map[string]sink.ConversationRow, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]sink.ConversationRow, len(a.convs))
+	for id, c := range a.convs {
+		out[id] = c
+	}
+	return out, nil
+}
+
+// AddConversations implements syncer.Archive.
+func (a *Archive) AddConversations(_ context.Context, rows ...sink.ConversationRow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bufConvs = append(a.bufConvs, rows...)
+	return nil
+}
+
 // AddState implements syncer.Archive.
 func (a *Archive) AddState(_ context.Context, st sink.State) error {
 	a.mu.Lock()
@@ -185,7 +207,7 @@ func (a *Archive) Flush(context.Context) error {
 	if a.failWrites != nil {
 		return a.failWrites
 	}
-	if len(a.bufMsgs)+len(a.bufQuar)+len(a.bufChecks)+len(a.bufStates) == 0 {
+	if len(a.bufMsgs)+len(a.bufQuar)+len(a.bufChecks)+len(a.bufConvs)+len(a.bufStates) == 0 {
 		return nil
 	}
 	for _, r := range a.bufMsgs {
@@ -203,12 +225,17 @@ func (a *Archive) Flush(context.Context) error {
 			a.checks[k] = c
 		}
 	}
+	for _, c := range a.bufConvs {
+		if old, ok := a.convs[c.ConversationID]; !ok || c.Version >= old.Version {
+			a.convs[c.ConversationID] = c
+		}
+	}
 	for id, st := range a.bufStates {
 		if old, ok := a.states[id]; !ok || st.Version >= old.Version {
 			a.states[id] = st
 		}
 	}
-	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufStates = nil, nil, nil, map[string]sink.State{}
+	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufConvs, a.bufStates = nil, nil, nil, nil, map[string]sink.State{}
 	return nil
 }
 
