@@ -57,6 +57,9 @@ const (
 type API struct {
 	// BaseURL is the root of the messages endpoints.
 	BaseURL string `yaml:"base_url" env:"BASE_URL"`
+	// OpenAPIURL is the root of the New Open API (the conversation list of
+	// discovery); empty means BaseURL + "/api".
+	OpenAPIURL string `yaml:"open_api_url" env:"OPEN_API_URL"`
 	// BackofficeURL is the root of the backoffice (conversation delete)
 	// endpoints; only purge needs it.
 	BackofficeURL string `yaml:"backoffice_url" env:"BACKOFFICE_URL"`
@@ -113,6 +116,21 @@ type Conversations struct {
 	IDs []string `yaml:"ids" env:"IDS"`
 	// File names a file of conversation ids, one a line, read at every run.
 	File string `yaml:"file" env:"FILE"`
+	// Discover tracks the conversations the New Open API lists, and polls
+	// only those whose last message changed.
+	Discover Discover `yaml:"discover" envPrefix:"DISCOVER_"`
+	// DiscoverInterval is the least time between two listings (0: every
+	// run); runs between listings poll as without discovery.
+	DiscoverInterval time.Duration `yaml:"discover_interval" env:"DISCOVER_INTERVAL"`
+}
+
+// Discover chooses the conversations discovery tracks. Empty filters take
+// every value.
+type Discover struct {
+	Enabled       bool     `yaml:"enabled" env:"ENABLED"`
+	InboxIDs      []string `yaml:"inbox_ids" env:"INBOX_IDS"`
+	Platforms     []string `yaml:"platforms" env:"PLATFORMS"`
+	StageStatuses []string `yaml:"stage_statuses" env:"STAGE_STATUSES"`
 }
 
 // Sync tunes the archiving work.
@@ -188,7 +206,8 @@ func Default() Config {
 			User:        "default",
 			DialTimeout: 10 * time.Second,
 		},
-		Conversations: Conversations{IDs: []string{}},
+		Conversations: Conversations{IDs: []string{},
+			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
 		Sync: Sync{
 			Concurrency:         4,
 			DetailConcurrency:   4,
@@ -209,10 +228,11 @@ func Default() Config {
 
 // Masked returns the configuration as YAML with every secret shown as
 // "***" when set and "" when not, and so is the password of a URL's
-// userinfo (api.base_url, api.backoffice_url). It is a valid configuration
+// userinfo (api.base_url, api.open_api_url, api.backoffice_url). It is a valid configuration
 // file, with "***" standing for the secrets.
 func (c Config) Masked() ([]byte, error) {
 	c.API.BaseURL, c.API.BackofficeURL = MaskURL(c.API.BaseURL), MaskURL(c.API.BackofficeURL)
+	c.API.OpenAPIURL = MaskURL(c.API.OpenAPIURL)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)

@@ -44,7 +44,8 @@ func TestDefault(t *testing.T) {
 			User:        "default",
 			DialTimeout: 10 * time.Second,
 		},
-		Conversations: Conversations{IDs: []string{}},
+		Conversations: Conversations{IDs: []string{},
+			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
 		Sync: Sync{
 			Concurrency:         4,
 			DetailConcurrency:   4,
@@ -91,6 +92,7 @@ func TestLoadGood(t *testing.T) {
 	full := Config{
 		API: API{
 			BaseURL:         "https://api.cekat.example/v1",
+			OpenAPIURL:      "https://api.cekat.example/api",
 			BackofficeURL:   "https://backoffice.cekat.example",
 			Key:             "file-api-key",
 			Auth:            AuthBearer,
@@ -110,7 +112,9 @@ func TestLoadGood(t *testing.T) {
 			TLS:         TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
 			DialTimeout: 2 * time.Second,
 		},
-		Conversations: Conversations{IDs: []string{"conv-1", "conv-2"}, File: "testdata/conversations.txt"},
+		Conversations: Conversations{IDs: []string{"conv-1", "conv-2"}, File: "testdata/conversations.txt",
+			Discover: Discover{Enabled: true, InboxIDs: []string{"inbox-1"}, Platforms: []string{"whatsapp", "instagram"},
+				StageStatuses: []string{"pending", "assigned"}}, DiscoverInterval: 15 * time.Minute},
 		Sync: Sync{
 			Concurrency:         1,
 			DetailConcurrency:   64,
@@ -366,6 +370,12 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_CLICKHOUSE_DIAL_TIMEOUT":               "250ms",
 		"CEKAT_ARCHIVER_CONVERSATIONS_IDS":                     "conv-a,conv-b, conv-c",
 		"CEKAT_ARCHIVER_CONVERSATIONS_FILE":                    "testdata/conversations.txt",
+		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_ENABLED":        "true",
+		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_INBOX_IDS":      "in-1,in-2",
+		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_PLATFORMS":      "livechat",
+		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_STAGE_STATUSES": "resolved",
+		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_INTERVAL":       "1h",
+		"CEKAT_ARCHIVER_API_OPEN_API_URL":                      "http://sim:8090/open",
 		"CEKAT_ARCHIVER_SYNC_CONCURRENCY":                      "8",
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY":               "2",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS":                       "500",
@@ -382,6 +392,7 @@ func TestEnvOverrides(t *testing.T) {
 	want := Config{
 		API: API{
 			BaseURL:         "http://sim:8090",
+			OpenAPIURL:      "http://sim:8090/open",
 			BackofficeURL:   "https://backoffice.example",
 			Key:             "env-api-key",
 			Auth:            AuthAPIKey,
@@ -401,7 +412,9 @@ func TestEnvOverrides(t *testing.T) {
 			TLS:         TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
 			DialTimeout: 250 * time.Millisecond,
 		},
-		Conversations: Conversations{IDs: []string{"conv-a", "conv-b", "conv-c"}, File: "testdata/conversations.txt"},
+		Conversations: Conversations{IDs: []string{"conv-a", "conv-b", "conv-c"}, File: "testdata/conversations.txt",
+			Discover: Discover{Enabled: true, InboxIDs: []string{"in-1", "in-2"}, Platforms: []string{"livechat"},
+				StageStatuses: []string{"resolved"}}, DiscoverInterval: time.Hour},
 		Sync: Sync{
 			Concurrency:         8,
 			DetailConcurrency:   2,

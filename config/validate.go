@@ -114,6 +114,16 @@ func (cs Conversations) validate(p *problems) {
 	if cs.File != "" {
 		p.check("conversations.file", checkReadable(cs.File))
 	}
+	for i, st := range cs.Discover.StageStatuses {
+		switch st {
+		case "assigned", "resolved", "pending":
+		default:
+			p.add(fmt.Sprintf("conversations.discover.stage_statuses[%d]", i), "must be assigned, resolved or pending, got %q", st)
+		}
+	}
+	if cs.DiscoverInterval < 0 {
+		p.add("conversations.discover_interval", "must not be negative, got %s", cs.DiscoverInterval)
+	}
 }
 
 func (s Sync) validate(p *problems) {

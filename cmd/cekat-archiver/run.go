@@ -12,6 +12,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/config"
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
 )
 
@@ -41,7 +42,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	engine := syncer.New(client, archive, engineOptions(cfg, requests, metrics, log))
+	engine := syncer.New(client, archive, engineOptions(cfg, client, requests, metrics, log))
 
 	schedule, err := config.ParseSchedule(cfg.Schedule.Sync, cfg.Schedule.Location())
 	if err != nil {
@@ -95,8 +96,14 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-func engineOptions(cfg config.Config, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
+func engineOptions(cfg config.Config, client *cekat.Client, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
+	var discovery *syncer.Discovery
+	if d := cfg.Conversations.Discover; d.Enabled {
+		discovery = &syncer.Discovery{API: client, InboxIDs: d.InboxIDs, Platforms: d.Platforms, StageStatuses: d.StageStatuses,
+			Interval: cfg.Conversations.DiscoverInterval, PageSize: 100}
+	}
 	return syncer.Options{
+		Discovery:           discovery,
 		PageSize:            cfg.API.PageSize,
 		Concurrency:         cfg.Sync.Concurrency,
 		DetailConcurrency:   cfg.Sync.DetailConcurrency,

@@ -47,7 +47,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	engine := syncer.New(client, archive, engineOptions(cfg, requests, nil, log))
+	engine := syncer.New(client, archive, engineOptions(cfg, client, requests, nil, log))
 
 	stopProgress := s.showProgress(e, engine, log)
 	sum := engine.SyncWith(ctx, syncer.SyncOptions{Only: s.Conversation, All: s.All})

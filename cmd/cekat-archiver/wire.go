@@ -92,6 +92,7 @@ func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.Reque
 	}
 	return cekat.New(cekat.Options{
 		BaseURL:         cfg.BaseURL,
+		OpenAPIURL:      cfg.OpenAPIURL,
 		APIKey:          cfg.Key.Reveal(),
 		Auth:            cekat.AuthMode(cfg.Auth),
 		BackofficeURL:   cfg.BackofficeURL,
