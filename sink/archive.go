@@ -539,7 +539,7 @@ func (a *Archive) Conversations(ctx context.Context) (map[string]ConversationRow
 }
 
 const stateColumns = "conversation_id, gone, head_message_id, head_sent_at, head_sent_at_ns, gap_before, gap_stop, " +
-	"backfill_complete, last_attempt_at, last_success_at, last_error, next_due_at, idle_runs, updated_at, version"
+	"backfill_complete, last_attempt_at, last_success_at, last_error, next_due_at, idle_runs, updated_at, version, purged_at"
 
 func (a *Archive) insertStates(ctx context.Context, states map[string]State) error {
 	if len(states) == 0 {
@@ -558,7 +558,7 @@ func (a *Archive) insertStates(ctx context.Context, states map[string]State) err
 		}
 		if err := b.Append(st.ConversationID, boolU8(st.Gone), st.HeadMessageID, dt(st.HeadSentAt),
 			uint32(st.HeadSentAt.Nanosecond()), before, stop, boolU8(st.BackfillComplete), dt(st.LastAttemptAt),
-			dt(st.LastSuccessAt), st.LastError, dt(st.NextDueAt), st.IdleRuns, dt(st.UpdatedAt), st.Version); err != nil {
+			dt(st.LastSuccessAt), st.LastError, dt(st.NextDueAt), st.IdleRuns, dt(st.UpdatedAt), st.Version, dt(st.PurgedAt)); err != nil {
 			return fmt.Errorf("state of %s: %w", st.ConversationID, err)
 		}
 	}
@@ -652,9 +652,10 @@ func (a *Archive) LoadStates(ctx context.Context) (map[string]State, error) {
 				headNs                                 uint32
 				before, stop                           []string
 				head, attempt, success, due, updatedAt time.Time
+				purged                                 time.Time
 			)
 			if err := rows.Scan(&st.ConversationID, &gone, &st.HeadMessageID, &head, &headNs, &before, &stop, &backfill,
-				&attempt, &success, &st.LastError, &due, &st.IdleRuns, &updatedAt, &st.Version); err != nil {
+				&attempt, &success, &st.LastError, &due, &st.IdleRuns, &updatedAt, &st.Version, &purged); err != nil {
 				return fmt.Errorf("scan sync state: %w", err)
 			}
 			if len(before) != len(stop) {
@@ -663,6 +664,7 @@ func (a *Archive) LoadStates(ctx context.Context) (map[string]State, error) {
 			st.Gone, st.BackfillComplete = gone == 1, backfill == 1
 			st.HeadSentAt = fromDT(head).Add(time.Duration(headNs))
 			st.LastAttemptAt, st.LastSuccessAt, st.NextDueAt, st.UpdatedAt = fromDT(attempt), fromDT(success), fromDT(due), fromDT(updatedAt)
+			st.PurgedAt = fromDT(purged)
 			for i := range before {
 				st.Gaps = append(st.Gaps, Gap{Before: before[i], Stop: stop[i]})
 			}

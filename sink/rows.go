@@ -75,6 +75,9 @@ type State struct {
 	IdleRuns         uint32
 	UpdatedAt        time.Time
 	Version          uint64
+	// PurgedAt is when the retention purge deleted the conversation upstream
+	// (zero: not purged). A purged conversation is not synced again.
+	PurgedAt time.Time
 }
 
 // RunRow summarises one sync run.

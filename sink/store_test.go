@@ -24,6 +24,8 @@ var allMigrations = []string{
 	"00006_create_sync_runs.sql",
 	"00007_create_status_checks.sql",
 	"00008_seed_status_checks.sql",
+	"00009_add_sync_state_purged_at.sql",
+	"00010_create_purge_audit.sql",
 	"00030_create_conversations.sql",
 }
 
@@ -117,6 +119,20 @@ var wantSchema = []sink.Table{
 		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "messages_current", Engine: "View"}, // columns: same as messages, checked below
+	{Name: "purge_audit", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "at", Type: "DateTime('UTC')"},
+		{Name: "run_id", Type: "String"},
+		{Name: "action", Type: "String"},
+		{Name: "event", Type: "String"},
+		{Name: "conversation_id", Type: "String"},
+		{Name: "archived_messages", Type: "UInt64"},
+		{Name: "newest_sent_at", Type: "DateTime('UTC')"},
+		{Name: "dry_run", Type: "UInt8"},
+		{Name: "reason", Type: "String"},
+		{Name: "api_answer", Type: "String"},
+		{Name: "operator", Type: "String"},
+		{Name: "operator_reason", Type: "String"},
+	}},
 	{Name: "quarantine", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "received_at", Type: "DateTime('UTC')"},
 		{Name: "run_id", Type: "String"},
@@ -172,6 +188,7 @@ var wantSchema = []sink.Table{
 		{Name: "idle_runs", Type: "UInt32"},
 		{Name: "updated_at", Type: "DateTime('UTC')"},
 		{Name: "version", Type: "UInt64"},
+		{Name: "purged_at", Type: "DateTime('UTC')", Default: "DEFAULT toDateTime(0, 'UTC')"},
 	}},
 	{Name: "tracked_conversations", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "conversation_id", Type: "String"},

@@ -1,0 +1,11 @@
+-- +goose Up
+-- +goose NO TRANSACTION
+-- sync_state.purged_at: when the retention purge deleted the conversation upstream (or found it
+-- already gone there) after archiving it completely; 1970-01-01 00:00:00 (0) while it has not
+-- been purged. A purged conversation is no longer polled and is counted neither as lagging nor
+-- as gone: its archive rows stay, as the record. The purge writes a new version of the state
+-- with this set; the engine carries it in every state it writes.
+--
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
+-- recorded version prevents.
+ALTER TABLE sync_state ADD COLUMN purged_at DateTime('UTC') DEFAULT toDateTime(0, 'UTC');
