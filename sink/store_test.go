@@ -27,6 +27,7 @@ var allMigrations = []string{
 	"00009_add_sync_state_purged_at.sql",
 	"00010_create_purge_audit.sql",
 	"00030_create_conversations.sql",
+	"00031_create_webhook_events.sql",
 }
 
 func testContext(t *testing.T) context.Context {
@@ -195,6 +196,17 @@ var wantSchema = []sink.Table{
 		{Name: "active", Type: "UInt8", Default: "DEFAULT 1"},
 		{Name: "source", Type: "String", Default: "DEFAULT 'manual'"},
 		{Name: "updated_at", Type: "DateTime('UTC')", Default: "DEFAULT now()"},
+	}},
+	{Name: "webhook_events", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "event_id", Type: "String"},
+		{Name: "received_at", Type: "DateTime('UTC')"},
+		{Name: "event", Type: "String"},
+		{Name: "conversation_id", Type: "String"},
+		{Name: "message_id", Type: "String"},
+		{Name: "raw", Type: "String"},
+		{Name: "processed", Type: "UInt8"},
+		{Name: "outcome", Type: "String"},
+		{Name: "version", Type: "UInt64"},
 	}},
 }
 

@@ -1,0 +1,104 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// WebhookEvent is one webhook event as received: a row of webhook_events.
+type WebhookEvent struct {
+	EventID        string
+	ReceivedAt     time.Time
+	Event          string
+	ConversationID string
+	MessageID      string
+	Raw            string
+	Processed      bool
+	Outcome        string
+	Version        uint64
+}
+
+const webhookColumns = "event_id, received_at, event, conversation_id, message_id, raw, processed, outcome, version"
+
+// SaveWebhookEvents stores events at once, not through the write buffer: a
+// webhook is answered only once its event is stored.
+func (s *Store) SaveWebhookEvents(ctx context.Context, events ...WebhookEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.TableName("webhook_events")+" ("+webhookColumns+")")
+	if err != nil {
+		return fmt.Errorf("prepare webhook event insert: %w", err)
+	}
+	defer b.Abort()
+	for _, e := range events {
+		if err := b.Append(e.EventID, dt(e.ReceivedAt), e.Event, e.ConversationID, e.MessageID, e.Raw, boolU8(e.Processed),
+			e.Outcome, e.Version); err != nil {
+			return fmt.Errorf("webhook event %s: %w", e.EventID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %d webhook events: %w", len(events), err)
+	}
+	return nil
+}
+
+// PendingWebhookEvents returns up to limit events received since since and
+// not processed yet, oldest first.
+func (s *Store) PendingWebhookEvents(ctx context.Context, since time.Time, limit int) ([]WebhookEvent, error) {
+	q := "SELECT event_id, any(received_at) AS at, argMax(event, version), argMax(conversation_id, version), " +
+		"argMax(message_id, version), argMax(raw, version), argMax(processed, version) AS p, argMax(outcome, version), max(version) FROM " +
+		s.TableName("webhook_events") + " WHERE received_at >= ? GROUP BY event_id HAVING p = 0 ORDER BY at LIMIT ?"
+	rows, err := s.conn.Query(ctx, q, dt(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("query pending webhook events: %w", err)
+	}
+	defer rows.Close()
+	var out []WebhookEvent
+	for rows.Next() {
+		e, err := scanWebhookEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func scanWebhookEvent(rows driver.Rows) (WebhookEvent, error) {
+	var (
+		e         WebhookEvent
+		at        time.Time
+		processed uint8
+	)
+	if err := rows.Scan(&e.EventID, &at, &e.Event, &e.ConversationID, &e.MessageID, &e.Raw, &processed, &e.Outcome, &e.Version); err != nil {
+		return WebhookEvent{}, fmt.Errorf("scan webhook event: %w", err)
+	}
+	e.ReceivedAt, e.Processed = fromDT(at), processed == 1
+	return e, nil
+}
+
+// TrackConversations adds conversation ids to tracked_conversations.
+func (s *Store) TrackConversations(ctx context.Context, source string, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.TableName("tracked_conversations")+" (conversation_id, active, source, updated_at)")
+	if err != nil {
+		return fmt.Errorf("prepare tracked conversation insert: %w", err)
+	}
+	defer b.Abort()
+	now := dt(time.Now())
+	for _, id := range ids {
+		if err := b.Append(id, uint8(1), source, now); err != nil {
+			return fmt.Errorf("tracked conversation %s: %w", id, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("track %d conversations: %w", len(ids), err)
+	}
+	return nil
+}

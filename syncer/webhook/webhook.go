@@ -1,0 +1,258 @@
+// Package webhook receives Cekat's webhook events. It checks each body's
+// signature (HMAC-SHA256 with the webhook secret), stores the event before
+// it answers 202, and tells the archiver there is work. Events are hints:
+// the archive is still written only from the API.
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+)
+
+// Store keeps accepted events; an event is answered 202 only once stored.
+type Store interface {
+	SaveWebhookEvents(ctx context.Context, events ...sink.WebhookEvent) error
+}
+
+// Encodings of the signature header's value.
+const (
+	EncodingHex    = "hex"
+	EncodingBase64 = "base64"
+)
+
+// DefaultSignatureHeader is where the signature is read unless configured.
+const DefaultSignatureHeader = "X-Cekat-Signature"
+
+// Options configure a Receiver.
+type Options struct {
+	Secret          []byte
+	SignatureHeader string // DefaultSignatureHeader
+	// Encoding of the HMAC in the header: hex (default) or base64; either
+	// may come with a "sha256=" prefix.
+	Encoding string
+	MaxBody  int64 // bytes (1 MiB)
+	Store    Store
+	// Notify is called after events are stored, to start work on them.
+	Notify     func()
+	Registerer prometheus.Registerer
+	Logger     *zap.Logger
+	Now        func() time.Time
+}
+
+// Receiver is the webhook endpoint, an http.Handler.
+type Receiver struct {
+	opts   Options
+	events *prometheus.CounterVec
+}
+
+// Known events; others are stored, counted as "other" and ignored.
+var knownEvents = map[string]bool{
+	"message.received": true, "message.sent": true, "message.delivered": true, "message.read": true,
+	"message.failed": true, "conversation.created": true, "conversation.resolved": true,
+}
+
+// New checks the options.
+func New(opts Options) (*Receiver, error) {
+	if len(opts.Secret) == 0 {
+		return nil, errors.New("webhook: the secret is empty")
+	}
+	if opts.Store == nil {
+		return nil, errors.New("webhook: no store")
+	}
+	if opts.SignatureHeader == "" {
+		opts.SignatureHeader = DefaultSignatureHeader
+	}
+	switch opts.Encoding {
+	case "":
+		opts.Encoding = EncodingHex
+	case EncodingHex, EncodingBase64:
+	default:
+		return nil, fmt.Errorf("webhook: unknown signature encoding %q (want hex or base64)", opts.Encoding)
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 1 << 20
+	}
+	if opts.Notify == nil {
+		opts.Notify = func() {}
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Receiver{opts: opts, events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "cekat_archiver",
+		Name: "webhook_requests_total",
+		Help: "Webhook requests by event (the known ones, else other) and result: accepted, duplicate, unsigned (bad or missing signature), invalid, too_large, failed (not stored)."},
+		[]string{"event", "result"})}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(r.events)
+	}
+	return r, nil
+}
+
+func (r *Receiver) count(event, result string) {
+	if !knownEvents[event] {
+		event = "other"
+	}
+	r.events.WithLabelValues(event, result).Inc()
+}
+
+// ServeHTTP answers 202 once the event is stored; 401 for a bad or missing
+// signature, 413 for a body over the limit, 400 for a body that is not an
+// event, 500 when it cannot be stored (the sender retries).
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, r.opts.MaxBody+1))
+	if err != nil {
+		http.Error(w, "cannot read the body", http.StatusBadRequest)
+		return
+	}
+	if int64(len(body)) > r.opts.MaxBody {
+		r.count("", "too_large")
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if !r.signed(body, req.Header.Get(r.opts.SignatureHeader)) {
+		r.count("", "unsigned")
+		http.Error(w, "bad or missing signature", http.StatusUnauthorized)
+		return
+	}
+	ev, err := Parse(body)
+	if err != nil {
+		r.count("", "invalid")
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	now := r.opts.Now().UTC()
+	row := sink.WebhookEvent{EventID: ev.ID, ReceivedAt: now, Event: ev.Name, ConversationID: ev.ConversationID,
+		MessageID: ev.MessageID, Raw: string(body), Version: uint64(now.UnixNano())}
+	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+	defer cancel()
+	if err := r.opts.Store.SaveWebhookEvents(ctx, row); err != nil {
+		r.count(ev.Name, "failed")
+		r.opts.Logger.Warn("a webhook event could not be stored; the sender is told to retry", zap.String("event", ev.Name), zap.Error(err))
+		http.Error(w, "cannot store the event now", http.StatusInternalServerError)
+		return
+	}
+	r.count(ev.Name, "accepted")
+	w.WriteHeader(http.StatusAccepted)
+	r.opts.Notify()
+}
+
+// signed checks the HMAC-SHA256 of the raw body against the header, in
+// constant time.
+func (r *Receiver) signed(body []byte, header string) bool {
+	header = strings.TrimSpace(header)
+	header = strings.TrimPrefix(header, "sha256=")
+	if header == "" {
+		return false
+	}
+	mac := hmac.New(sha256.New, r.opts.Secret)
+	mac.Write(body)
+	sum := mac.Sum(nil)
+	var got []byte
+	var err error
+	if r.opts.Encoding == EncodingBase64 {
+		got, err = base64.StdEncoding.DecodeString(header)
+		if err != nil {
+			got, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(header, "="))
+		}
+	} else {
+		got, err = hex.DecodeString(strings.ToLower(header))
+	}
+	return err == nil && hmac.Equal(got, sum)
+}
+
+// Sign returns the signature of body as Encoding says, without prefix.
+func Sign(secret, body []byte, encoding string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	if encoding == EncodingBase64 {
+		return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	}
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// Event is what the archiver reads of a webhook body.
+type Event struct {
+	ID             string // the envelope's id, else a hash of the body
+	Name           string
+	ConversationID string
+	MessageID      string
+}
+
+// Parse reads an event in either shape seen: {"event", "timestamp", "data"}
+// or {"id", "object", "timestamp", "event_name" | "event_type", "data"}.
+func Parse(body []byte) (Event, error) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(body, &env); err != nil || env == nil {
+		return Event{}, errors.New("the body is not a JSON object")
+	}
+	str := func(m map[string]json.RawMessage, key string) string {
+		raw, ok := m[key]
+		if !ok {
+			return ""
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		var n json.Number
+		if json.Unmarshal(raw, &n) == nil {
+			return n.String()
+		}
+		return ""
+	}
+	ev := Event{Name: str(env, "event")}
+	for _, k := range []string{"event_name", "event_type", "type"} {
+		if ev.Name == "" {
+			ev.Name = str(env, k)
+		}
+	}
+	if ev.Name == "" {
+		return Event{}, errors.New("the body names no event")
+	}
+	var data map[string]json.RawMessage
+	_ = json.Unmarshal(env["data"], &data)
+	ev.ConversationID = str(data, "conversation_id")
+	if strings.HasPrefix(ev.Name, "conversation.") {
+		ev.ConversationID = firstNonEmpty(ev.ConversationID, str(data, "id"))
+	} else {
+		ev.MessageID = firstNonEmpty(str(data, "message_id"), str(data, "id"))
+	}
+	ev.ID = str(env, "id")
+	if ev.ID == "" {
+		sum := sha256.Sum256(body)
+		ev.ID = "sha256:" + hex.EncodeToString(sum[:16])
+	}
+	return ev, nil
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
