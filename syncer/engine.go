@@ -347,6 +347,10 @@ type SyncOptions struct {
 	Only []string
 	// All syncs every tracked conversation, due or not.
 	All bool
+	// Triggered runs for a hint (a webhook event): it syncs exactly Only
+	// (maybe none), and the status checks that are due, without listing
+	// conversations.
+	Triggered bool
 }
 
 // SyncWith runs once as opts say; see Sync.
@@ -440,14 +444,14 @@ func (e *Engine) saveRun(ctx context.Context, row sink.RunRow, log *zap.Logger) 
 func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summary, log *zap.Logger) error {
 	only := opts.Only
 	ids := only
-	if len(ids) == 0 {
+	if len(ids) == 0 && !opts.Triggered {
 		var err error
 		if ids, err = e.tracked(ctx); err != nil {
 			return err
 		}
 	}
 	var l *listing
-	if len(only) == 0 {
+	if len(only) == 0 && !opts.Triggered {
 		var err error
 		if l, err = e.discoverOrWarn(ctx, r); err != nil {
 			return err
@@ -466,7 +470,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		return storeErr(fmt.Errorf("load sync state: %w", err))
 	}
 	now := e.opts.Now()
-	if len(only) == 0 {
+	if len(only) == 0 || opts.Triggered {
 		checks, err := e.store.DueChecks(ctx, now.UTC(), maxDueChecks)
 		if err != nil {
 			return storeErr(fmt.Errorf("load due status checks: %w", err))

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
@@ -424,5 +425,134 @@ func TestDiscoveryPollsOnlyWhatChanged(t *testing.T) {
 	// their schedule).
 	if got, want := len(h.archive.Messages()), len(sim.Truth()); got != want {
 		t.Errorf("%d messages archived of %d", got, want)
+	}
+}
+
+// memEvents is an event store in memory.
+type memEvents struct {
+	mu      sync.Mutex
+	events  map[string]sink.WebhookEvent
+	tracked []string
+}
+
+func (m *memEvents) add(name, conv, msg string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.events == nil {
+		m.events = map[string]sink.WebhookEvent{}
+	}
+	id := fmt.Sprintf("evt_%d", len(m.events))
+	m.events[id] = sink.WebhookEvent{EventID: id, Event: name, ConversationID: conv, MessageID: msg, Version: 1}
+}
+
+func (m *memEvents) PendingWebhookEvents(context.Context, time.Time, int) ([]sink.WebhookEvent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []sink.WebhookEvent
+	for _, e := range m.events {
+		if !e.Processed {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (m *memEvents) SaveWebhookEvents(_ context.Context, events ...sink.WebhookEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range events {
+		m.events[e.EventID] = e
+	}
+	return nil
+}
+
+func (m *memEvents) TrackConversations(_ context.Context, _ string, ids ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tracked = append(m.tracked, ids...)
+	return nil
+}
+
+// Webhook events are hints acted on through the API: a new message syncs
+// its conversation (found through the message when the event does not name
+// it), a status change re-checks that message, a new conversation is
+// tracked; nothing else is polled, and each event is acted on once.
+func TestWebhookEventsAreHintsActedOnOnce(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 31, MessageCounts: []int{20, 30, 40}, Shape: cekatsim.ShapeDocumented}, syncer.Options{})
+	h.sync(context.Background())
+	ids := h.sim.ConversationIDs()
+	events := &memEvents{}
+
+	// A new message in the second conversation; the event names only the message.
+	h.sim.Advance(time.Minute)
+	h.sim.AddMessages(ids[1], 1)
+	truth := h.sim.Truth()
+	var newest cekatsim.TruthMessage
+	for _, m := range truth {
+		if m.ConversationID == ids[1] && !m.Timestamp.Before(newest.Timestamp) {
+			newest = m
+		}
+	}
+	events.add("message.received", "", newest.ID)
+	events.add("ticket.created", "", "t1")
+	lists, details := h.lists.Load(), h.details.Load()
+	out, err := h.engine.ApplyEvents(context.Background(), events)
+	if err != nil || out.Sync.Failure() != nil {
+		t.Fatalf("apply: %v %+v", err, out)
+	}
+	if got := h.lists.Load() - lists; got != 1 || out.Events != 1 || out.Ignored != 1 {
+		t.Errorf("%d list calls, %+v; want the one conversation synced", got, out)
+	}
+	if got := h.details.Load() - details; got != 2 {
+		t.Errorf("%d detail calls; want one to find the conversation and one to enrich", got)
+	}
+	found := false
+	for _, r := range h.archive.Messages() {
+		found = found || r.MessageID == newest.ID
+	}
+	if !found {
+		t.Error("the new message was not archived")
+	}
+
+	// A status that moved: that message alone is fetched again.
+	var moved cekatsim.TruthMessage
+	h.sim.Advance(3 * 24 * time.Hour)
+	archived := map[string]string{}
+	for _, r := range h.archive.Messages() {
+		archived[r.MessageID] = r.Status
+	}
+	for _, m := range h.sim.Truth() {
+		if s, ok := archived[m.ID]; ok && s != m.Status {
+			moved = m
+			break
+		}
+	}
+	if moved.ID == "" {
+		t.Fatal("no status moved in three days")
+	}
+	events.add("message.read", moved.ConversationID, moved.ID)
+	lists, details = h.lists.Load(), h.details.Load()
+	if _, err := h.engine.ApplyEvents(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.lists.Load() - lists; got != 0 {
+		t.Errorf("%d list calls for a status event", got)
+	}
+	for _, r := range h.archive.Messages() {
+		if r.MessageID == moved.ID && r.Status != moved.Status {
+			t.Errorf("status of %s is %q, upstream %q", moved.ID, r.Status, moved.Status)
+		}
+	}
+	if got := h.details.Load() - details; got < 1 {
+		t.Errorf("%d detail calls for a status event", got)
+	}
+
+	// Acted on once: nothing is pending any more.
+	lists, details = h.lists.Load(), h.details.Load()
+	if out, err := h.engine.ApplyEvents(context.Background(), events); err != nil || out.Events != 0 {
+		t.Errorf("again: %+v, %v", out, err)
+	}
+	if h.lists.Load() != lists || h.details.Load() != details {
+		t.Error("events acted on twice")
 	}
 }

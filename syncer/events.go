@@ -1,0 +1,149 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
+)
+
+// EventStore is what acting on webhook events needs of the archive.
+type EventStore interface {
+	PendingWebhookEvents(ctx context.Context, since time.Time, limit int) ([]sink.WebhookEvent, error)
+	SaveWebhookEvents(ctx context.Context, events ...sink.WebhookEvent) error
+	TrackConversations(ctx context.Context, source string, ids ...string) error
+}
+
+// eventsLookBack bounds how old a stored event may be and still be acted
+// on: older ones are left to the cron runs.
+const eventsLookBack = 7 * 24 * time.Hour
+
+// maxEventsPerRun bounds the events one run takes on.
+const maxEventsPerRun = 5000
+
+// EventsSummary says what a run made of webhook events.
+type EventsSummary struct {
+	Events  int // acted on
+	Ignored int // known to need nothing, or unknown
+	Sync    Summary
+}
+
+// ApplyEvents acts on the webhook events not acted on yet. Events are
+// hints: a new message makes its conversation sync now, a status change
+// makes its message due for a re-check now, a new conversation is
+// tracked; what is archived still comes from the API. An event that names
+// no conversation costs a detail call to find it. The events are marked
+// done only after the sync they asked for ran, so a crash loses none.
+func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSummary, error) {
+	var out EventsSummary
+	now := e.opts.Now().UTC()
+	events, err := store.PendingWebhookEvents(ctx, now.Add(-eventsLookBack), maxEventsPerRun)
+	if err != nil {
+		return out, storeErr(err)
+	}
+	if len(events) == 0 {
+		return out, nil
+	}
+	ctx = budget.WithPriority(ctx, budget.PriorityNew)
+	var convs, tracked []string
+	var checks []sink.StatusCheck
+	done := make([]sink.WebhookEvent, 0, len(events))
+	for _, ev := range events {
+		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, now)
+		if err != nil {
+			if ctx.Err() != nil || stopsRun(err) {
+				break // the rest stays pending
+			}
+			outcome = "not acted on: " + truncateError(err.Error())
+		}
+		if outcome == "ignored" {
+			out.Ignored++
+		} else {
+			out.Events++
+		}
+		ev.Processed, ev.Outcome, ev.Version = true, outcome, max(ev.Version+1, uint64(now.UnixNano()))
+		done = append(done, ev)
+	}
+	if len(tracked) > 0 {
+		if err := store.TrackConversations(ctx, "webhook", tracked...); err != nil {
+			return out, storeErr(err)
+		}
+	}
+	if len(checks) > 0 {
+		if err := e.store.AddChecks(ctx, checks...); err != nil {
+			return out, storeErr(err)
+		}
+		// The run's query of due checks must see them.
+		if err := e.store.Flush(ctx); err != nil {
+			return out, storeErr(err)
+		}
+	}
+	slices.Sort(convs)
+	convs = slices.Compact(convs)
+	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true})
+	if err := out.Sync.Failure(); err != nil || out.Sync.Stopped {
+		// Left pending: the next run acts on them again.
+		return out, err
+	}
+	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), done...); err != nil {
+		return out, storeErr(err)
+	}
+	e.log.Info("webhook events acted on", zap.Int("events", out.Events), zap.Int("ignored", out.Ignored),
+		zap.Int("conversations_synced", len(convs)), zap.Int("statuses_due", len(checks)))
+	return out, nil
+}
+
+func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck, now time.Time) (string, error) {
+	conv := ev.ConversationID
+	findConv := func() (string, error) {
+		if conv != "" {
+			return conv, nil
+		}
+		if ev.MessageID == "" {
+			return "", fmt.Errorf("event names neither a conversation nor a message")
+		}
+		m, err := e.api.GetMessage(ctx, ev.MessageID)
+		if err != nil {
+			return "", fmt.Errorf("find the conversation of message %s: %w", ev.MessageID, err)
+		}
+		if m.ConversationID == "" {
+			return "", fmt.Errorf("the detail of message %s names no conversation", ev.MessageID)
+		}
+		return m.ConversationID, nil
+	}
+	switch ev.Event {
+	case "message.received", "message.sent":
+		c, err := findConv()
+		if err != nil {
+			return "", err
+		}
+		*convs = append(*convs, c)
+		return "conversation " + c + " synced", nil
+	case "message.delivered", "message.read", "message.failed":
+		c, err := findConv()
+		if err != nil {
+			return "", err
+		}
+		if ev.MessageID == "" {
+			*convs = append(*convs, c)
+			return "conversation " + c + " synced (no message named)", nil
+		}
+		*checks = append(*checks, sink.StatusCheck{ConversationID: c, MessageID: ev.MessageID, Until: now.Add(time.Hour),
+			CheckedAt: now, NextCheckAt: now, Open: true, Version: uint64(now.UnixNano())})
+		return "status of " + ev.MessageID + " fetched again", nil
+	case "conversation.created":
+		if conv == "" {
+			return "", fmt.Errorf("event names no conversation")
+		}
+		*tracked = append(*tracked, conv)
+		*convs = append(*convs, conv)
+		return "conversation " + conv + " tracked", nil
+	}
+	return "ignored", nil
+}
+
