@@ -31,6 +31,7 @@ type Config struct {
 	Sync          Sync          `yaml:"sync" envPrefix:"SYNC_"`
 	Schedule      Schedule      `yaml:"schedule" envPrefix:"SCHEDULE_"`
 	Daemon        Daemon        `yaml:"daemon" envPrefix:"DAEMON_"`
+	Webhook       Webhook       `yaml:"webhook" envPrefix:"WEBHOOK_"`
 	Log           Log           `yaml:"log" envPrefix:"LOG_"`
 }
 
@@ -180,6 +181,26 @@ type Daemon struct {
 	ReadyMaxFailing time.Duration `yaml:"ready_max_failing" env:"READY_MAX_FAILING"`
 }
 
+// Webhook is the daemon's endpoint for Cekat's webhook events: hints that
+// make a conversation sync, or a status be fetched again, within seconds.
+type Webhook struct {
+	// Listen is its own address (not /metrics'); empty turns it off.
+	Listen string `yaml:"listen" env:"LISTEN"`
+	Path   string `yaml:"path" env:"PATH"`
+	// Secret signs every body (HMAC-SHA256); after Load it also holds the
+	// content of SecretFile.
+	Secret     Secret `yaml:"secret" env:"SECRET"`
+	SecretFile string `yaml:"secret_file" env:"SECRET_FILE"`
+	// SignatureHeader carries the signature, encoded as SignatureEncoding
+	// (hex or base64), with or without a "sha256=" prefix.
+	SignatureHeader   string `yaml:"signature_header" env:"SIGNATURE_HEADER"`
+	SignatureEncoding string `yaml:"signature_encoding" env:"SIGNATURE_ENCODING"`
+	// MaxBody refuses larger bodies (bytes).
+	MaxBody int `yaml:"max_body" env:"MAX_BODY"`
+	// Debounce gathers a burst of events into one run.
+	Debounce time.Duration `yaml:"debounce" env:"DEBOUNCE"`
+}
+
 // Log configures the logger.
 type Log struct {
 	Format string `yaml:"format" env:"FORMAT"` // json or console
@@ -223,6 +244,8 @@ func Default() Config {
 		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
 		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Log:      Log{Format: "json", Level: "info"},
+		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
+			Debounce: 2 * time.Second},
 	}
 }
 

@@ -60,7 +60,9 @@ func TestDefault(t *testing.T) {
 		},
 		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
 		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
-		Log:      Log{Format: "json", Level: "info"},
+		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
+			Debounce: 2 * time.Second},
+		Log: Log{Format: "json", Level: "info"},
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
@@ -129,7 +131,9 @@ func TestLoadGood(t *testing.T) {
 		},
 		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
 		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
-		Log:      Log{Format: "console", Level: "debug"},
+		Webhook: Webhook{Listen: "127.0.0.1:9480", Path: "/hooks/cekat", Secret: "file-webhook-secret", SignatureHeader: "X-Signature",
+			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second},
+		Log: Log{Format: "console", Level: "debug"},
 	}
 	for _, tc := range []struct {
 		name, path string
@@ -376,6 +380,13 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_STAGE_STATUSES": "resolved",
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_INTERVAL":       "1h",
 		"CEKAT_ARCHIVER_API_OPEN_API_URL":                      "http://sim:8090/open",
+		"CEKAT_ARCHIVER_WEBHOOK_LISTEN":                        ":9480",
+		"CEKAT_ARCHIVER_WEBHOOK_PATH":                          "/wh",
+		"CEKAT_ARCHIVER_WEBHOOK_SECRET":                        "env-webhook-secret",
+		"CEKAT_ARCHIVER_WEBHOOK_SIGNATURE_HEADER":              "X-Hub-Signature-256",
+		"CEKAT_ARCHIVER_WEBHOOK_SIGNATURE_ENCODING":            "hex",
+		"CEKAT_ARCHIVER_WEBHOOK_MAX_BODY":                      "4096",
+		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE":                      "1s",
 		"CEKAT_ARCHIVER_SYNC_CONCURRENCY":                      "8",
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY":               "2",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS":                       "500",
@@ -429,7 +440,9 @@ func TestEnvOverrides(t *testing.T) {
 		},
 		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
 		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
-		Log:      Log{Format: "console", Level: "warn"},
+		Webhook: Webhook{Listen: ":9480", Path: "/wh", Secret: "env-webhook-secret", SignatureHeader: "X-Hub-Signature-256",
+			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second},
+		Log: Log{Format: "console", Level: "warn"},
 	}
 
 	t.Run("over defaults", func(t *testing.T) {

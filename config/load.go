@@ -350,6 +350,7 @@ func readSecretFiles(c *Config, p *problems) {
 		{"api.key", "api.key_file", &c.API.Key, c.API.KeyFile},
 		{"api.backoffice_token", "api.backoffice_token_file", &c.API.BackofficeToken, c.API.BackofficeTokenFile},
 		{"clickhouse.password", "clickhouse.password_file", &c.ClickHouse.Password, c.ClickHouse.PasswordFile},
+		{"webhook.secret", "webhook.secret_file", &c.Webhook.Secret, c.Webhook.SecretFile},
 	} {
 		if s.file == "" {
 			continue

@@ -29,6 +29,7 @@ func (c Config) validate(p *problems) {
 	c.Sync.validate(p)
 	c.Schedule.validate(p)
 	c.Daemon.validate(p)
+	c.Webhook.validate(p)
 	c.Log.validate(p)
 }
 
@@ -256,5 +257,29 @@ func (p *problems) atLeast(key string, v, low int) {
 func (p *problems) positive(key string, d time.Duration) {
 	if d <= 0 {
 		p.add(key, "must be more than 0, got %s", d)
+	}
+}
+
+func (w Webhook) validate(p *problems) {
+	if w.Listen == "" {
+		return
+	}
+	if w.Secret == "" && w.SecretFile == "" {
+		p.add("webhook.secret", "must be set (or webhook.secret_file) when webhook.listen is set: unsigned events are refused")
+	}
+	if !strings.HasPrefix(w.Path, "/") {
+		p.add("webhook.path", "must start with /, got %q", w.Path)
+	}
+	if w.SignatureHeader == "" {
+		p.add("webhook.signature_header", "must be set")
+	}
+	if w.SignatureEncoding != "hex" && w.SignatureEncoding != "base64" {
+		p.add("webhook.signature_encoding", "must be hex or base64, got %q", w.SignatureEncoding)
+	}
+	if w.MaxBody < 1024 {
+		p.add("webhook.max_body", "must be at least 1024 bytes, got %d", w.MaxBody)
+	}
+	if w.Debounce < 0 {
+		p.add("webhook.debounce", "must not be negative, got %s", w.Debounce)
 	}
 }

@@ -56,6 +56,7 @@ func (s *Server) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"added": len(ids), "message_ids": ids})
 	})
+	s.deletionRoutes(mux) // GET /_sim/deletions, POST /_sim/delete-faults (deletions.go)
 	return mux
 }
 
@@ -431,20 +432,10 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 			validation("conversation_ids", "at most "+strconv.Itoa(s.opts.MaxDeleteBatch)+" ids per request"))
 		return
 	}
-	deleted := []string{}
-	s.mu.Lock()
-	for _, id := range ids {
-		c, ok := s.byID[id]
-		if !ok || c.deleted {
-			continue
-		}
-		c.deleted = true
-		if s.byPhone[c.phone] == c {
-			delete(s.byPhone, c.phone)
-		}
-		deleted = append(deleted, id)
+	deleted, ok := s.handleDeleteIDs(w, ids) // logged; may answer a queued fault instead (deletions.go)
+	if !ok {
+		return
 	}
-	s.mu.Unlock()
 	writeOK(w, struct {
 		Deleted         int      `json:"deleted"`
 		ConversationIDs []string `json:"conversation_ids"`

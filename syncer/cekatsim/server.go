@@ -40,6 +40,8 @@ type Server struct {
 
 	handler    http.Handler
 	backoffice http.Handler
+
+	deletions deletionLog // the back-office delete's log and queued faults (deletions.go)
 }
 
 // New builds a simulator. It fails only on invalid options.
