@@ -482,6 +482,11 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	var lagging, gone int
 	for _, id := range ids {
 		st, ok := states[id]
+		if ok && !st.PurgedAt.IsZero() {
+			// Deleted upstream by the retention purge: never polled again,
+			// neither lagging nor gone; its archive is the record.
+			continue
+		}
 		if !ok || !st.BackfillComplete || len(st.Gaps) > 0 || st.LastError != "" {
 			lagging++
 		}

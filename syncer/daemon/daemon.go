@@ -28,6 +28,9 @@ type Job struct {
 	Run func(ctx context.Context) error
 	// RunAtStart starts a run as soon as the daemon starts.
 	RunAtStart bool
+	// Trigger, when set, starts a run whenever it receives; a trigger
+	// that comes during a run starts another one right after it.
+	Trigger <-chan struct{}
 }
 
 // Options configure a Daemon.
@@ -158,6 +161,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if j.RunAtStart {
 			go d.start(runCtx, j, "start")
 		}
+		if j.Trigger != nil {
+			go d.triggered(runCtx, j)
+		}
 	}
 	c.Start()
 
@@ -227,6 +233,27 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 	d.metrics.runs.WithLabelValues(j.Name, "success").Inc()
 	d.metrics.lastSuccess.WithLabelValues(j.Name).Set(float64(finished.UnixNano()) / 1e9)
 	j.failingSince, j.lastErr = time.Time{}, nil
+}
+
+// triggered starts a run of j at each trigger, one after the other, until
+// ctx ends.
+func (d *Daemon) triggered(ctx context.Context, j *jobState) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-j.Trigger:
+			for j.running.Load() && ctx.Err() == nil {
+				// A run the schedule started is going: this trigger's work
+				// starts after it, not never.
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			d.start(ctx, j, "trigger")
+		}
+	}
 }
 
 // wait waits for the runs in hand until stopBy.

@@ -275,3 +275,41 @@ func TestListenFailureIsReported(t *testing.T) {
 		t.Fatalf("Run on a busy port = %v", err)
 	}
 }
+
+// A trigger starts a run at once; one that comes during a run starts
+// another right after it, so no trigger's work is dropped.
+func TestTriggerStartsRunsOneAfterTheOther(t *testing.T) {
+	trigger := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var runs, concurrent, most atomic.Int64
+	job := Job{Name: "hint", Schedule: every(time.Hour), Trigger: trigger, Run: func(ctx context.Context) error {
+		n := concurrent.Add(1)
+		defer concurrent.Add(-1)
+		if n > most.Load() {
+			most.Store(n)
+		}
+		if runs.Add(1) == 1 {
+			<-release
+		}
+		return nil
+	}}
+	d, err := New([]Job{job}, Options{Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	trigger <- struct{}{}
+	waitFor(t, "the first run", func() bool { return runs.Load() == 1 })
+	trigger <- struct{}{} // during the first run
+	close(release)
+	waitFor(t, "the run after it", func() bool { return runs.Load() == 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d runs at once", most.Load())
+	}
+}
