@@ -48,14 +48,22 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("schedule.sync: %w", err)
 	}
-	d, err := daemon.New([]daemon.Job{{
+	jobs := []daemon.Job{{
 		Name: "sync", Schedule: schedule, RunAtStart: true,
 		Run: func(ctx context.Context) error {
 			sum := engine.Sync(ctx, nil)
 			logSummary(log, sum)
 			return sum.Failure()
 		},
-	}}, daemon.Options{
+	}}
+	var hooks *webhookEndpoint
+	if cfg.Webhook.Listen != "" {
+		if hooks, err = newWebhookEndpoint(cfg.Webhook, engine, store, reg, log.Named("webhook")); err != nil {
+			return err
+		}
+		jobs = append(jobs, hooks.job)
+	}
+	d, err := daemon.New(jobs, daemon.Options{
 		Listen: cfg.Daemon.Listen, Grace: cfg.Daemon.ShutdownGrace, ReadyMaxFailing: cfg.Daemon.ReadyMaxFailing,
 		Ping: store.Ping, Registry: reg, Logger: log.Named("daemon"),
 	})
@@ -68,7 +76,16 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	// exit: what the daemon's wait leaves of it is the archive's to close.
 	stopped := make(chan time.Time, 1)
 	context.AfterFunc(ctx, func() { stopped <- time.Now() })
+	hooksDone := make(chan error, 1)
+	if hooks != nil {
+		go func() { hooksDone <- hooks.serve(ctx) }()
+	} else {
+		hooksDone <- nil
+	}
 	runErr := d.Run(ctx)
+	if herr := <-hooksDone; herr != nil && runErr == nil {
+		runErr = herr
+	}
 	closeBy := time.Now().Add(30 * time.Second)
 	select {
 	case at := <-stopped:
