@@ -31,6 +31,10 @@ type Job struct {
 	// Trigger, when set, starts a run whenever it receives; a trigger
 	// that comes during a run starts another one right after it.
 	Trigger <-chan struct{}
+	// Exclusive runs alone: a run waits for the runs of other jobs in hand
+	// to finish, and theirs wait for it (the retention purge never runs
+	// while a sync does). See gate.
+	Exclusive bool
 }
 
 // Options configure a Daemon.
@@ -60,6 +64,7 @@ type Daemon struct {
 	mu      sync.Mutex
 	closing bool
 	runs    sync.WaitGroup
+	gate    *gate // keeps Exclusive runs alone
 }
 
 type jobState struct {
@@ -117,7 +122,7 @@ func New(jobs []Job, opts Options) (*Daemon, error) {
 	if opts.Ping == nil {
 		opts.Ping = func(context.Context) error { return nil }
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry)}
+	d := &Daemon{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), gate: newGate()}
 	for _, j := range jobs {
 		if j.Name == "" || j.Schedule == nil || j.Run == nil {
 			return nil, fmt.Errorf("daemon: job %q needs a name, a schedule and a run function", j.Name)
@@ -212,6 +217,16 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 	d.mu.Unlock()
 	defer d.runs.Done()
 	defer j.running.Store(false)
+	if err := d.gate.acquire(ctx, j.Exclusive, func() {
+		if j.Exclusive {
+			d.log.Info("run waits for the runs in hand to finish: it runs alone", zap.String("job", j.Name))
+		} else {
+			d.log.Info("run waits for a run that runs alone to finish", zap.String("job", j.Name))
+		}
+	}); err != nil {
+		return // stopped while it waited: it never began
+	}
+	defer d.gate.release(j.Exclusive)
 
 	d.metrics.running.WithLabelValues(j.Name).Set(1)
 	defer d.metrics.running.WithLabelValues(j.Name).Set(0)
