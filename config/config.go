@@ -29,6 +29,7 @@ type Config struct {
 	ClickHouse    ClickHouse    `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
 	Conversations Conversations `yaml:"conversations" envPrefix:"CONVERSATIONS_"`
 	Sync          Sync          `yaml:"sync" envPrefix:"SYNC_"`
+	Retention     Retention     `yaml:"retention" envPrefix:"RETENTION_"`
 	Schedule      Schedule      `yaml:"schedule" envPrefix:"SCHEDULE_"`
 	Daemon        Daemon        `yaml:"daemon" envPrefix:"DAEMON_"`
 	Webhook       Webhook       `yaml:"webhook" envPrefix:"WEBHOOK_"`
@@ -160,10 +161,26 @@ type Sync struct {
 	BackfillMaxDuration time.Duration `yaml:"backfill_max_duration" env:"BACKFILL_MAX_DURATION"`
 }
 
+// Retention is the policy of the retention purge: conversations whose
+// newest message is older than PurgeAfter are deleted upstream (through the
+// backoffice), once completely archived, at most MaxPerRun a run, BatchSize
+// ids a delete call. A policy deletes nothing until an operator turns
+// DryRun off.
+type Retention struct {
+	Enabled    bool          `yaml:"enabled" env:"ENABLED"`
+	PurgeAfter time.Duration `yaml:"purge_after" env:"PURGE_AFTER"`
+	MaxPerRun  int           `yaml:"max_per_run" env:"MAX_PER_RUN"`
+	BatchSize  int           `yaml:"batch_size" env:"BATCH_SIZE"`
+	DryRun     bool          `yaml:"dry_run" env:"DRY_RUN"`
+}
+
 // Schedule says when the daemon (cekat-archiver run) starts its jobs.
 type Schedule struct {
 	// Sync is a cron spec (five fields, or a descriptor such as @hourly).
 	Sync string `yaml:"sync" env:"SYNC"`
+	// Purge is the cron spec of the retention purge (when retention.enabled);
+	// it never runs while a sync does.
+	Purge string `yaml:"purge" env:"PURGE"`
 	// Timezone is the IANA zone the cron specs are read in.
 	Timezone string `yaml:"timezone" env:"TIMEZONE"`
 }
@@ -241,9 +258,10 @@ func Default() Config {
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
 		},
-		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
-		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
-		Log:      Log{Format: "json", Level: "info"},
+		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},
+		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
+		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Log:       Log{Format: "json", Level: "info"},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
 			Debounce: 2 * time.Second},
 	}

@@ -58,8 +58,9 @@ func TestDefault(t *testing.T) {
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
 		},
-		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
-		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},
+		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
+		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
 			Debounce: 2 * time.Second},
 		Log: Log{Format: "json", Level: "info"},
@@ -129,8 +130,9 @@ func TestLoadGood(t *testing.T) {
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
 		},
-		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
-		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Retention: Retention{Enabled: true, PurgeAfter: 30 * 24 * time.Hour, MaxPerRun: 5, BatchSize: 2},
+		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "30 2 * * 0", Timezone: "UTC"},
+		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: "127.0.0.1:9480", Path: "/hooks/cekat", Secret: "file-webhook-secret", SignatureHeader: "X-Signature",
 			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second},
 		Log: Log{Format: "console", Level: "debug"},
@@ -387,6 +389,12 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_WEBHOOK_SIGNATURE_ENCODING":            "hex",
 		"CEKAT_ARCHIVER_WEBHOOK_MAX_BODY":                      "4096",
 		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE":                      "1s",
+		"CEKAT_ARCHIVER_RETENTION_ENABLED":                     "true",
+		"CEKAT_ARCHIVER_RETENTION_PURGE_AFTER":                 "720h",
+		"CEKAT_ARCHIVER_RETENTION_MAX_PER_RUN":                 "7",
+		"CEKAT_ARCHIVER_RETENTION_BATCH_SIZE":                  "3",
+		"CEKAT_ARCHIVER_RETENTION_DRY_RUN":                     "false",
+		"CEKAT_ARCHIVER_SCHEDULE_PURGE":                        "@daily",
 		"CEKAT_ARCHIVER_SYNC_CONCURRENCY":                      "8",
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY":               "2",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS":                       "500",
@@ -438,8 +446,9 @@ func TestEnvOverrides(t *testing.T) {
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
 		},
-		Schedule: Schedule{Sync: "*/5 * * * *", Timezone: "UTC"},
-		Daemon:   Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Retention: Retention{Enabled: true, PurgeAfter: 720 * time.Hour, MaxPerRun: 7, BatchSize: 3},
+		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "@daily", Timezone: "UTC"},
+		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: ":9480", Path: "/wh", Secret: "env-webhook-secret", SignatureHeader: "X-Hub-Signature-256",
 			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second},
 		Log: Log{Format: "console", Level: "warn"},
@@ -705,6 +714,20 @@ func TestValidate(t *testing.T) {
 		{"conversations file is a directory", func(c *Config) { c.Conversations.File = "testdata" },
 			"conversations.file: testdata is a directory"},
 		{"TLS files ignored when disabled", func(c *Config) { c.ClickHouse.TLS.CAFile = "testdata/no-such-ca.pem" }, ""},
+		{"retention without the backoffice", func(c *Config) { c.Retention.Enabled = true },
+			"api.backoffice_url: must be set when retention.enabled is true (the purge deletes through the backoffice)\n" +
+				"api.backoffice_token: must be set (or api.backoffice_token_file) when retention.enabled is true"},
+		{"retention shorter than the re-check window", func(c *Config) {
+			c.API.BackofficeURL, c.API.BackofficeTokenFile = "https://bo.example", "testdata/secrets/backoffice-token"
+			c.Retention.Enabled, c.Retention.PurgeAfter = true, 24*time.Hour
+		}, "retention.purge_after: must not be less than sync.recheck_window (168h0m0s) when retention.enabled is true, got 24h0m0s"},
+		{"retention limits", func(c *Config) {
+			c.Retention = Retention{PurgeAfter: 0, MaxPerRun: 0, BatchSize: 101}
+			c.Schedule.Purge = "daily"
+		}, "retention.purge_after: must be more than 0, got 0s\nretention.max_per_run: must be at least 1, got 0\n" +
+			"retention.batch_size: must be from 1 to 100, got 101\n" +
+			`schedule.purge: cron spec "daily": expected exactly 5 fields, found 1: [daily]`},
+		{"retention disabled needs no backoffice", func(c *Config) { c.Retention.PurgeAfter = time.Hour }, ""},
 		{"limits", func(c *Config) {
 			c.API.MaxRetries, c.API.PageSize, c.API.RateLimit = 20, 1, RateLimit{PerMinute: 1, PerDay: 0}
 			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchBytes: 1 << 10, BatchInterval: 1, RecheckWindow: 0,

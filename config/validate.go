@@ -27,6 +27,7 @@ func (c Config) validate(p *problems) {
 	c.ClickHouse.validate(p)
 	c.Conversations.validate(p)
 	c.Sync.validate(p)
+	c.Retention.validate(p, c)
 	c.Schedule.validate(p)
 	c.Daemon.validate(p)
 	c.Webhook.validate(p)
@@ -152,6 +153,32 @@ func (s Schedule) validate(p *problems) {
 	}
 	if _, err := ParseSchedule(s.Sync, loc); err != nil {
 		p.add("schedule.sync", "%v", err)
+	}
+	if _, err := ParseSchedule(s.Purge, loc); err != nil {
+		p.add("schedule.purge", "%v", err)
+	}
+}
+
+func (r Retention) validate(p *problems, c Config) {
+	p.positive("retention.purge_after", r.PurgeAfter)
+	p.atLeast("retention.max_per_run", r.MaxPerRun, 1)
+	p.between("retention.batch_size", r.BatchSize, 1, 100)
+	if !r.Enabled {
+		return
+	}
+	// A purge deletes upstream: it cannot run without the backoffice,
+	// dry run or not, so that turning dry_run off never meets a gap.
+	if c.API.BackofficeURL == "" {
+		p.add("api.backoffice_url", "must be set when retention.enabled is true (the purge deletes through the backoffice)")
+	}
+	if c.API.BackofficeToken == "" && c.API.BackofficeTokenFile == "" {
+		p.add("api.backoffice_token", "must be set (or api.backoffice_token_file) when retention.enabled is true")
+	}
+	// Statuses still re-checked must not be deleted, and a conversation
+	// purged must have nothing left on the re-check schedule.
+	if r.PurgeAfter > 0 && r.PurgeAfter < c.Sync.RecheckWindow {
+		p.add("retention.purge_after", "must not be less than sync.recheck_window (%s) when retention.enabled is true, got %s",
+			c.Sync.RecheckWindow, r.PurgeAfter)
 	}
 }
 
