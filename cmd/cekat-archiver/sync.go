@@ -27,21 +27,25 @@ type syncCmd struct {
 	ProgressEvery time.Duration `help:"Interval of progress log lines." default:"10s"`
 }
 
+// Run syncs once. A run stopped by SIGTERM or SIGINT (a scheduler's
+// deadline) writes what it has and is not a failure: it prints its summary
+// as stopped and exits 0, as one stopped before it began does; a second
+// signal ends the process at once.
 func (s syncCmd) Run(ctx context.Context, e *env) error {
 	cfg, log, store, err := e.openArchive(ctx)
 	if err != nil {
-		return err
+		return stoppedBeforeRun(ctx, e, err)
 	}
 	defer log.Sync()
 	defer store.Close()
 	if _, err := store.Migrate(ctx); err != nil {
-		return err
+		return stoppedBeforeRun(ctx, e, err)
 	}
 	requests := syncer.NewRequestStats(nil)
 	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval})
 	limiter, err := newLimiter(ctx, cfg.API, archive, prometheus.NewRegistry())
 	if err != nil {
-		return err
+		return stoppedBeforeRun(ctx, e, err)
 	}
 	client, err := newClient(cfg.API, limiter, requests.Observe, "", log.Named("cekat"))
 	if err != nil {
@@ -62,6 +66,17 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	if err := sum.Failure(); err != nil {
 		return exitCodeError{code: 1, msg: "sync failed: " + err.Error()}
 	}
+	return nil
+}
+
+// stoppedBeforeRun turns err, met before the run began, into a clean stop
+// when the process was told to stop meanwhile: no request was made and
+// nothing was written, so there is nothing to report as failed.
+func stoppedBeforeRun(ctx context.Context, e *env, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "sync stopped before the run began: %s\n", display(context.Cause(ctx).Error(), maxLineRunes))
 	return nil
 }
 
@@ -129,6 +144,8 @@ func printSummary(w io.Writer, s syncer.Summary) {
 	result := "ok"
 	if err := s.Failure(); err != nil {
 		result = "FAILED: " + display(err.Error(), maxLineRunes)
+	} else if s.Stopped {
+		result = "stopped (wrote what it had; the next run goes on from there)"
 	}
 	fmt.Fprintf(w, "sync run %s: %s\n", display(s.RunID, maxIDRunes), result)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -177,6 +194,10 @@ func logSummary(log *zap.Logger, s syncer.Summary) {
 		zap.Duration("duration", s.Finished.Sub(s.Started))}
 	if err := s.Failure(); err != nil {
 		log.Error("sync run failed", append(fields, zap.Error(err))...)
+		return
+	}
+	if s.Stopped {
+		log.Info("sync run stopped", fields...)
 		return
 	}
 	log.Info("sync run finished", fields...)
