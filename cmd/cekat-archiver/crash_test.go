@@ -46,14 +46,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the archiver and runs it some twenty times")
 	}
-	seed := time.Now().UnixNano()
-	if s := os.Getenv(crashSeedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", crashSeedEnv, s, err)
-		}
-	}
-	t.Logf("seed %d (replay with %s=%d)", seed, crashSeedEnv, seed)
+	seed := crashSeed(t)
 	began := time.Now()
 
 	rig := newCrashRig(t, chAddr, seed)
@@ -136,8 +129,24 @@ func TestSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
+// crashSeed is a new seed, or the one crashSeedEnv names to replay a
+// failed run of TestSurvivesSIGKILL or TestSurvivesStopSignals.
+func crashSeed(t *testing.T) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if s := os.Getenv(crashSeedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", crashSeedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, crashSeedEnv, seed)
+	return seed
+}
+
 // crashRig is the simulator over HTTP, the archiver binary and a
-// throwaway archive database.
+// throwaway archive database; the tests that stop or kill
+// `sync --once` at random moments share it.
 type crashRig struct {
 	t       *testing.T
 	bin     string
@@ -153,41 +162,55 @@ type crashRig struct {
 // crashRun is one subprocess run.
 type crashRun struct {
 	name      string
-	attempted bool // a kill was planned
+	attempted bool // a signal was planned
 	delay     time.Duration
-	killed    bool // SIGKILL ended it before it finished
+	signal    syscall.Signal // the signal planned
+	sent      bool           // the signal was sent before the run finished
+	killed    bool           // the signal itself ended the process (SIGKILL, or a stop signal before the handler was in place)
 	exitCode  int
 	elapsed   time.Duration
-	output    string
+	output    string // stderr, then stdout
+	stdout    string
 }
 
+// newCrashRig is the rig of TestSurvivesSIGKILL: a simulator with faults,
+// malformed records and conversations from empty to a few thousand
+// messages, and an archiver without a rate limit.
 func newCrashRig(t *testing.T, chAddr string, seed int64) *crashRig {
+	t.Helper()
+	return newRig(t, chAddr, cekatsim.Options{
+		Seed:          seed,
+		Shape:         cekatsim.ShapeReal,
+		MessageCounts: crashMessageCounts,
+		Latency:       3 * time.Millisecond,
+		Fault5xx:      0.02,
+		FaultDrop:     0.01,
+		FaultTruncate: 0.01,
+		MalformedRate: 0.01,
+	})
+}
+
+// newRig builds the archiver and starts a simulator with opts (its APIKey
+// and Start are set here). env, CEKAT_ARCHIVER_ settings, overrides the
+// rig's.
+func newRig(t *testing.T, chAddr string, opts cekatsim.Options, env ...string) *crashRig {
 	t.Helper()
 	rig := &crashRig{t: t, dir: t.TempDir()}
 	db := sinktest.DatabaseName(t)
 	rig.bin = crashBuildArchiver(t, rig.dir)
 
 	const apiKey = "crash-test-key"
-	sim, err := cekatsim.New(cekatsim.Options{
-		Seed:          seed,
-		Shape:         cekatsim.ShapeReal,
-		MessageCounts: crashMessageCounts,
-		APIKey:        apiKey,
-		Latency:       3 * time.Millisecond,
-		Fault5xx:      0.02,
-		FaultDrop:     0.01,
-		FaultTruncate: 0.01,
-		MalformedRate: 0.01,
-		// History just behind the wall clock, so the re-check window
-		// covers the statuses that can still change.
-		Start: time.Now().UTC().Truncate(time.Second),
-	})
+	opts.APIKey = apiKey
+	// History just behind the wall clock, so the re-check window covers
+	// the statuses that can still change.
+	opts.Start = time.Now().UTC().Truncate(time.Second)
+	sim, err := cekatsim.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rig.sim = sim
 	var liveMu sync.Mutex
-	liveRng := rand.New(rand.NewPCG(uint64(seed), 0x11fe))
+	liveRng := rand.New(rand.NewPCG(uint64(opts.Seed), 0x11fe))
 	api := sim.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rig.live.Load() && r.URL.Path == "/messages" {
@@ -234,6 +257,8 @@ func newCrashRig(t *testing.T, chAddr string, seed int64) *crashRig {
 		"CEKAT_ARCHIVER_SYNC_POLL_IDLE_RUNS=1000",
 		"CEKAT_ARCHIVER_LOG_FORMAT=console",
 	)
+	// The last of duplicate entries wins (os/exec).
+	rig.env = append(rig.env, env...)
 
 	// The test reads what the runs left; the database itself is created
 	// by the first run (which may be killed while it migrates).
@@ -252,7 +277,7 @@ func newCrashRig(t *testing.T, chAddr string, seed int64) *crashRig {
 			return
 		}
 		for _, r := range rig.results {
-			t.Logf("output of run %q (delay %s, killed %v, exit %d):\n%s", r.name, r.delay, r.killed, r.exitCode, crashTail(r.output, 3000))
+			t.Logf("output of run %q (delay %s, signal %v sent %v, killed %v, exit %d):\n%s", r.name, r.delay, r.signal, r.sent, r.killed, r.exitCode, crashTail(r.output, 3000))
 		}
 	})
 	return rig
@@ -320,33 +345,68 @@ func (rig *crashRig) start(stdout, stderr *bytes.Buffer) (*exec.Cmd, <-chan stru
 // finished by then.
 func (rig *crashRig) killedRun(name string, delay time.Duration) crashRun {
 	rig.t.Helper()
+	return rig.signalledRun(name, delay, syscall.SIGKILL)
+}
+
+// signalledRun starts a run and sends it sig after delay, unless it has
+// finished by then, and waits for it to exit (two minutes at most: a
+// stopped run writes what it has, it does not go on).
+func (rig *crashRig) signalledRun(name string, delay time.Duration, sig syscall.Signal) crashRun {
+	rig.t.Helper()
 	var stdout, stderr bytes.Buffer
 	began := time.Now()
 	cmd, done := rig.start(&stdout, &stderr)
+	res := crashRun{name: name, attempted: true, delay: delay, signal: sig}
 	timer := time.NewTimer(delay)
 	select {
 	case <-done:
 		timer.Stop()
 	case <-timer.C:
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			rig.t.Fatalf("kill run %s: %v", name, err)
+		err := cmd.Process.Signal(sig)
+		if err != nil && !errors.Is(err, os.ErrProcessDone) {
+			rig.t.Fatalf("signal run %s: %v", name, err)
 		}
-		<-done
+		res.sent = err == nil
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			rig.t.Errorf("run %s had not exited two minutes after %v:\n%s", name, sig, crashTail(stderr.String()+stdout.String(), 4000))
+		}
 	}
-	res := crashRun{name: name, attempted: true, delay: delay, elapsed: time.Since(began), output: stderr.String() + stdout.String()}
+	res.elapsed = time.Since(began)
+	res.output, res.stdout = stderr.String()+stdout.String(), stdout.String()
 	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	res.killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	res.killed = ws.Signaled() && ws.Signal() == sig
 	res.exitCode = cmd.ProcessState.ExitCode()
 	rig.results = append(rig.results, res)
 	if strings.Contains(res.output, "WARNING: DATA RACE") {
 		rig.t.Errorf("run %s: the race detector found a data race:\n%s", name, crashTail(res.output, 6000))
 	}
-	what := "SIGKILLed"
-	if !res.killed {
+	var what string
+	switch {
+	case res.killed:
+		what = "ended by " + crashSignalName(sig)
+	case res.sent:
+		what = fmt.Sprintf("exited %d after %s", res.exitCode, crashSignalName(sig))
+	default:
 		what = fmt.Sprintf("finished first (exit %d)", res.exitCode)
 	}
 	rig.t.Logf("run %-15s delay %5s: %s after %s", name, delay.Round(time.Millisecond), what, res.elapsed.Round(time.Millisecond))
 	return res
+}
+
+func crashSignalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	}
+	return sig.String()
 }
 
 // cleanRun runs the archiver to completion and requires success.
@@ -406,6 +466,11 @@ func (rig *crashRig) checkStatesBehindArchive(before map[string]sink.State) (wal
 	// States first: the archive only grows, and the truth only grows at
 	// the top, so reading them later cannot make a sound state look wrong.
 	states := rig.states()
+	if len(states) == 0 {
+		// Nothing claimed yet; the messages table may not even exist
+		// when the run was ended while it migrated.
+		return nil, 0
+	}
 	archived := map[string]bool{}
 	rows, err := store.Conn().Query(ctx, "SELECT conversation_id, message_id FROM "+store.TableName("messages"))
 	if err != nil {
