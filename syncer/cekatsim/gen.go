@@ -105,6 +105,8 @@ type convo struct {
 	extras  []extra // appended messages (live traffic and sends), positions gen..
 	lastSec int64   // smallest whole second no earlier than the last message
 	deleted bool
+
+	meta convMeta // the conversation list's view of it (conversations.go)
 }
 
 // extra is an appended message: generated live traffic (sent == nil) or a
@@ -112,6 +114,7 @@ type convo struct {
 type extra struct {
 	sec  int64
 	sent *sentMsg
+	seq  uint64 // Server.seq when appended (conversations.go)
 }
 
 type sentMsg struct {

@@ -19,6 +19,7 @@ func (s *Server) routes() http.Handler {
 	// which answers 404 in the API's envelope, as a strict server does.
 	mux.Handle("GET /messages/{id...}", s.api(EndpointDetail, s.apiAuthorized, s.handleDetail))
 	mux.Handle("POST /messages/whatsapp", s.api(EndpointSend, s.apiAuthorized, s.handleSend))
+	s.discoveryRoutes(mux) // GET /api/conversations and its /_sim/ helpers (conversations.go)
 	mux.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		_ = s.WriteTruth(w)

@@ -112,7 +112,7 @@ type Options struct {
 	FaultTruncate float64 // probability that a 200 answer's JSON body is cut in the middle
 
 	MalformedRate float64 // fraction of generated messages served malformed (deterministic per message)
-	LiveRate      float64 // probability that 1..3 new messages arrive in a conversation before a list request on it
+	LiveRate      float64 // probability that 1..3 new messages arrive in a conversation before a list request on it (or in a random one before a GET /api/conversations)
 
 	// OddIDs puts characters that need escaping into every message and
 	// conversation id, in the middle: ', /, ?, %, #, spaces, +, ;, quotes,
@@ -145,6 +145,14 @@ type Options struct {
 	// conversation's own cursor. The stranger is a real, well-formed message
 	// of its own conversation, and part of that one's truth only.
 	ForeignItemRate float64
+
+	// ConversationOrder is the order of GET /api/conversations (undocumented
+	// upstream): OrderActivity (default), OrderCreated or OrderID. See
+	// conversations.go for the cursor and what a walk is guaranteed.
+	ConversationOrder ConversationOrder
+	// LiveNewConversationRate is the probability that a new conversation
+	// (Server.AddConversation) starts before a GET /api/conversations request.
+	LiveNewConversationRate float64
 
 	Start          time.Time // simulated clock start (truncated to the second); default DefaultStart
 	MaxDeleteBatch int       // delete rejects more ids than this with 400; default 100
@@ -243,5 +251,5 @@ func (o *Options) normalize() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return nil
+	return o.normalizeDiscovery()
 }

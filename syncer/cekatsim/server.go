@@ -27,6 +27,7 @@ type Server struct {
 	byID    map[string]*convo
 	byPhone map[string]*convo // live (not deleted) conversations by customer phone
 	clock   time.Time
+	seq     uint64 // counts conversations registered and messages appended: the conversation list's snapshots (conversations.go)
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -79,6 +80,7 @@ func New(opts Options) (*Server, error) {
 		s.register(s.newConvo(i, n, "", nil))
 	}
 	s.chooseCycles()
+	s.startDiscovery()
 	s.handler = s.routes()
 	s.backoffice = s.backofficeRoutes()
 	return s, nil
@@ -88,10 +90,12 @@ func (s *Server) register(c *convo) {
 	s.convs = append(s.convs, c)
 	s.byID[c.id] = c
 	s.byPhone[c.phone] = c
+	s.registeredLocked(c)
 }
 
 // Handler serves the messages API (GET /messages, GET /messages/{id},
-// POST /messages/whatsapp) and the admin endpoints under /_sim/.
+// POST /messages/whatsapp), the New Open API's conversation list (GET
+// /api/conversations) and the admin endpoints under /_sim/.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // BackofficeHandler serves POST /v1/backoffice/conversations-delete, which
@@ -157,7 +161,8 @@ func (s *Server) appendLocked(c *convo, sent *sentMsg) string {
 	}
 	c.lastSec = sec
 	pos := c.gen + len(c.extras)
-	c.extras = append(c.extras, extra{sec: sec, sent: sent})
+	s.seq++
+	c.extras = append(c.extras, extra{sec: sec, sent: sent, seq: s.seq})
 	return s.messageID(c.idx, pos)
 }
 
