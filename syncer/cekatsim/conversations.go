@@ -138,7 +138,7 @@ func (o *Options) normalizeDiscovery() error {
 	if p := o.LiveNewConversationRate; p < 0 || p > 1 || p != p {
 		return errorf("LiveNewConversationRate must be within [0, 1], got %v", p)
 	}
-	return nil
+	return o.normalizeWebhooks()
 }
 
 // registeredLocked notes a new conversation: s.mu is held (or New runs).
@@ -150,15 +150,22 @@ func (s *Server) registeredLocked(c *convo) {
 		c.meta.created = s.genTime(c, 0, 0)
 		c.meta.genLast = s.genTime(c, c.gen-1, s.offset(c, c.gen-1))
 	}
+	if s.hooks != nil && !s.hooks.stopped.Load() {
+		s.conversationCreatedLocked(c)
+	}
 }
 
 // startDiscovery ends New: generated conversations without messages were
-// created when their (empty) history ends, before the clock starts.
+// created when their (empty) history ends, before the clock starts; then the
+// webhook sender starts.
 func (s *Server) startDiscovery() {
 	for _, c := range s.convs {
 		if c.gen == 0 {
 			c.meta.created = time.Unix(c.lastSec, 0).UTC()
 		}
+	}
+	if s.opts.WebhookURL != "" {
+		s.startWebhooks()
 	}
 }
 
@@ -626,5 +633,8 @@ func (s *Server) discoveryRoutes(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"conversation_id": id})
+	})
+	mux.HandleFunc("GET /_sim/webhooks", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.WebhookCounts())
 	})
 }

@@ -154,6 +154,21 @@ type Options struct {
 	// (Server.AddConversation) starts before a GET /api/conversations request.
 	LiveNewConversationRate float64
 
+	// Webhooks (webhooks.go): events are POSTed to WebhookURL, when set.
+	WebhookURL               string
+	WebhookSecret            string            // HMAC-SHA256 key; default DefaultWebhookSecret
+	WebhookSignatureHeader   string            // default DefaultWebhookSignatureHeader
+	WebhookSignatureEncoding SignatureEncoding // default SignatureHex
+	WebhookShape             WebhookShape      // default WebhookDocumented
+	WebhookConversationID    bool              // data carries conversation_id
+	WebhookRetries           int               // further attempts after a failed one; default DefaultWebhookRetries, negative = none
+	WebhookRetryBackoff      time.Duration     // before the first retry, doubling; default DefaultWebhookRetryBackoff
+	// Webhook faults: probabilities per event (loss, duplicate, reorder) or
+	// per copy sent (bad signature); WebhookDelay is the largest random delay
+	// of each copy (0 = none).
+	WebhookLoss, WebhookDuplicate, WebhookReorder, WebhookBadSignature float64
+	WebhookDelay                                                       time.Duration
+
 	Start          time.Time // simulated clock start (truncated to the second); default DefaultStart
 	MaxDeleteBatch int       // delete rejects more ids than this with 400; default 100
 

@@ -27,7 +27,8 @@ type Server struct {
 	byID    map[string]*convo
 	byPhone map[string]*convo // live (not deleted) conversations by customer phone
 	clock   time.Time
-	seq     uint64 // counts conversations registered and messages appended: the conversation list's snapshots (conversations.go)
+	seq     uint64    // counts conversations registered and messages appended: the conversation list's snapshots (conversations.go)
+	hooks   *webhooks // nil unless Options.WebhookURL is set (webhooks.go)
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -129,6 +130,7 @@ func (s *Server) Advance(d time.Duration) {
 	}
 	s.mu.Lock()
 	s.clock = s.clock.Add(d)
+	s.clockMovedLocked()
 	s.mu.Unlock()
 }
 
@@ -163,6 +165,7 @@ func (s *Server) appendLocked(c *convo, sent *sentMsg) string {
 	pos := c.gen + len(c.extras)
 	s.seq++
 	c.extras = append(c.extras, extra{sec: sec, sent: sent, seq: s.seq})
+	s.appendedLocked(c, pos)
 	return s.messageID(c.idx, pos)
 }
 
