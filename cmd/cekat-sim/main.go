@@ -3,9 +3,15 @@
 //
 //	cekat-sim -shape real -conversations 500 -mean-messages 40 -rate-per-minute 10
 //
+// The API listener also serves the New Open API's GET /api/conversations
+// (-conversation-order), and with -webhook-url the simulator POSTs signed
+// webhook events for live messages, status changes and new or resolved
+// conversations (-webhook-* flags; see the cekatsim package).
+//
 // Admin endpoints (no auth, not counted) live under /_sim/ on the API listener:
 // GET /_sim/truth, GET /_sim/counts, POST /_sim/advance?d=90m,
-// POST /_sim/reset-counts, POST /_sim/add?conversation_id=X&n=5.
+// POST /_sim/reset-counts, POST /_sim/add?conversation_id=X&n=5,
+// GET /_sim/conversations, POST /_sim/add-conversation, GET /_sim/webhooks.
 package main
 
 import (
@@ -51,6 +57,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		o                       = &c.opts
 		faultDrop, faultTrunc   float64
 		fault5xx, malformedRate float64
+		order, sigEnc, whShape  string
+		retries                 int
 	)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8090", "address of the messages API (and /_sim/ admin endpoints)")
@@ -80,6 +88,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&o.OddIDs, "odd-ids", false, "message and conversation ids hold ', /, ?, %, #, spaces and unicode")
 	fs.IntVar(&o.CursorCycleConversations, "cursor-cycle-conversations", 0, "number of conversations whose list cursors cycle A -> B -> A with has_more for ever")
 	fs.Float64Var(&o.ForeignItemRate, "foreign-item-rate", 0, "probability that a list page also holds a message of another conversation")
+	fs.StringVar(&order, "conversation-order", string(cekatsim.OrderActivity), "order of GET /api/conversations: activity (newest last message first), created (newest first) or id")
+	fs.Float64Var(&o.LiveNewConversationRate, "live-new-conversation-rate", 0, "probability that a new conversation starts before a GET /api/conversations request")
+	fs.StringVar(&o.WebhookURL, "webhook-url", "", "POST webhook events to this URL (empty: no webhooks)")
+	fs.StringVar(&o.WebhookSecret, "webhook-secret", cekatsim.DefaultWebhookSecret, "webhook signing secret (HMAC-SHA256 of the raw body)")
+	fs.StringVar(&o.WebhookSignatureHeader, "webhook-signature-header", cekatsim.DefaultWebhookSignatureHeader, "header carrying the webhook signature")
+	fs.StringVar(&sigEnc, "webhook-signature-encoding", string(cekatsim.SignatureHex), "webhook signature encoding: hex, base64, sha256=hex or sha256=base64")
+	fs.StringVar(&whShape, "webhook-shape", string(cekatsim.WebhookDocumented), "webhook body: documented ({event, timestamp, data}) or envelope ({id, object, timestamp, event_name, data})")
+	fs.BoolVar(&o.WebhookConversationID, "webhook-conversation-id", false, "webhook data carries conversation_id")
+	fs.IntVar(&retries, "webhook-retries", cekatsim.DefaultWebhookRetries, "further attempts after a webhook delivery failed (0 = none)")
+	fs.DurationVar(&o.WebhookRetryBackoff, "webhook-retry-backoff", cekatsim.DefaultWebhookRetryBackoff, "wait before the first webhook retry, doubling")
+	fs.Float64Var(&o.WebhookLoss, "webhook-loss", 0, "probability that a webhook event is never sent")
+	fs.Float64Var(&o.WebhookDuplicate, "webhook-duplicate", 0, "probability that a webhook event is sent twice")
+	fs.Float64Var(&o.WebhookReorder, "webhook-reorder", 0, "probability that a webhook event is sent after the next one")
+	fs.Float64Var(&o.WebhookBadSignature, "webhook-bad-signature", 0, "probability that a webhook copy is signed with a wrong key")
+	fs.DurationVar(&o.WebhookDelay, "webhook-delay", 0, "largest random delay of each webhook copy")
 	fs.StringVar(&start, "start", cekatsim.DefaultStart.Format(time.RFC3339), "simulated clock start (RFC3339)")
 	fs.IntVar(&o.MaxDeleteBatch, "max-delete-batch", cekatsim.DefaultMaxDeleteBatch, "most conversation ids accepted by one delete")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +113,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	o.Shape, o.Auth = cekatsim.Shape(shape), cekatsim.AuthMode(auth)
 	o.RateHeaders = cekatsim.RateHeaders(rateHeaders)
+	o.ConversationOrder = cekatsim.ConversationOrder(order)
+	o.WebhookSignatureEncoding, o.WebhookShape = cekatsim.SignatureEncoding(sigEnc), cekatsim.WebhookShape(whShape)
+	o.WebhookRetries = retries
+	if retries == 0 {
+		o.WebhookRetries = -1 // the package's zero means its default
+	}
 	o.Fault5xx, o.FaultDrop, o.FaultTruncate, o.MalformedRate = fault5xx, faultDrop, faultTrunc, malformedRate
 	if counts != "" {
 		for _, f := range strings.Split(counts, ",") {
@@ -123,6 +152,7 @@ func runWith(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Print(err)
 		return 2
 	}
+	defer sim.Close()
 	ids := sim.ConversationIDs()
 	if cfg.idsFile != "" {
 		if err := os.WriteFile(cfg.idsFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
@@ -165,6 +195,9 @@ func runWith(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	logger.Printf("%d conversations, shape %s, seed %d", len(ids), cfg.opts.Shape, cfg.opts.Seed)
+	if cfg.opts.WebhookURL != "" {
+		logger.Printf("webhooks to %s, %s shape, signature in %s (%s)", cfg.opts.WebhookURL, cfg.opts.WebhookShape, cfg.opts.WebhookSignatureHeader, cfg.opts.WebhookSignatureEncoding)
+	}
 
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
