@@ -71,7 +71,7 @@ func newMemHarnessFor(t *testing.T, sim *cekatsim.Server, engOpts syncer.Options
 	requests := syncer.NewRequestStats(nil)
 	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 3,
 		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, ThrottleWait: 10 * time.Millisecond,
-		Location: time.UTC, OnRequest: requests.Observe})
+		Location: jakarta(t), OnRequest: requests.Observe})
 	if err != nil {
 		t.Fatal(err)
 	}

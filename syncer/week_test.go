@@ -28,6 +28,8 @@ import (
 // days, some never). It measures what the archiver costs in its steady
 // state, which a first sync says nothing about.
 
+const debugWeek = false
+
 var weekDays = flag.Int("week.days", 7, "virtual days BenchmarkSimulatedWeek runs")
 
 type weekConfig struct {
@@ -37,10 +39,11 @@ type weekConfig struct {
 	perDay        int // new messages a day
 	days          int
 	runEvery      time.Duration
+	discovery     bool // list conversations each run and poll only those that changed
 }
 
 type weekDay struct {
-	calls, list, detail int64 // requests made during the day
+	calls, list, detail int64 // requests made during the day (list counts conversation list pages too)
 	newMessages         int64 // messages that arrived upstream
 	matched, total      int   // archived statuses equal to upstream at the day's end
 	worstStale          time.Duration
@@ -75,7 +78,7 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	var list, detail atomic.Int64
 	api := sim.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/messages" {
+		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" {
 			list.Add(1)
 		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
 			detail.Add(1)
@@ -83,14 +86,22 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		api.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: time.UTC})
+	jakarta, err := time.LoadLocation("Asia/Jakarta") // the zone of the flat shape's zone-less times
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta})
 	if err != nil {
 		t.Fatal(err)
 	}
 	archive := memarchive.New()
 	convs := sim.ConversationIDs()
-	e := syncer.New(client, archive, syncer.Options{ConversationIDs: convs, RecheckWindow: 7 * 24 * time.Hour,
-		Now: sim.Now, Logger: zap.NewNop(), Concurrency: 4, DetailConcurrency: 8})
+	opts := syncer.Options{ConversationIDs: convs, RecheckWindow: 7 * 24 * time.Hour,
+		Now: sim.Now, Logger: zap.NewNop(), Concurrency: 4, DetailConcurrency: 8}
+	if cfg.discovery {
+		opts.Discovery = &syncer.Discovery{API: client}
+	}
+	e := syncer.New(client, archive, opts)
 
 	res := weekResult{cfg: cfg, history: len(sim.Truth())}
 	// Which conversations get messages: heavy-tailed weights, so a few
@@ -203,14 +214,23 @@ func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, day *weekDay)
 		// minute old; runs come every five minutes.
 		if age := m.StatusAt.Sub(m.Timestamp); now.After(m.Timestamp.Add(2*age + 6*time.Minute)) {
 			day.violations++
+			if debugWeek {
+				c := archive.Checks()[m.ConversationID+"/"+m.ID]
+				fmt.Printf("STALE %s %s dir=%s archived=%s truth=%s sent=%v statusAt=%v now=%v entry=%+v\n", m.ConversationID, m.ID, m.Direction,
+					status, m.Status, m.Timestamp, m.StatusAt, now, c)
+			}
 		}
 	}
 }
 
 func (r weekResult) report(logf func(string, ...any)) {
 	c := r.cfg
-	logf("simulated %d days, %s shape: %d conversations, %d messages of history, ~%d new a day, a run every %v (%v of wall time)",
-		c.days, c.shape, c.conversations, r.history, c.perDay, c.runEvery, r.elapsed.Round(time.Second))
+	how := "polling"
+	if c.discovery {
+		how = "discovery"
+	}
+	logf("simulated %d days, %s shape, %s: %d conversations, %d messages of history, ~%d new a day, a run every %v (%v of wall time)",
+		c.days, c.shape, how, c.conversations, r.history, c.perDay, c.runEvery, r.elapsed.Round(time.Second))
 	logf("  first run: %d requests for %d messages of history", r.firstSync, r.history)
 	var newMsgs int64
 	for i, d := range r.days {
@@ -254,11 +274,18 @@ func (r weekResult) check(t testing.TB) {
 //
 //	go test -run '^$' -bench SimulatedWeek -benchtime 1x ./syncer/
 func BenchmarkSimulatedWeek(b *testing.B) {
-	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
-		b.Run(string(shape), func(b *testing.B) {
+	for _, v := range []struct {
+		shape     cekatsim.Shape
+		discovery bool
+	}{{cekatsim.ShapeDocumented, false}, {cekatsim.ShapeReal, false}, {cekatsim.ShapeDocumented, true}, {cekatsim.ShapeReal, true}} {
+		name := string(v.shape)
+		if v.discovery {
+			name += "/discovery"
+		}
+		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				r := runWeek(b, weekConfig{shape: shape, conversations: 500, meanHistory: 30, perDay: 2000,
-					days: *weekDays, runEvery: 5 * time.Minute})
+				r := runWeek(b, weekConfig{shape: v.shape, conversations: 500, meanHistory: 30, perDay: 2000,
+					days: *weekDays, runEvery: 5 * time.Minute, discovery: v.discovery})
 				r.report(func(f string, a ...any) { fmt.Printf(f+"\n", a...) })
 				r.check(b)
 				b.ReportMetric(float64(r.calls)/float64(r.archived), "calls/msg")
@@ -277,7 +304,7 @@ func TestSimulatedDay(t *testing.T) {
 	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
 		t.Run(string(shape), func(t *testing.T) {
 			r := runWeek(t, weekConfig{shape: shape, conversations: 60, meanHistory: 20, perDay: 600, days: 1,
-				runEvery: 5 * time.Minute})
+				runEvery: 5 * time.Minute, discovery: shape == cekatsim.ShapeReal})
 			r.report(t.Logf)
 			r.check(t)
 		})
