@@ -146,4 +146,3 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 	}
 	return "ignored", nil
 }
-
