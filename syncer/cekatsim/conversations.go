@@ -20,8 +20,10 @@ package cekatsim
 //
 // metadata.next_cursor is null on the last page (it is always present), and
 // an object on every other page; a page is the last when nothing of the walk
-// is left after it, so a walk never ends on an empty page (an empty first
-// page aside).
+// is left after it, so a walk does not end on an empty page unless the list
+// is empty or everything left was deleted in the meantime. Before each
+// request, Options.LiveRate may add 1..3 messages to a random conversation
+// and Options.LiveNewConversationRate may start a conversation.
 //
 // Order (Options.ConversationOrder; upstream does not document one):
 // OrderActivity (the default) is the newest last message first, a
