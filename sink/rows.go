@@ -136,8 +136,9 @@ type ConversationRow struct {
 	ResolvedAt     *time.Time
 	Raw            string
 	ListedAt       time.Time
-	// Activity is last_message.created_at exactly as listed; SyncedActivity
-	// the activity listed before the last complete walk of new messages.
+	// Activity is last_message.created_at as listed with a hash of its
+	// text; SyncedActivity the activity listed before the last complete walk
+	// of new messages.
 	Activity       string
 	SyncedActivity string
 	Version        uint64

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -140,15 +142,18 @@ func (l *listing) note(c cekat.Conversation) {
 	l.changed[c.ID] = true
 }
 
-// activity is the list's word for a conversation's newest message, as it
-// said it: compared as said, it needs no agreement of precision or zone
-// with the message list's time stamps.
-// A conversation listed with no last message has "none"; one whose answer
-// does not say has "" and is polled as usual.
+// activity is the list's word for a conversation's newest message: when
+// it was created, as the list said it (so no agreement of precision or zone
+// with the message list is needed), and a hash of its text, since several
+// messages can share a time stamp. A conversation listed with no last
+// message has "none"; one whose answer does not say has "" and is polled as
+// usual.
 func activity(c cekat.Conversation) string {
 	switch {
 	case c.LastMessageAt != nil:
-		return c.LastMessageAt.UTC().Format(time.RFC3339Nano)
+		h := fnv.New64a()
+		h.Write([]byte(c.LastMessage))
+		return c.LastMessageAt.UTC().Format(time.RFC3339Nano) + "#" + strconv.FormatUint(h.Sum64(), 36)
 	case c.LastMessageKnown:
 		return "none"
 	}

@@ -16,7 +16,7 @@
 --   created_at, resolved_at       UTC; resolved_at NULL while not resolved
 --   raw                           the list item, verbatim
 --   listed_at                     when the list last said this (UTC)
---   activity                      last_message.created_at exactly as listed
+--   activity                      last_message.created_at as listed, and a hash of its text
 --   synced_activity               the activity listed before the archiver's last complete walk
 --                                 of the conversation's new messages: while the list says the
 --                                 same, the conversation has nothing new and is not polled
