@@ -28,6 +28,8 @@ type cli struct {
 	Sync          syncCmd    `cmd:"" help:"Archive the tracked conversations once."`
 	Status        statusCmd  `cmd:"" help:"Show the sync state of every conversation."`
 	Send          sendCmd    `cmd:"" help:"Send a WhatsApp message through the API."`
+	Purge         purgeCmd   `cmd:"" help:"Delete conversations past retention upstream, once completely archived (retention.*); every decision goes to purge_audit."`
+	Erase         eraseCmd   `cmd:"" help:"Erase conversations upstream and from every archive table (--yes); the audit keeps no content."`
 }
 
 type configCmd struct {

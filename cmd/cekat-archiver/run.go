@@ -34,7 +34,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
 	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
-	limiter, err := newLimiter(ctx, cfg.API, archive, reg)
+	limiter, err := daemonLimiter(ctx, cfg, archive, reg)
 	if err != nil {
 		return err
 	}
@@ -56,6 +56,13 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 			return sum.Failure()
 		},
 	}}
+	if cfg.Retention.Enabled {
+		job, err := purgeJob(cfg, client, archive, engine, reg, log)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, job)
+	}
 	var hooks *webhookEndpoint
 	if cfg.Webhook.Listen != "" {
 		if hooks, err = newWebhookEndpoint(cfg.Webhook, engine, store, reg, log.Named("webhook")); err != nil {

@@ -228,6 +228,8 @@ func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
 	for _, r := range rows {
 		backfill := "complete"
 		switch {
+		case !r.PurgedAt.IsZero():
+			backfill = "purged " + fmtTime(r.PurgedAt)
 		case r.Gone:
 			backfill = "gone"
 		case !r.BackfillComplete:

@@ -119,6 +119,14 @@ type requestCounter interface {
 // service's day is), and the day's count starts from what earlier runs
 // recorded in the archive since that midnight.
 func newLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg prometheus.Registerer) (*budget.Limiter, error) {
+	// No retention purge runs in this process: ingestion gets the whole budget.
+	return newSharedLimiter(ctx, cfg, archive, reg, -1)
+}
+
+// newSharedLimiter is newLimiter with purgeShare of the budget reserved for
+// the retention purge's calls (budget.PriorityPurge): 0 is
+// budget.DefaultPurgeShare, negative none.
+func newSharedLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg prometheus.Registerer, purgeShare float64) (*budget.Limiter, error) {
 	loc := cfg.Location()
 	y, mo, d := time.Now().In(loc).Date()
 	used, err := archive.RequestsSince(ctx, time.Date(y, mo, d, 0, 0, 0, 0, loc))
@@ -127,8 +135,7 @@ func newLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg
 	}
 	m := syncer.NewBudgetMetrics(reg)
 	l, err := budget.New(budget.Options{PerMinute: cfg.RateLimit.PerMinute, PerDay: cfg.RateLimit.PerDay,
-		// No retention purge runs yet: ingestion gets the whole budget.
-		PurgeShare:  -1,
+		PurgeShare:  purgeShare,
 		DayLocation: loc,
 		UsedToday:   used, OnWait: m.OnWait})
 	if err != nil {
