@@ -240,7 +240,7 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	intents := map[string]time.Time{} // run/conversation
+	intents := map[string]time.Time{}  // run/conversation
 	deletedIn := map[string][]string{} // conversation -> runs
 	for _, r := range rows {
 		if r.Action != sink.AuditPurge {
