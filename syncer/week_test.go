@@ -310,3 +310,38 @@ func TestSimulatedDay(t *testing.T) {
 		})
 	}
 }
+
+// An idle run of 500 conversations: one list call per due conversation
+// without discovery; the conversation list's pages with it.
+func TestIdleRunCalls(t *testing.T) {
+	for _, discovery := range []bool{false, true} {
+		sim, err := cekatsim.New(cekatsim.Options{Seed: 5, Shape: cekatsim.ShapeReal, Conversations: 500, MeanMessages: 3,
+			Start: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := func() int { c := sim.Counts(); return c.Total }
+		srv := httptest.NewServer(sim.Handler())
+		client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now, Logger: zap.NewNop()}
+		if discovery {
+			opts.Discovery = &syncer.Discovery{API: client}
+		}
+		e := syncer.New(client, memarchive.New(), opts)
+		if sum := e.Sync(context.Background(), nil); sum.Failure() != nil {
+			t.Fatal(sum.Failure())
+		}
+		before := counts()
+		sum := e.Sync(context.Background(), nil)
+		idle := counts() - before
+		t.Logf("discovery %v: an idle run of 500 conversations made %d calls (%d unchanged, %d not due)", discovery, idle,
+			sum.Unchanged, sum.NotDue)
+		if discovery && idle > 5 {
+			t.Errorf("an idle run with discovery made %d calls, want at most ceil(500/100) = 5", idle)
+		}
+		srv.Close()
+	}
+}

@@ -163,7 +163,7 @@ func DecodeConversation(raw json.RawMessage, loc *time.Location) (Conversation, 
 		}
 		return &t
 	}
-	c.LastMessageKnown = f.has("last_message")
+	_, c.LastMessageKnown = obj["last_message"] // null: no message yet
 	last := f.object("last_message")
 	c.LastMessage = last.str("message")
 	c.LastMessageAt = optTime(last, "created_at")
