@@ -11,7 +11,9 @@
 // Admin endpoints (no auth, not counted) live under /_sim/ on the API listener:
 // GET /_sim/truth, GET /_sim/counts, POST /_sim/advance?d=90m,
 // POST /_sim/reset-counts, POST /_sim/add?conversation_id=X&n=5,
-// GET /_sim/conversations, POST /_sim/add-conversation, GET /_sim/webhooks.
+// GET /_sim/conversations, POST /_sim/add-conversation, GET /_sim/webhooks,
+// GET /_sim/deletions (the back-office delete's log), POST /_sim/delete-faults
+// (a JSON array of {"status", "retry_after", "keep"}: the next deletes' faults).
 package main
 
 import (
