@@ -193,6 +193,9 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 			ids[k] = c.ConversationID
 		}
 		answer, err := p.api.DeleteConversations(pctx, ids)
+		if cekat.IsNotFound(err) {
+			answer, err = cekat.DeleteResult{}, nil // each id is checked below
+		}
 		if err != nil {
 			if ctx.Err() != nil || refused(err) || isBudget(err) {
 				stop = err

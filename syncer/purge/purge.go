@@ -517,6 +517,12 @@ func (p *Purger) batch(ctx, pctx context.Context, r *run, batch []sink.Conversat
 		return err
 	}
 	res, err := p.api.DeleteConversations(pctx, ids)
+	if cekat.IsNotFound(err) {
+		// Unknown or already deleted ids are not errors: a server that
+		// answers 404 for them gets each id checked below, like one whose
+		// answer does not list them.
+		res, err = cekat.DeleteResult{}, nil
+	}
 	if err != nil {
 		return p.deleteFailed(ctx, r, ok, err)
 	}

@@ -624,3 +624,45 @@ func TestEraseLeavesNoRow(t *testing.T) {
 		t.Errorf("erasing again: %+v, %v", again, err)
 	}
 }
+
+// Ids unknown or already deleted are not errors: one deleted by someone
+// else between its check and the delete call is recorded as gone, whether
+// the backoffice leaves it out of its answer or answers 404.
+func TestPurgeAlreadyDeletedIsNotAnError(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []int{3, 5, 8, 2, 13, 4, 6, 9, 1, 7, 3, 5, 11, 2, 4, 6})
+	h.sync()
+	h.oldAndNew()
+	for _, fault := range []*cekatsim.DeleteFault{nil, {Status: http.StatusNotFound}} {
+		// When the second conversation of the batch is checked, the first
+		// one is deleted in the dashboard.
+		var first string
+		h.hook.Store(ptr(func(r *http.Request) {
+			conv := r.URL.Query().Get("conversation_id")
+			switch {
+			case first == "":
+				first = conv
+			case conv != first:
+				h.sim.DeleteConversations(first)
+				h.hook.Store(nil)
+			}
+		}))
+		if fault != nil {
+			h.sim.QueueDeleteFaults(*fault)
+		}
+		sum := run(t, h.purger(false, func(o *purge.Options) { o.MaxPerRun, o.BatchSize = 2, 2 }), purge.RunOptions{})
+		ev := h.events(sum.RunID)
+		if !cmp.Equal(ev[first], []string{sink.EventGone, sink.EventIntent}) {
+			t.Errorf("fault %v: audit of the conversation deleted by someone else: %v", fault, ev[first])
+		}
+		if h.states()[first].PurgedAt.IsZero() {
+			t.Errorf("fault %v: %s gone but not marked purged", fault, first)
+		}
+		if fault == nil && (sum.Failure() != nil || sum.Deleted != 1 || sum.Gone != 1) {
+			t.Errorf("someone else deleted one: %+v", sum)
+		}
+		if fault != nil && (sum.Gone != 1 || sum.Failed != 1) {
+			t.Errorf("404 answer: %+v; want one gone, the other failed (still upstream)", sum)
+		}
+	}
+}
