@@ -276,12 +276,12 @@ type Limiter struct {
 	cutLimit   int // per-minute rate after the last 429, 0 = none
 	cutAt      time.Time
 
-	inflight    []time.Time // grants not yet answered, oldest first
-	recent      []time.Time // grants of the last minute, for Remaining
-	history     []time.Time // grants of the last two minutes, to place the server's windows
-	maxRemain   int         // the largest X-RateLimit-Remaining seen
-	unaligned   bool        // a window of the server was seen to start off the minute
-	day         time.Time   // start of the current day
+	inflight    []time.Time   // grants not yet answered, oldest first
+	recent      secondBuckets // grants of the last minute, for Remaining
+	history     []time.Time   // grants of the last two minutes, to place the server's windows
+	maxRemain   int           // the largest X-RateLimit-Remaining seen
+	unaligned   bool          // a window of the server was seen to start off the minute
+	day         time.Time     // start of the current day
 	nextDay     time.Time
 	dayUsed     [2]int // [0] all but purge, [1] purge
 	purgeCredit float64
@@ -453,9 +453,7 @@ func (l *Limiter) refundLocked(w *waiter) {
 	if i := slices.Index(l.inflight, w.at); i >= 0 {
 		l.inflight = slices.Delete(l.inflight, i, i+1)
 	}
-	if i := slices.Index(l.recent, w.at); i >= 0 {
-		l.recent = slices.Delete(l.recent, i, i+1)
-	}
+	l.recent.add(w.at, -1)
 	if i := slices.Index(l.history, w.at); i >= 0 {
 		l.history = slices.Delete(l.history, i, i+1)
 	}
@@ -649,7 +647,7 @@ func (l *Limiter) grantLocked(w *waiter, now time.Time) {
 	l.dayUsed[w.class]++
 	l.pruneLocked(now)
 	l.inflight = append(l.inflight, now)
-	l.recent = append(l.recent, now)
+	l.recent.add(now, 1)
 	l.history = append(l.history, now)
 	l.stats.Granted[w.p]++
 	l.stats.Waited[w.p] += now.Sub(w.since)
@@ -662,11 +660,6 @@ func (l *Limiter) pruneLocked(now time.Time) {
 		i++
 	}
 	l.inflight = l.inflight[i:]
-	i = 0
-	for i < len(l.recent) && now.Sub(l.recent[i]) >= time.Minute {
-		i++
-	}
-	l.recent = l.recent[i:]
 	i = 0
 	for i < len(l.history) && (now.Sub(l.history[i]) >= historyAge || len(l.history)-i > maxHistory) {
 		i++
@@ -828,7 +821,7 @@ func (l *Limiter) Remaining() (minute, day int) {
 	now := l.now()
 	l.rollDayLocked(now)
 	l.pruneLocked(now)
-	minute = max(l.limitLocked(now)-len(l.recent), 0)
+	minute = max(l.limitLocked(now)-l.recent.count(now), 0)
 	if l.srvValidLocked(now) {
 		minute = min(minute, max(l.srvAllow, 0))
 	}
