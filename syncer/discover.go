@@ -222,7 +222,7 @@ func (e *Engine) discovered(ctx context.Context, l *listing) ([]string, error) {
 	if d == nil || d.API == nil {
 		return nil, nil
 	}
-	rows := map[string]sink.ConversationRow{}
+	var rows map[string]sink.ConversationRow
 	if l != nil {
 		rows = l.rows
 	} else {
