@@ -431,6 +431,31 @@ func (rig *crashRig) cleanRun(name string) {
 }
 
 // states returns the stored sync states (none before the first migration).
+// migrated says whether a run got through every migration: one stopped
+// while migrating leaves the schema between versions, for the next run to
+// finish.
+func (rig *crashRig) migrated() bool {
+	rig.t.Helper()
+	files, err := os.ReadDir("../../sink/migrations")
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	var tables, applied uint64
+	ctx := context.Background()
+	if err := rig.store.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?",
+		rig.store.Database(), sink.MigrationsTable).Scan(&tables); err != nil {
+		rig.t.Fatalf("look up %s: %v", sink.MigrationsTable, err)
+	}
+	if tables == 0 {
+		return false
+	}
+	if err := rig.store.Conn().QueryRow(ctx, "SELECT uniqExact(version_id) FROM "+rig.store.TableName(sink.MigrationsTable)+
+		" WHERE version_id > 0").Scan(&applied); err != nil {
+		rig.t.Fatalf("count applied migrations: %v", err)
+	}
+	return applied >= uint64(len(files))
+}
+
 func (rig *crashRig) states() map[string]sink.State {
 	rig.t.Helper()
 	ctx := context.Background()
@@ -439,7 +464,7 @@ func (rig *crashRig) states() map[string]sink.State {
 		rig.store.Database()).Scan(&tables); err != nil {
 		rig.t.Fatalf("look up sync_state: %v", err)
 	}
-	if tables == 0 {
+	if tables == 0 || !rig.migrated() {
 		return map[string]sink.State{}
 	}
 	states, err := rig.archive.LoadStates(ctx)

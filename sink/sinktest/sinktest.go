@@ -73,7 +73,9 @@ func databaseName(t testing.TB, conn driver.Conn) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
-			t.Errorf("sinktest: drop database %s: %v", name, err)
+			// A left-over database does not make the test wrong; a busy
+			// server can take longer than this to drop one.
+			t.Logf("sinktest: drop database %s: %v (left behind)", name, err)
 		}
 	})
 	return name
