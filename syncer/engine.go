@@ -41,6 +41,8 @@ type Archive interface {
 	Archived(ctx context.Context, conversationID string, ids []string) (map[string]sink.ArchivedMessage, error)
 	// CurrentMessages returns the newest version of the archived messages among ids.
 	CurrentMessages(ctx context.Context, conversationID string, ids []string) ([]sink.MessageRow, error)
+	// NewerThan counts the archived messages of a conversation sent after t.
+	NewerThan(ctx context.Context, conversationID string, t time.Time) (uint64, error)
 	// DueChecks returns up to limit open schedule entries due at now, the
 	// most overdue first, without reading the whole archive.
 	DueChecks(ctx context.Context, now time.Time, limit int) ([]sink.StatusCheck, error)
@@ -107,6 +109,9 @@ type Engine struct {
 	unsaved []sink.RunRow
 	// lastListing is when the conversation list was last paged.
 	lastListing atomic.Pointer[time.Time]
+	// listHasStatus: list answers carry statuses (the flat shape), so a
+	// list page can re-check many messages at once.
+	listHasStatus atomic.Bool
 }
 
 // New returns an engine reading from api and writing to store.
@@ -277,19 +282,16 @@ func storeErr(err error) error {
 
 // run is the state shared by the conversations of one run.
 type run struct {
-	id       string
-	log      *zap.Logger // carries the run id
-	started  time.Time
-	progress *Progress
-	due      *dueSet
-	// listHasStatus: list answers carry statuses (the flat shape), so a
-	// list page can re-check many messages at once.
-	listHasStatus atomic.Bool
-	mu            sync.Mutex
-	errors        []string
-	failed        map[string]bool
-	topOK         map[string]bool
-	attempted     map[string]bool
+	id        string
+	log       *zap.Logger // carries the run id
+	started   time.Time
+	progress  *Progress
+	due       *dueSet
+	mu        sync.Mutex
+	errors    []string
+	failed    map[string]bool
+	topOK     map[string]bool
+	attempted map[string]bool
 }
 
 func (r *run) attempt(conv string) {

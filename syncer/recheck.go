@@ -149,7 +149,7 @@ func (c *convSync) refreshFromList(ctx context.Context, own []cekat.Message) (ma
 		if m.Status == "" {
 			continue
 		}
-		c.r.listHasStatus.Store(true)
+		c.e.listHasStatus.Store(true)
 		a, ok := archived[m.ID]
 		if !ok {
 			continue
@@ -179,8 +179,8 @@ func listChanged(a sink.ArchivedMessage, m cekat.Message) bool {
 }
 
 // recheck works through the schedule entries no walk of this run took care
-// of. In the flat shape a conversation with several due messages is listed
-// once first: its newest page may show them all.
+// of. In the flat shape a conversation whose due messages are on its newest
+// page is listed once first: the page shows their statuses.
 func (e *Engine) recheck(ctx context.Context, r *run) error {
 	convs, checks := r.due.rest()
 	if len(convs) == 0 {
@@ -190,7 +190,7 @@ func (e *Engine) recheck(ctx context.Context, r *run) error {
 	return e.forEach(ctx, r, convs, func(ctx context.Context, conv string) error {
 		due := checks[conv]
 		var listed map[string]cekat.Message
-		if r.listHasStatus.Load() && len(due) > 1 && !r.isTopDone(conv) {
+		if e.listHasStatus.Load() && !r.isTopDone(conv) && e.onNewestPage(ctx, conv, due) {
 			page, err := e.api.ListMessages(ctx, conv, e.opts.PageSize, "")
 			if err != nil && (ctx.Err() != nil || stopsRun(err)) {
 				return err
@@ -206,6 +206,18 @@ func (e *Engine) recheck(ctx context.Context, r *run) error {
 		}
 		return e.recheckConversation(ctx, r, conv, due, listed)
 	})
+}
+
+// onNewestPage says whether the newest of the due messages is on the
+// conversation's newest list page: then one list call shows its status, and
+// those of the messages around it, for the price of one detail call.
+func (e *Engine) onNewestPage(ctx context.Context, conv string, due []sink.StatusCheck) bool {
+	var newest time.Time
+	for _, c := range due {
+		newest = later(newest, c.SentAt)
+	}
+	n, err := e.store.NewerThan(ctx, conv, newest)
+	return err == nil && n < uint64(e.opts.PageSize)
 }
 
 // recheckConversation brings the archived statuses of some messages of one

@@ -114,6 +114,19 @@ func (a *Archive) CurrentMessages(_ context.Context, conv string, ids []string) 
 	return out, nil
 }
 
+// NewerThan implements syncer.Archive.
+func (a *Archive) NewerThan(_ context.Context, conv string, t time.Time) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n uint64
+	for _, r := range a.msgs {
+		if r.ConversationID == conv && r.SentAt.Truncate(time.Second).After(t.Truncate(time.Second)) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // DueChecks implements syncer.Archive.
 func (a *Archive) DueChecks(_ context.Context, now time.Time, limit int) ([]sink.StatusCheck, error) {
 	a.mu.Lock()
