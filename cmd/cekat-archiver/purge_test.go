@@ -149,7 +149,7 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 	// kills to land between its intents and its outcomes.
 	var sim atomic.Pointer[cekatsim.Server]
 	bo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 		sim.Load().BackofficeHandler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(bo.Close)
