@@ -353,7 +353,7 @@ func (r *MessageRow) size() int {
 }
 
 const messageColumns = "conversation_id, message_id, direction, type, status, text, media_url, caption, filename, " +
-	"sender_name, sender_phone, sender_id, sender_type, recipient_phone, reply_to, is_template, sent_at, sent_at_ns, " +
+	"sender_name, sender_phone, sender_id, sender_type, sender_role, recipient_phone, reply_to, is_template, sent_at, sent_at_ns, " +
 	"delivered_at, read_at, updated_at, enriched, enrich_error, raw, detail_raw, fetched_at, version"
 
 func (a *Archive) insertMessages(ctx context.Context, rows []MessageRow) error {
@@ -416,6 +416,12 @@ func (a *Archive) insertMessages(ctx context.Context, rows []MessageRow) error {
 		str(func(r *MessageRow) string { return r.SenderPhone }),
 		str(func(r *MessageRow) string { return r.SenderID }),
 		str(func(r *MessageRow) string { return r.SenderType }),
+		str(func(r *MessageRow) string {
+			if r.SenderRole == "" {
+				return SenderRole(r.Direction, r.SenderType)
+			}
+			return r.SenderRole
+		}),
 		str(func(r *MessageRow) string { return r.RecipientPhone }),
 		str(func(r *MessageRow) string { return r.ReplyTo }),
 		u8(func(r *MessageRow) bool { return r.IsTemplate }),
@@ -681,10 +687,12 @@ func (a *Archive) Archived(ctx context.Context, conversationID string, ids []str
 	if len(ids) == 0 {
 		return out, nil
 	}
-	// IN uses the primary key (conversation_id, message_id); has() scans the
-	// conversation: 9.7 ms against 85 ms for a 200,000-message conversation.
+	// message_index is sorted by (conversation_id, message_id), which IN
+	// uses; messages is sorted by time and would be read a whole
+	// conversation in every month. (has() scans the conversation: 85 ms
+	// against 9.7 ms for IN in a 200,000-message conversation.)
 	err := a.read(ctx, "query archived messages", "SELECT message_id, argMax(status, version), argMax(updated_at, version), "+
-		"argMax(enriched, version) FROM "+a.s.TableName("messages")+
+		"argMax(enriched, version) FROM "+a.s.TableName("message_index")+
 		" WHERE conversation_id = ? AND message_id IN ? GROUP BY message_id", []any{conversationID, groupSet(ids)},
 		func() { clear(out) }, func(rows driver.Rows) error {
 			var (
@@ -718,9 +726,12 @@ func (a *Archive) CurrentMessages(ctx context.Context, conversationID string, id
 	if len(ids) == 0 {
 		return out, nil
 	}
+	// messages is sorted by (sent_at, conversation_id, message_id): the
+	// index gives the send times, and the sorting key finds the rows.
 	err := a.read(ctx, "query archived messages", "SELECT "+messageColumns+" FROM "+a.s.TableName("messages")+
-		" WHERE conversation_id = ? AND message_id IN ? ORDER BY version DESC LIMIT 1 BY message_id",
-		[]any{conversationID, groupSet(ids)}, func() { out = nil }, func(rows driver.Rows) error {
+		" WHERE sent_at IN (SELECT sent_at FROM "+a.s.TableName("message_index")+" WHERE conversation_id = ? AND message_id IN ?)"+
+		" AND conversation_id = ? AND message_id IN ? ORDER BY version DESC LIMIT 1 BY message_id",
+		[]any{conversationID, groupSet(ids), conversationID, groupSet(ids)}, func() { out = nil }, func(rows driver.Rows) error {
 			r, err := scanMessage(rows)
 			if err != nil {
 				return err
@@ -769,7 +780,7 @@ func scanMessage(rows scanner) (MessageRow, error) {
 		delivered, read, updatedAt *time.Time
 	)
 	if err := rows.Scan(&r.ConversationID, &r.MessageID, &r.Direction, &r.Type, &r.Status, &r.Text, &r.MediaURL,
-		&r.Caption, &r.Filename, &r.SenderName, &r.SenderPhone, &r.SenderID, &r.SenderType, &r.RecipientPhone,
+		&r.Caption, &r.Filename, &r.SenderName, &r.SenderPhone, &r.SenderID, &r.SenderType, &r.SenderRole, &r.RecipientPhone,
 		&r.ReplyTo, &tmpl, &sent, &sentNs, &delivered, &read, &updatedAt, &enriched, &r.EnrichError, &r.Raw,
 		&r.DetailRaw, &fetched, &r.Version); err != nil {
 		return MessageRow{}, fmt.Errorf("scan message: %w", err)
@@ -816,7 +827,7 @@ func (a *Archive) Status(ctx context.Context) ([]ConversationStatus, error) {
 		return nil, err
 	}
 	rows, err := a.s.conn.Query(ctx, "SELECT conversation_id, uniqExact(message_id), max(sent_at) FROM "+
-		a.s.TableName("messages")+" GROUP BY conversation_id")
+		a.s.TableName("message_index")+" GROUP BY conversation_id")
 	if err != nil {
 		return nil, fmt.Errorf("query archive counts: %w", err)
 	}

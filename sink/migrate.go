@@ -35,9 +35,10 @@ var migrationFiles embed.FS
 const MigrationsTable = "schema_migrations"
 
 // Migrate creates the archive's database if needed, then applies the pending migrations in
-// version order. It returns the file names of the migrations it applied, in order: an empty
-// list when the schema was already up to date. When a migration fails, the names applied
-// before it are returned along with the error.
+// version order, and makes the view DailyView in the zone of Options.AnalyticsTimezone. It
+// returns the file names of the migrations it applied, in order: an empty list when the schema
+// was already up to date. When a migration fails, the names applied before it are returned
+// along with the error.
 //
 // Calls are serialized within the process. Two processes migrating at once would at worst both
 // run an idempotent statement and record its version twice, which the version store tolerates.
@@ -49,7 +50,14 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return []string{}, fmt.Errorf("sink: migrations: %w", err)
 	}
-	return s.migrate(ctx, fsys)
+	applied, err := s.migrate(ctx, fsys)
+	if err != nil {
+		return applied, err
+	}
+	// Not a migration: its zone is configuration, and may change.
+	db := clickhouse.OpenDB(clickhouseOptions(s.opts, s.database))
+	defer db.Close()
+	return applied, s.ensureDailyView(ctx, db)
 }
 
 // migrate applies the migrations in fsys; tests give it files of their own.

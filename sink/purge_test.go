@@ -192,7 +192,7 @@ func TestEraseConversationRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]map[string]uint64{"gone": {"messages": 2, "quarantine": 1, "status_checks": 1, "sync_state": 1, "tracked_conversations": 1}}
+	want := map[string]map[string]uint64{"gone": {"message_index": 2, "messages": 2, "quarantine": 1, "status_checks": 1, "sync_state": 1, "tracked_conversations": 1}}
 	if diff := cmp.Diff(want, counts); diff != "" {
 		t.Errorf("rows before (-want +got):\n%s", diff)
 	}

@@ -19,6 +19,9 @@ type MessageRow struct {
 	SenderPhone    string
 	SenderID       string
 	SenderType     string
+	// SenderRole is customer, agent, bot, system or unknown: see SenderRole.
+	// The archive fills it in when empty.
+	SenderRole     string
 	RecipientPhone string
 	ReplyTo        string
 	IsTemplate     bool
@@ -142,4 +145,50 @@ type ConversationRow struct {
 	Activity       string
 	SyncedActivity string
 	Version        uint64
+}
+
+// The sender roles of SenderRole.
+const (
+	RoleCustomer = "customer"
+	RoleAgent    = "agent"
+	RoleBot      = "bot"
+	RoleSystem   = "system"
+	RoleUnknown  = "unknown"
+)
+
+// SenderRole says who sent a message, from what its answer said: the
+// sender type (the flat shape's sent_by_type, a documented sender's type),
+// else the direction (an inbound message is the customer's). It never
+// guesses from the spelling of ids or names: an outbound message of the
+// documented shape, which names no sender type, is unknown.
+//
+// The DEFAULT of messages.sender_role (migration 00011) is the same rule in
+// SQL, for rows that other writers insert and for the archive copied by
+// 00012; a test holds the two together. ClickHouse's lower() folds ASCII
+// only, and so does this.
+func SenderRole(direction, senderType string) string {
+	switch asciiLower(senderType) {
+	case "user", "customer", "contact":
+		return RoleCustomer
+	case "agent":
+		return RoleAgent
+	case "bot", "ai":
+		return RoleBot
+	case "system":
+		return RoleSystem
+	}
+	if senderType == "" && direction == "inbound" {
+		return RoleCustomer
+	}
+	return RoleUnknown
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -41,6 +41,9 @@ type Options struct {
 	TLS *tls.Config
 	// DialTimeout bounds each connection attempt; it defaults to DefaultDialTimeout.
 	DialTimeout time.Duration
+	// AnalyticsTimezone is the IANA zone whose days the view messages_daily
+	// cuts (Migrate makes it); empty means UTC.
+	AnalyticsTimezone string
 	// Logger receives the store's logs; clickhouse-go's own logs are sent to it at debug
 	// level under the name "clickhouse". Nil means no logging.
 	Logger *zap.Logger

@@ -26,6 +26,25 @@ var allMigrations = []string{
 	"00008_seed_status_checks.sql",
 	"00009_add_sync_state_purged_at.sql",
 	"00010_create_purge_audit.sql",
+	"00011_create_messages_partitioned.sql",
+	"00012_copy_messages_to_partitioned.sql",
+	"00013_swap_messages.sql",
+	"00014_create_message_index.sql",
+	"00015_create_message_index_mv.sql",
+	"00016_fill_message_index.sql",
+	"00017_drop_messages_current.sql",
+	"00018_create_messages_current.sql",
+	"00019_comment_sync_state.sql",
+	"00020_comment_quarantine.sql",
+	"00021_comment_tracked_conversations.sql",
+	"00022_comment_sync_runs.sql",
+	"00023_comment_status_checks.sql",
+	"00024_comment_purge_audit.sql",
+	"00025_create_message_rollup.sql",
+	"00026_create_message_rollup_mv.sql",
+	"00027_fill_message_rollup.sql",
+	"00028_create_conversation_summary.sql",
+	"00029_create_message_turns.sql",
 	"00030_create_conversations.sql",
 	"00031_create_webhook_events.sql",
 }
@@ -69,6 +88,25 @@ func migratedStore(t *testing.T) *sink.Store {
 // wantSchema is the schema the migrations must produce, as system.columns reports it (on 18.16
 // and on current releases alike).
 var wantSchema = []sink.Table{
+	{Name: "conversation_summary", Engine: "View", Columns: []sink.Column{
+		{Name: "conversation_id", Type: `String`},
+		{Name: "messages", Type: `UInt64`},
+		{Name: "inbound", Type: `UInt64`},
+		{Name: "outbound", Type: `UInt64`},
+		{Name: "customer_messages", Type: `UInt64`},
+		{Name: "agent_messages", Type: `UInt64`},
+		{Name: "bot_messages", Type: `UInt64`},
+		{Name: "system_messages", Type: `UInt64`},
+		{Name: "unknown_messages", Type: `UInt64`},
+		{Name: "first_sent_at", Type: `DateTime('UTC')`},
+		{Name: "last_sent_at", Type: `DateTime('UTC')`},
+		{Name: "first_message_id", Type: `String`},
+		{Name: "last_message_id", Type: `String`},
+		{Name: "first_message_text", Type: `String`},
+		{Name: "last_message_text", Type: `String`},
+		{Name: "agents", Type: `Array(String)`},
+		{Name: "customer_name", Type: `String`},
+	}},
 	{Name: "conversations", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "conversation_id", Type: "String"},
 		{Name: "inbox_id", Type: "String"},
@@ -90,6 +128,60 @@ var wantSchema = []sink.Table{
 		{Name: "synced_activity", Type: "String"},
 		{Name: "version", Type: "UInt64"},
 	}},
+	{Name: "message_index", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "conversation_id", Type: `String`},
+		{Name: "message_id", Type: `String`},
+		{Name: "sent_at", Type: `DateTime('UTC')`},
+		{Name: "status", Type: `String`},
+		{Name: "updated_at", Type: `Nullable(DateTime('UTC'))`},
+		{Name: "enriched", Type: `UInt8`},
+		{Name: "version", Type: `UInt64`},
+	}},
+	{Name: "message_index_mv", Engine: "MaterializedView", Columns: []sink.Column{
+		{Name: "conversation_id", Type: `String`},
+		{Name: "message_id", Type: `String`},
+		{Name: "sent_at", Type: `DateTime('UTC')`},
+		{Name: "status", Type: `String`},
+		{Name: "updated_at", Type: `Nullable(DateTime('UTC'))`},
+		{Name: "enriched", Type: `UInt8`},
+		{Name: "version", Type: `UInt64`},
+	}},
+	{Name: "message_rollup", Engine: "AggregatingMergeTree", Columns: []sink.Column{
+		{Name: "bucket", Type: `DateTime('UTC')`},
+		{Name: "direction", Type: `String`},
+		{Name: "type", Type: `String`},
+		{Name: "sender_role", Type: `String`},
+		{Name: "messages_state", Type: `AggregateFunction(uniqExact, UInt64)`},
+		{Name: "delivered_state", Type: `AggregateFunction(uniqExactIf, UInt64, UInt8)`},
+		{Name: "read_state", Type: `AggregateFunction(uniqExactIf, UInt64, UInt8)`},
+		{Name: "failed_state", Type: `AggregateFunction(uniqExactIf, UInt64, UInt8)`},
+		{Name: "delivery_seconds_state", Type: `AggregateFunction(groupUniqArrayIf, Tuple(UInt64, Int64), UInt8)`},
+		{Name: "read_seconds_state", Type: `AggregateFunction(groupUniqArrayIf, Tuple(UInt64, Int64), UInt8)`},
+	}},
+	{Name: "message_rollup_mv", Engine: "MaterializedView", Columns: []sink.Column{
+		{Name: "bucket", Type: `DateTime('UTC')`},
+		{Name: "direction", Type: `String`},
+		{Name: "type", Type: `String`},
+		{Name: "sender_role", Type: `String`},
+		{Name: "messages_state", Type: `AggregateFunction(uniqExact, UInt64)`},
+		{Name: "delivered_state", Type: `AggregateFunction(uniqExactIf, UInt64, UInt8)`},
+		{Name: "read_state", Type: `AggregateFunction(uniqExactIf, UInt64, UInt8)`},
+		{Name: "failed_state", Type: `AggregateFunction(uniqExactIf, UInt64, UInt8)`},
+		{Name: "delivery_seconds_state", Type: `AggregateFunction(groupUniqArrayIf, Tuple(UInt64, Int64), UInt8)`},
+		{Name: "read_seconds_state", Type: `AggregateFunction(groupUniqArrayIf, Tuple(UInt64, Int64), UInt8)`},
+	}},
+	{Name: "message_turns", Engine: "View", Columns: []sink.Column{
+		{Name: "conversation_id", Type: `String`},
+		{Name: "message_id", Type: `String`},
+		{Name: "sent_at", Type: `DateTime('UTC')`},
+		{Name: "opens_turn", Type: `UInt8`},
+		{Name: "reply_message_id", Type: `String`},
+		{Name: "reply_sent_at", Type: `Nullable(DateTime('UTC'))`},
+		{Name: "responder_role", Type: `String`},
+		{Name: "responder_id", Type: `String`},
+		{Name: "responder_name", Type: `String`},
+		{Name: "response_seconds", Type: `Nullable(Float64)`},
+	}},
 	{Name: "messages", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "conversation_id", Type: "String"},
 		{Name: "message_id", Type: "String"},
@@ -104,6 +196,7 @@ var wantSchema = []sink.Table{
 		{Name: "sender_phone", Type: "String"},
 		{Name: "sender_id", Type: "String"},
 		{Name: "sender_type", Type: "String"},
+		{Name: "sender_role", Type: "String", Default: "DEFAULT " + senderRoleDefault},
 		{Name: "recipient_phone", Type: "String"},
 		{Name: "reply_to", Type: "String"},
 		{Name: "is_template", Type: "UInt8"},
@@ -119,7 +212,22 @@ var wantSchema = []sink.Table{
 		{Name: "fetched_at", Type: "DateTime('UTC')"},
 		{Name: "version", Type: "UInt64"},
 	}},
-	{Name: "messages_current", Engine: "View"}, // columns: same as messages, checked below
+	{Name: "messages_current", Engine: "View"}, // columns: same as messages, set below
+	{Name: "messages_daily", Engine: "View", Columns: []sink.Column{
+		{Name: "day", Type: "Date"},
+		{Name: "direction", Type: "String"},
+		{Name: "type", Type: "String"},
+		{Name: "sender_role", Type: "String"},
+		{Name: "messages", Type: "UInt64"},
+		{Name: "delivered", Type: "UInt64"},
+		{Name: "read", Type: "UInt64"},
+		{Name: "failed", Type: "UInt64"},
+		{Name: "delivery_p50_seconds", Type: "Nullable(Int64)"},
+		{Name: "delivery_p95_seconds", Type: "Nullable(Int64)"},
+		{Name: "read_p50_seconds", Type: "Nullable(Int64)"},
+		{Name: "read_p95_seconds", Type: "Nullable(Int64)"},
+	}},
+	{Name: "messages_unpartitioned", Engine: "ReplacingMergeTree"}, // columns: those of messages before 00011, set below
 	{Name: "purge_audit", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "at", Type: "DateTime('UTC')"},
 		{Name: "run_id", Type: "String"},
@@ -210,13 +318,28 @@ var wantSchema = []sink.Table{
 	}},
 }
 
+// senderRoleDefault is messages.sender_role's DEFAULT as system.columns shows it.
+const senderRoleDefault = "multiIf(lower(sender_type) IN ('user', 'customer', 'contact'), 'customer', " +
+	"lower(sender_type) = 'agent', 'agent', lower(sender_type) IN ('bot', 'ai'), 'bot', lower(sender_type) = 'system', 'system', " +
+	"(sender_type = '') AND (direction = 'inbound'), 'customer', 'unknown')"
+
 func init() {
-	// The view exposes exactly the columns of messages.
+	// The view exposes exactly the columns of messages (without their
+	// defaults); the table 00013 set aside has them too, but for sender_role.
 	byName := map[string]int{}
 	for i, t := range wantSchema {
 		byName[t.Name] = i
 	}
-	wantSchema[byName["messages_current"]].Columns = wantSchema[byName["messages"]].Columns
+	var view, before []sink.Column
+	for _, c := range wantSchema[byName["messages"]].Columns {
+		if c.Name != "sender_role" {
+			before = append(before, c)
+		}
+		c.Default = "" // a view has no defaults
+		view = append(view, c)
+	}
+	wantSchema[byName["messages_current"]].Columns = view
+	wantSchema[byName["messages_unpartitioned"]].Columns = before
 }
 
 func TestMigrateFreshThenAgain(t *testing.T) {

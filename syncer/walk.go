@@ -578,6 +578,7 @@ func rowFrom(conv string, list cekat.Message, detail *cekat.Message, fetched tim
 		applyDetail(&row, *detail)
 		warnings = append(warnings, detail.Warnings...)
 	}
+	row.SenderRole = sink.SenderRole(row.Direction, row.SenderType)
 	if len(warnings) > 0 {
 		row.EnrichError = "warning: " + joinWarnings(warnings)
 	}
