@@ -240,45 +240,48 @@ func (c *Client) ListMessages(ctx context.Context, conversationID string, limit 
 	if err != nil {
 		return nil, err
 	}
-	var w struct {
-		Success    *bool           `json:"success"`
-		Data       json.RawMessage `json:"data"`
-		Pagination *struct {
-			HasMore json.RawMessage `json:"has_more"`
-			Before  json.RawMessage `json:"before"`
-		} `json:"pagination"`
-	}
-	if err := json.Unmarshal(body, &w); err != nil {
+	env, ok := readEnvelope(body, true)
+	if !ok {
+		// Not the envelope's shape: encoding/json says best how.
+		var w struct {
+			Success    *bool           `json:"success"`
+			Data       json.RawMessage `json:"data"`
+			Pagination *struct {
+				HasMore json.RawMessage `json:"has_more"`
+				Before  json.RawMessage `json:"before"`
+			} `json:"pagination"`
+		}
+		err := json.Unmarshal(body, &w)
+		if err == nil {
+			err = errors.New("unreadable envelope")
+		}
 		return nil, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
 	}
-	if w.Success != nil && !*w.Success {
+	if env.success == "false" {
 		return nil, req.failBody(http.StatusOK, body, KindPermanent)
 	}
-	var items []json.RawMessage
-	if !isNull(w.Data) {
-		if err := json.Unmarshal(w.Data, &items); err != nil {
-			return nil, req.fail(0, nil, fmt.Errorf("%w: data is not an array", ErrUnexpectedShape), KindPermanent)
-		}
+	if !isNull(env.data) && env.data[0] != '[' {
+		return nil, req.fail(0, nil, fmt.Errorf("%w: data is not an array", ErrUnexpectedShape), KindPermanent)
 	}
-	page := &Page{Messages: make([]Message, 0, len(items))}
-	for i, item := range items {
-		m, err := DecodeMessage(item, c.opts.Location)
+	page := &Page{Messages: make([]Message, 0, 100)}
+	eachElement(env.data, func(i int, item []byte) {
+		m, err := decodeValidMessage(item, c.opts.Location)
 		if err != nil {
 			var de *DecodeError
 			if errors.As(err, &de) {
 				de.Index = i
 				page.Bad = append(page.Bad, de)
 			}
-			continue
+			return
 		}
 		if m.ConversationID == "" {
 			m.ConversationID = conversationID
 		}
 		page.Messages = append(page.Messages, m)
-	}
-	if w.Pagination != nil {
+	})
+	if !isNull(env.pagination) {
 		page.Paginated = true
-		p := fields{"has_more": w.Pagination.HasMore, "before": w.Pagination.Before}
+		p := fields{"has_more": env.hasMore, "before": env.before}
 		page.HasMore = p.boolean("has_more")
 		page.Before = p.str("before")
 		if page.HasMore && page.Before == "" {
@@ -309,7 +312,7 @@ func (c *Client) GetMessage(ctx context.Context, id string) (Message, error) {
 	if err != nil {
 		return Message{}, req.failData(body, err)
 	}
-	m, err := DecodeMessage(data, c.opts.Location)
+	m, err := decodeValidMessage(data, c.opts.Location)
 	if err != nil {
 		return Message{}, req.fail(0, nil, err, KindPermanent)
 	}
@@ -437,22 +440,90 @@ func (c *Client) SendMessage(ctx context.Context, s SendRequest) (SendResult, er
 	return res, nil
 }
 
-// successData returns the data member of a success envelope.
+// successData returns the data member of a success envelope: a sub-slice of
+// body, which must be valid JSON.
 func successData(body []byte) (json.RawMessage, error) {
-	var w struct {
-		Success *bool           `json:"success"`
-		Data    json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &w); err != nil {
+	env, ok := readEnvelope(body, false)
+	if !ok {
+		var w struct {
+			Success *bool           `json:"success"`
+			Data    json.RawMessage `json:"data"`
+		}
+		err := json.Unmarshal(body, &w)
+		if err == nil {
+			err = errors.New("unreadable envelope")
+		}
 		return nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err)
 	}
-	if w.Success != nil && !*w.Success {
+	if env.success == "false" {
 		return nil, errUnsuccessful
 	}
-	if isNull(w.Data) {
+	if isNull(env.data) {
 		return nil, fmt.Errorf("%w: no data", ErrUnexpectedShape)
 	}
-	return w.Data, nil
+	return env.data, nil
+}
+
+// envelope is the wrapper of every answer, as raw sub-slices of the body.
+type envelope struct {
+	success                           string // "true", "false" or "" (absent or null)
+	data, pagination, hasMore, before []byte
+}
+
+// readEnvelope reads body (valid JSON) in one pass, matching keys without
+// regard to case as encoding/json did; ok is false when body is not an
+// object or success (or, withPagination, pagination) has a type
+// encoding/json would have refused.
+func readEnvelope(body []byte, withPagination bool) (env envelope, ok bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return env, false
+	}
+	ok = true
+	eachMember(body, func(key, val []byte) {
+		switch {
+		case bytes.EqualFold(key, []byte("success")):
+			switch string(val) {
+			case "true", "false":
+				env.success = string(val)
+			case "null":
+				env.success = ""
+			default:
+				ok = false
+			}
+		case bytes.EqualFold(key, []byte("data")):
+			env.data = val
+		case withPagination && bytes.EqualFold(key, []byte("pagination")):
+			env.pagination, env.hasMore, env.before = val, nil, nil
+			if isNull(val) {
+				env.pagination = nil
+				return
+			}
+			if val[0] != '{' {
+				ok = false
+				return
+			}
+			eachMember(val, func(k, v []byte) {
+				switch {
+				case bytes.EqualFold(k, []byte("has_more")):
+					env.hasMore = v
+				case bytes.EqualFold(k, []byte("before")):
+					env.before = v
+				}
+			})
+		}
+	})
+	return env, ok
+}
+
+// decodeValidMessage decodes a message from raw, a span of an answer body
+// that is valid JSON, without copying it: the Message's Raw aliases the body,
+// which nothing writes to once read.
+func decodeValidMessage(raw []byte, loc *time.Location) (Message, error) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return DecodeMessage(raw, loc)
+	}
+	return decodeMessage(raw, loc)
 }
 
 var errUnsuccessful = errors.New("success is false")

@@ -68,71 +68,193 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // "true" as a boolean). Zone-less time stamps are read in loc.
 func DecodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
 	raw = bytes.TrimSpace(raw)
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return Message{}, &DecodeError{Raw: raw, Err: fmt.Errorf("not a JSON object: %w", err)}
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		// Not an object: encoding/json says best what it is instead.
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return Message{}, &DecodeError{Raw: append(json.RawMessage(nil), raw...), Err: fmt.Errorf("not a JSON object: %w", err)}
+		}
+		return Message{}, &DecodeError{Raw: append(json.RawMessage(nil), raw...), Err: errors.New("not a JSON object: null")}
 	}
-	if obj == nil {
-		return Message{}, &DecodeError{Raw: raw, Err: errors.New("not a JSON object: null")}
-	}
-	f := fields(obj)
-	m := Message{Raw: append(json.RawMessage(nil), raw...)}
+	return decodeMessage(append(json.RawMessage(nil), raw...), loc)
+}
 
-	m.ID = f.str("id")
+// wireMessage is a message object as sent, either shape: the raw value of
+// each member the archive reads (nil when absent), the last one of a
+// repeated key. Nested objects are read into their own typed parts.
+type wireMessage struct {
+	id, timestamp, createdAt, conversationID, typ, mediaType, status  []byte
+	text, caption, message, mediaURL, fileURL, filename, direction    []byte
+	sentByName, sentBy, sentByType, isTemplate                        []byte
+	replyTo, replyToDash, replyToMessageID                            []byte
+	deliveredAt, readAt, updatedAt                                    []byte
+	content, sender, recipient, contact, extra, replyToObj, replyDObj wireParts
+}
+
+// wireParts is what the archive reads of a nested object (content, sender,
+// recipient, contact, additional_data, reply_to): one struct for all, since
+// they share names.
+type wireParts struct {
+	text, caption, url, filename, name, userID, typ, phone, phoneNumber, replyTo, id []byte
+}
+
+func (p *wireParts) read(obj []byte) {
+	*p = wireParts{}
+	eachMember(obj, func(key, val []byte) {
+		switch string(key) {
+		case "text":
+			p.text = val
+		case "caption":
+			p.caption = val
+		case "url":
+			p.url = val
+		case "filename":
+			p.filename = val
+		case "name":
+			p.name = val
+		case "user_id":
+			p.userID = val
+		case "type":
+			p.typ = val
+		case "phone":
+			p.phone = val
+		case "phone_number":
+			p.phoneNumber = val
+		case "reply_to":
+			p.replyTo = val
+		case "id":
+			p.id = val
+		}
+	})
+}
+
+func (w *wireMessage) read(obj []byte) {
+	eachMember(obj, func(key, val []byte) {
+		switch string(key) {
+		case "id":
+			w.id = val
+		case "timestamp":
+			w.timestamp = val
+		case "created_at":
+			w.createdAt = val
+		case "conversation_id":
+			w.conversationID = val
+		case "type":
+			w.typ = val
+		case "media_type":
+			w.mediaType = val
+		case "status":
+			w.status = val
+		case "text":
+			w.text = val
+		case "caption":
+			w.caption = val
+		case "message":
+			w.message = val
+		case "media_url":
+			w.mediaURL = val
+		case "file_url":
+			w.fileURL = val
+		case "filename":
+			w.filename = val
+		case "direction":
+			w.direction = val
+		case "sent_by_name":
+			w.sentByName = val
+		case "sent_by":
+			w.sentBy = val
+		case "sent_by_type":
+			w.sentByType = val
+		case "is_template":
+			w.isTemplate = val
+		case "reply_to":
+			w.replyTo = val
+			w.replyToObj.read(val)
+		case "reply-to":
+			w.replyToDash = val
+			w.replyDObj.read(val)
+		case "reply_to_message_id":
+			w.replyToMessageID = val
+		case "delivered_at":
+			w.deliveredAt = val
+		case "read_at":
+			w.readAt = val
+		case "updated_at":
+			w.updatedAt = val
+		case "content":
+			w.content.read(val)
+		case "sender":
+			w.sender.read(val)
+		case "recipient":
+			w.recipient.read(val)
+		case "contact":
+			w.contact.read(val)
+		case "additional_data":
+			w.extra.read(val)
+		}
+	})
+}
+
+// decodeMessage decodes raw, a valid JSON object, in one pass. The Message
+// keeps raw itself as its Raw: the caller hands over bytes nothing else
+// writes to (a response body, or a copy).
+func decodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
+	var w wireMessage
+	w.read(raw)
+	m := Message{Raw: raw}
+
+	m.ID = scalar(w.id)
 	if m.ID == "" {
 		return Message{}, &DecodeError{Raw: m.Raw, Err: errors.New("missing id")}
 	}
-	tsKey := "timestamp"
-	if !f.has(tsKey) {
-		tsKey = "created_at"
+	tsKey, tsRaw := "timestamp", w.timestamp
+	if isNull(tsRaw) {
+		tsKey, tsRaw = "created_at", w.createdAt
 	}
-	if !f.has(tsKey) {
+	if isNull(tsRaw) {
 		return Message{}, &DecodeError{ID: m.ID, Raw: m.Raw, Err: errors.New("missing timestamp and created_at")}
 	}
-	ts, err := parseTimeJSON(obj[tsKey], loc)
+	ts, err := parseTimeJSON(tsRaw, loc)
 	if err != nil {
 		return Message{}, &DecodeError{ID: m.ID, Raw: m.Raw, Err: fmt.Errorf("%s: %w", tsKey, err)}
 	}
 	m.Timestamp = ts
 
-	content := f.object("content")
-	sender := f.object("sender")
-	recipient := f.object("recipient")
-	contact := f.object("contact")
-
-	m.ConversationID = f.str("conversation_id")
-	m.Type = firstNonEmpty(f.str("type"), f.str("media_type"))
-	m.Status = f.str("status")
-	extra := f.object("additional_data")
-	m.Text = firstNonEmpty(content.str("text"), f.str("text"))
-	m.Caption = firstNonEmpty(content.str("caption"), f.str("caption"))
+	m.ConversationID = scalar(w.conversationID)
+	m.Type = firstNonEmpty(scalar(w.typ), scalar(w.mediaType))
+	m.Status = scalar(w.status)
+	m.Text = firstNonEmpty(scalar(w.content.text), scalar(w.text))
+	m.Caption = firstNonEmpty(scalar(w.content.caption), scalar(w.caption))
 	// The flat shape has one `message` field: the text of a text message,
 	// the caption of a media message.
-	if msg := f.str("message"); msg != "" {
+	if msg := scalar(w.message); msg != "" {
 		if mediaTypes[strings.ToLower(m.Type)] {
 			m.Caption = firstNonEmpty(m.Caption, msg)
 		} else {
 			m.Text = firstNonEmpty(m.Text, msg)
 		}
 	}
-	m.MediaURL = firstNonEmpty(content.str("url"), f.str("media_url"), f.str("file_url"))
-	m.Filename = firstNonEmpty(content.str("filename"), f.str("filename"), extra.str("filename"))
-	m.SenderName = firstNonEmpty(sender.str("name"), f.str("sent_by_name"))
-	m.SenderID = firstNonEmpty(sender.str("user_id"), f.str("sent_by"))
-	m.SenderType = firstNonEmpty(sender.str("type"), f.str("sent_by_type"))
-	m.SenderPhone = sender.str("phone")
-	m.RecipientPhone = recipient.str("phone")
-	m.IsTemplate = f.boolean("is_template")
-	m.ReplyTo = firstNonEmpty(f.str("reply_to"), f.str("reply-to"), f.str("reply_to_message_id"),
-		f.object("reply_to").str("id"), f.object("reply-to").str("id"), extra.str("reply_to"))
+	m.MediaURL = firstNonEmpty(scalar(w.content.url), scalar(w.mediaURL), scalar(w.fileURL))
+	m.Filename = firstNonEmpty(scalar(w.content.filename), scalar(w.filename), scalar(w.extra.filename))
+	m.SenderName = firstNonEmpty(scalar(w.sender.name), scalar(w.sentByName))
+	m.SenderID = firstNonEmpty(scalar(w.sender.userID), scalar(w.sentBy))
+	m.SenderType = firstNonEmpty(scalar(w.sender.typ), scalar(w.sentByType))
+	m.SenderPhone = scalar(w.sender.phone)
+	m.RecipientPhone = scalar(w.recipient.phone)
+	switch strings.ToLower(scalar(w.isTemplate)) {
+	case "true", "1", "yes":
+		m.IsTemplate = true
+	}
+	m.ReplyTo = firstNonEmpty(scalar(w.replyTo), scalar(w.replyToDash), scalar(w.replyToMessageID),
+		scalar(w.replyToObj.id), scalar(w.replyDObj.id), scalar(w.extra.replyTo))
 
-	m.Direction = strings.ToLower(f.str("direction"))
+	m.Direction = strings.ToLower(scalar(w.direction))
 	if m.Direction == "" {
-		m.Direction = directionOf(m.SenderType, sender)
+		m.Direction = directionOf(m.SenderType, scalar(w.sender.userID), m.SenderPhone)
 	}
 	// In the flat shape the customer appears as contact: the sender of an
 	// inbound message, the recipient of an outbound one.
-	if phone := firstNonEmpty(contact.str("phone"), contact.str("phone_number")); phone != "" {
+	if phone := firstNonEmpty(scalar(w.contact.phone), scalar(w.contact.phoneNumber)); phone != "" {
 		switch m.Direction {
 		case "inbound":
 			if m.SenderPhone == "" {
@@ -151,18 +273,17 @@ func DecodeMessage(raw json.RawMessage, loc *time.Location) (Message, error) {
 		}
 	}
 
-	m.DeliveredAt = m.optionalTime(obj, "delivered_at", loc)
-	m.ReadAt = m.optionalTime(obj, "read_at", loc)
-	m.UpdatedAt = m.optionalTime(obj, "updated_at", loc)
+	m.DeliveredAt = m.optionalTime(w.deliveredAt, "delivered_at", loc)
+	m.ReadAt = m.optionalTime(w.readAt, "read_at", loc)
+	m.UpdatedAt = m.optionalTime(w.updatedAt, "updated_at", loc)
 	return m, nil
 }
 
 // mediaTypes are the types whose flat-shape `message` is a caption.
 var mediaTypes = map[string]bool{"image": true, "video": true, "document": true, "audio": true, "sticker": true}
 
-func (m *Message) optionalTime(obj map[string]json.RawMessage, key string, loc *time.Location) *time.Time {
-	raw, ok := obj[key]
-	if !ok || isNull(raw) || string(raw) == `""` {
+func (m *Message) optionalTime(raw []byte, key string, loc *time.Location) *time.Time {
+	if isNull(raw) || string(raw) == `""` {
 		return nil
 	}
 	t, err := parseTimeJSON(raw, loc)
@@ -173,7 +294,7 @@ func (m *Message) optionalTime(obj map[string]json.RawMessage, key string, loc *
 	return &t
 }
 
-func directionOf(senderType string, sender fields) string {
+func directionOf(senderType, senderUserID, senderPhone string) string {
 	switch strings.ToLower(senderType) {
 	case "user", "customer", "contact":
 		return "inbound"
@@ -182,9 +303,9 @@ func directionOf(senderType string, sender fields) string {
 	}
 	// Documented shape: customers carry a phone, agents and bots a user_id.
 	switch {
-	case sender.str("user_id") != "":
+	case senderUserID != "":
 		return "outbound"
-	case sender.str("phone") != "":
+	case senderPhone != "":
 		return "inbound"
 	}
 	return ""
