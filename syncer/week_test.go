@@ -28,8 +28,6 @@ import (
 // days, some never). It measures what the archiver costs in its steady
 // state, which a first sync says nothing about.
 
-const debugWeek = false
-
 var weekDays = flag.Int("week.days", 7, "virtual days BenchmarkSimulatedWeek runs")
 
 type weekConfig struct {
@@ -214,11 +212,6 @@ func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, day *weekDay)
 		// minute old; runs come every five minutes.
 		if age := m.StatusAt.Sub(m.Timestamp); now.After(m.Timestamp.Add(2*age + 6*time.Minute)) {
 			day.violations++
-			if debugWeek {
-				c := archive.Checks()[m.ConversationID+"/"+m.ID]
-				fmt.Printf("STALE %s %s dir=%s archived=%s truth=%s sent=%v statusAt=%v now=%v entry=%+v\n", m.ConversationID, m.ID, m.Direction,
-					status, m.Status, m.Timestamp, m.StatusAt, now, c)
-			}
 		}
 	}
 }
