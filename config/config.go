@@ -33,6 +33,7 @@ type Config struct {
 	Schedule      Schedule      `yaml:"schedule" envPrefix:"SCHEDULE_"`
 	Daemon        Daemon        `yaml:"daemon" envPrefix:"DAEMON_"`
 	Webhook       Webhook       `yaml:"webhook" envPrefix:"WEBHOOK_"`
+	Analytics     Analytics     `yaml:"analytics" envPrefix:"ANALYTICS_"`
 	Log           Log           `yaml:"log" envPrefix:"LOG_"`
 }
 
@@ -188,7 +189,8 @@ type Schedule struct {
 // Daemon configures the long-running process.
 type Daemon struct {
 	// Listen is the address of /metrics, /healthz and /readyz; empty turns
-	// the HTTP server off.
+	// the HTTP server off. The default, every interface, lets Prometheus
+	// scrape a container from outside it.
 	Listen string `yaml:"listen" env:"LISTEN"`
 	// ShutdownGrace bounds how long a stop signal waits for the run in
 	// hand to write what it has.
@@ -216,6 +218,14 @@ type Webhook struct {
 	MaxBody int `yaml:"max_body" env:"MAX_BODY"`
 	// Debounce gathers a burst of events into one run.
 	Debounce time.Duration `yaml:"debounce" env:"DEBOUNCE"`
+}
+
+// Analytics configures what the archive offers analysts.
+type Analytics struct {
+	// Timezone is the IANA zone whose days the view messages_daily cuts.
+	// Changing it changes the view only: the rollup behind it keeps quarter
+	// hours in UTC.
+	Timezone string `yaml:"timezone" env:"TIMEZONE"`
 }
 
 // Log configures the logger.
@@ -260,8 +270,9 @@ func Default() Config {
 		},
 		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
-		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Log:       Log{Format: "json", Level: "info"},
+		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
 			Debounce: 2 * time.Second},
 	}

@@ -60,10 +60,11 @@ func TestDefault(t *testing.T) {
 		},
 		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
-		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
 			Debounce: 2 * time.Second},
-		Log: Log{Format: "json", Level: "info"},
+		Log:       Log{Format: "json", Level: "info"},
+		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
@@ -132,10 +133,11 @@ func TestLoadGood(t *testing.T) {
 		},
 		Retention: Retention{Enabled: true, PurgeAfter: 30 * 24 * time.Hour, MaxPerRun: 5, BatchSize: 2},
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "30 2 * * 0", Timezone: "UTC"},
-		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: "127.0.0.1:9480", Path: "/hooks/cekat", Secret: "file-webhook-secret", SignatureHeader: "X-Signature",
 			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second},
-		Log: Log{Format: "console", Level: "debug"},
+		Log:       Log{Format: "console", Level: "debug"},
+		Analytics: Analytics{Timezone: "UTC"},
 	}
 	for _, tc := range []struct {
 		name, path string
@@ -400,6 +402,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS":                       "500",
 		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL":                   "2s",
 		"CEKAT_ARCHIVER_SYNC_RECHECK_WINDOW":                   "72h",
+		"CEKAT_ARCHIVER_ANALYTICS_TIMEZONE":                    "Asia/Makassar",
 		"CEKAT_ARCHIVER_LOG_FORMAT":                            "console",
 		"CEKAT_ARCHIVER_LOG_LEVEL":                             "warn",
 		"CEKAT_ARCHIVER_CLICKHOUSE_TLS_ENABLED":                "", // empty: ignored
@@ -448,10 +451,11 @@ func TestEnvOverrides(t *testing.T) {
 		},
 		Retention: Retention{Enabled: true, PurgeAfter: 720 * time.Hour, MaxPerRun: 7, BatchSize: 3},
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "@daily", Timezone: "UTC"},
-		Daemon:    Daemon{Listen: "127.0.0.1:9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
+		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: ":9480", Path: "/wh", Secret: "env-webhook-secret", SignatureHeader: "X-Hub-Signature-256",
 			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second},
-		Log: Log{Format: "console", Level: "warn"},
+		Log:       Log{Format: "console", Level: "warn"},
+		Analytics: Analytics{Timezone: "Asia/Makassar"},
 	}
 
 	t.Run("over defaults", func(t *testing.T) {

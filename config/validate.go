@@ -31,6 +31,9 @@ func (c Config) validate(p *problems) {
 	c.Schedule.validate(p)
 	c.Daemon.validate(p)
 	c.Webhook.validate(p)
+	if _, err := loadLocation(c.Analytics.Timezone); err != nil {
+		p.check("analytics.timezone", err)
+	}
 	c.Log.validate(p)
 }
 

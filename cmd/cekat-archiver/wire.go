@@ -61,21 +61,21 @@ func (e *env) openArchive(ctx context.Context) (config.Config, *zap.Logger, *sin
 	if err != nil {
 		return config.Config{}, nil, nil, err
 	}
-	store, err := openStore(ctx, cfg.ClickHouse, log)
+	store, err := openStore(ctx, cfg.ClickHouse, cfg.Analytics, log)
 	if err != nil {
 		return config.Config{}, nil, nil, err
 	}
 	return cfg, log, store, nil
 }
 
-func openStore(ctx context.Context, cfg config.ClickHouse, log *zap.Logger) (*sink.Store, error) {
+func openStore(ctx context.Context, cfg config.ClickHouse, analytics config.Analytics, log *zap.Logger) (*sink.Store, error) {
 	tlsCfg, err := cfg.TLS.Config()
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse TLS: %w", err)
 	}
 	return sink.Open(ctx, sink.Options{
 		Addr: cfg.Addr, Database: cfg.Database, User: cfg.User, Password: cfg.Password.Reveal(),
-		TLS: tlsCfg, DialTimeout: cfg.DialTimeout, Logger: log.Named("sink"),
+		TLS: tlsCfg, DialTimeout: cfg.DialTimeout, Logger: log.Named("sink"), AnalyticsTimezone: analytics.Timezone,
 	})
 }
 
