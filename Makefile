@@ -33,8 +33,13 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 
+# The version and revision go in by -ldflags too: the toolchain stamps them only from a checkout
+# and not with GOFLAGS=-buildvcs=false.
+LDFLAGS := -X main.ldVersion=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev) \
+	-X main.ldRevision=$(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
 build:
-	go build -o bin/ ./cmd/...
+	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 # Every benchmark once (sink vs clickhouse-client, sync vs the simulator's capacity, peak RSS
 # of a 1,000,000-message sync --once; several minutes), against the private ClickHouse.

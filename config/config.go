@@ -102,6 +102,9 @@ type ClickHouse struct {
 	PasswordFile string        `yaml:"password_file" env:"PASSWORD_FILE"`
 	TLS          TLS           `yaml:"tls" envPrefix:"TLS_"`
 	DialTimeout  time.Duration `yaml:"dial_timeout" env:"DIAL_TIMEOUT"`
+	// Compression of the native protocol: lz4, or none (a server on the same
+	// machine: LZ4 then costs more CPU than the bytes it saves).
+	Compression string `yaml:"compression" env:"COMPRESSION"`
 }
 
 // TLS is the client side of a TLS connection to ClickHouse.
@@ -253,6 +256,7 @@ func Default() Config {
 			Database:    "cekat_archive",
 			User:        "default",
 			DialTimeout: 10 * time.Second,
+			Compression: "lz4",
 		},
 		Conversations: Conversations{IDs: []string{},
 			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},

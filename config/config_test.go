@@ -43,6 +43,7 @@ func TestDefault(t *testing.T) {
 			Database:    "cekat_archive",
 			User:        "default",
 			DialTimeout: 10 * time.Second,
+			Compression: "lz4",
 		},
 		Conversations: Conversations{IDs: []string{},
 			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
@@ -115,6 +116,7 @@ func TestLoadGood(t *testing.T) {
 			Password:    "file-clickhouse-password",
 			TLS:         TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
 			DialTimeout: 2 * time.Second,
+			Compression: "none",
 		},
 		Conversations: Conversations{IDs: []string{"conv-1", "conv-2"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"inbox-1"}, Platforms: []string{"whatsapp", "instagram"},
@@ -313,6 +315,7 @@ clickhouse.tls.cert_file: must be set together with clickhouse.tls.key_file
 clickhouse.tls.ca_file: open testdata/tls/no-such-ca.pem: no such file or directory
 clickhouse.tls.key_file: open testdata/tls/no-such-client.key: no such file or directory
 clickhouse.dial_timeout: must be more than 0, got -1s
+clickhouse.compression: must be lz4 or none; got "zstd"
 conversations.ids[1]: must not be empty
 conversations.ids[2]: must not be empty
 conversations.file: open testdata/no-such-conversations.txt: no such file or directory
@@ -333,14 +336,15 @@ log.level: must be one of debug, info, warn, error; got "trace"`,
 				"CEKAT_ARCHIVER_API_PAGE_SIZE":                       "1.5",
 				"CEKAT_ARCHIVER_CLICKHOUSE_TLS_ENABLED":              "yes",
 				"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL":                 "5",
-				"CEKAT_ARCHIVER_SYNC_CONCURRENCY":                    "0", // decodes; validation is not reached
+				"CEKAT_ARCHIVER_SYNC_CONCURRENCY":                    "0", // decodes, and validation says what is wrong
 				"CEKAT_ARCHIVER_CLICKHOUSE_TLS_INSECURE_SKIP_VERIFY": " true ",
 			},
 			want: `api.timeout: line 5: cannot use "soon" as a duration like "30s"
 api.max_retries: CEKAT_ARCHIVER_API_MAX_RETRIES: cannot use "many" as an integer
 api.page_size: CEKAT_ARCHIVER_API_PAGE_SIZE: cannot use "1.5" as an integer
 clickhouse.tls.enabled: CEKAT_ARCHIVER_CLICKHOUSE_TLS_ENABLED: cannot use "yes" as true or false
-sync.batch_interval: CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL: cannot use "5" as a duration like "30s"`,
+sync.batch_interval: CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL: cannot use "5" as a duration like "30s"
+sync.concurrency: must be from 1 to 64, got 0`,
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -374,6 +378,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_CLICKHOUSE_USER":                       "archiver",
 		"CEKAT_ARCHIVER_CLICKHOUSE_PASSWORD":                   "env-password",
 		"CEKAT_ARCHIVER_CLICKHOUSE_TLS_SERVER_NAME":            "ch.internal",
+		"CEKAT_ARCHIVER_CLICKHOUSE_COMPRESSION":                "none",
 		"CEKAT_ARCHIVER_CLICKHOUSE_TLS_INSECURE_SKIP_VERIFY":   "true",
 		"CEKAT_ARCHIVER_CLICKHOUSE_DIAL_TIMEOUT":               "250ms",
 		"CEKAT_ARCHIVER_CONVERSATIONS_IDS":                     "conv-a,conv-b, conv-c",
@@ -433,6 +438,7 @@ func TestEnvOverrides(t *testing.T) {
 			Password:    "env-password",
 			TLS:         TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
 			DialTimeout: 250 * time.Millisecond,
+			Compression: "none",
 		},
 		Conversations: Conversations{IDs: []string{"conv-a", "conv-b", "conv-c"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"in-1", "in-2"}, Platforms: []string{"livechat"},
@@ -799,5 +805,17 @@ func TestMaskedHidesURLPasswords(t *testing.T) {
 	c.ClickHouse.Addr = []string{"default:ch-PASSWORD@clickhouse:9000"}
 	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "PASSWORD") {
 		t.Errorf("Validate = %v; want errors without the passwords", err)
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{
+		"CEKAT_ARCHIVER_API_KEY=k", "CEKAT_ARCHIVER_API_TIMEZONE=UTC", "CEKAT_ARCHIVER_CONFIG=/etc/cekat.yaml",
+		"CEKAT_ARCHIVER_API_TIEMOUT=5s", "CEKAT_ARCHIVER_CLICKHOUSE_PASSWROD=x", "CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=127.0.0.1:19000",
+		"CEKAT_ARCHIVER_API_TIEMOUT=6s", "PATH=/usr/bin", "cekat_archiver_api_key=lowercase, not ours", "CEKAT_ARCHIVER_API=",
+	})
+	want := []string{"CEKAT_ARCHIVER_API", "CEKAT_ARCHIVER_API_TIEMOUT", "CEKAT_ARCHIVER_CLICKHOUSE_PASSWROD"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("UnknownEnv (-want +got):\n%s", diff)
 	}
 }

@@ -23,10 +23,12 @@ import (
 // lookupEnv (os.LookupEnv if nil), then secrets are read from the *_file
 // keys, then the result is validated.
 //
-// A file that is not YAML is reported alone. Otherwise every problem of the
-// file and the environment (unknown keys, values of the wrong type) is
-// reported together, one a line as "key.path: problem"; if there is none,
-// every problem of the secret files and of Validate is reported the same way.
+// A file that is not YAML is reported alone. Otherwise every problem is
+// reported together, one a line as "key.path: problem": those of the file
+// and the environment (unknown keys, values of the wrong type) first, then
+// those of the secret files and of Validate, but for keys already reported
+// (a value that could not be read is checked as its default, which says
+// nothing). So one run of `config check` shows everything to fix.
 //
 // Environment variables set to "" are ignored; list variables
 // (CEKAT_ARCHIVER_CLICKHOUSE_ADDR, CEKAT_ARCHIVER_CONVERSATIONS_IDS) are
@@ -47,12 +49,11 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 	}
 	applyEnv(&cfg, lookupEnv, &p)
-	if len(p) > 0 {
-		return Config{}, p.err()
-	}
+	read := len(p)
 	readSecretFiles(&cfg, &p)
 	cfg.validate(&p)
 	if len(p) > 0 {
+		p = p.dropRepeatedKeys(read)
 		return Config{}, p.err()
 	}
 	return cfg, nil
@@ -371,4 +372,27 @@ func readSecretFiles(c *Config, p *problems) {
 		}
 		*s.value = Secret(v)
 	}
+}
+
+// UnknownEnv returns, sorted, the names among environ (NAME=value entries,
+// as os.Environ gives them) that start with EnvPrefix but name no key: a
+// misspelt variable would otherwise be ignored without a word.
+// CEKAT_ARCHIVER_CONFIG (read by the command line) and CEKAT_ARCHIVER_TEST_*
+// (read by the test suite) are not keys and are not reported.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{EnvPrefix + "CONFIG": true}
+	for _, f := range fields() {
+		if f.env != "" {
+			known[f.env] = true
+		}
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && !strings.HasPrefix(name, EnvPrefix+"TEST_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -80,6 +80,9 @@ func (ch ClickHouse) validate(p *problems) {
 	}
 	ch.TLS.validate(p)
 	p.positive("clickhouse.dial_timeout", ch.DialTimeout)
+	if ch.Compression != "lz4" && ch.Compression != "none" {
+		p.add("clickhouse.compression", "must be lz4 or none; got %q", ch.Compression)
+	}
 }
 
 func (t TLS) validate(p *problems) {
@@ -260,6 +263,30 @@ func (p *problems) check(key string, err error) {
 }
 
 func (p *problems) err() error { return errors.Join(*p...) }
+
+// dropRepeatedKeys drops the problems after the first n whose key one of
+// the first n already has, or is within (api.base_url within api).
+func (p problems) dropRepeatedKeys(n int) problems {
+	out := p[:n:n]
+	for _, e := range p[n:] {
+		key, repeated := problemKey(e), false
+		for _, first := range p[:n] {
+			k := problemKey(first)
+			repeated = repeated || key == k || strings.HasPrefix(key, k+".")
+		}
+		if !repeated {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// problemKey is the key path a problem starts with, without a list index.
+func problemKey(e error) string {
+	key, _, _ := strings.Cut(e.Error(), ": ")
+	key, _, _ = strings.Cut(key, "[")
+	return key
+}
 
 func oneOf[T ~string](p *problems, key string, v T, allowed ...T) {
 	names := make([]string, len(allowed))

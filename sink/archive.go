@@ -43,7 +43,7 @@ func newWriteMetrics(reg prometheus.Registerer) *writeMetrics {
 	m := &writeMetrics{
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rows_inserted_total",
 			Help: "Rows inserted into ClickHouse by table."}, []string{"table"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "message_bytes_inserted_total",
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "messages_inserted_bytes_total",
 			Help: "Approximate bytes of message rows inserted (text and raw JSON columns)."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "flush_duration_seconds",
 			Help: "Duration of one flush of the write buffer to ClickHouse.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),

@@ -86,6 +86,8 @@ func BenchmarkSinkInsert(b *testing.B) {
 		load func(b *testing.B, st *Store) (time.Duration, error)
 		// metric names the method in b.ReportMetric units.
 		metric string
+		// compression is the store's Options.Compression ("": the default, LZ4).
+		compression string
 	}
 	inserts := map[string]int64{} // by method: INSERTs of the last load
 	// archiveLoad loads through the archive; batchBytes 0 keeps the archive's default.
@@ -121,12 +123,15 @@ func BenchmarkSinkInsert(b *testing.B) {
 			}
 			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
-		}, "client"},
+		}, "client", ""},
 		// As the archiver is configured by default: 10,000 rows or 4 MiB, whichever comes first.
-		{"archive-default", archiveLoad("archive-default", 0, 0), "archive_default"},
+		{"archive-default", archiveLoad("archive-default", 0, 0), "archive_default", ""},
+		// The same without compression (clickhouse.compression: none), as clickhouse-client's
+		// loopback default is none too.
+		{"archive-default-none", archiveLoad("archive-default-none", 0, 0), "archive_default_none", CompressionNone},
 		// Batches of a row count only (the byte bound set out of reach).
-		{"archive-10000-rows", archiveLoad("archive-10000-rows", 10000, 1<<30), "archive10k"},
-		{"archive-50000-rows", archiveLoad("archive-50000-rows", 50000, 1<<30), "archive50k"},
+		{"archive-10000-rows", archiveLoad("archive-10000-rows", 10000, 1<<30), "archive10k", ""},
+		{"archive-50000-rows", archiveLoad("archive-50000-rows", 50000, 1<<30), "archive50k", ""},
 	}
 
 	best := make([]time.Duration, len(methods))
@@ -138,7 +143,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 	for b.Loop() {
 		for r := 0; r < rounds; r++ {
 			for i, m := range methods {
-				st := benchFreshStore(b, addr)
+				st := benchFreshStoreWith(b, addr, m.compression)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				benchWaitMerges(b, st) // a previous load's merges must not eat this one's CPU
 				srv0, ok0 := benchServerCPU()
@@ -533,9 +538,14 @@ func benchSum(ctx context.Context, b *testing.B, st *Store) benchChecksum {
 
 func benchFreshStore(b *testing.B, addr string) *Store {
 	b.Helper()
+	return benchFreshStoreWith(b, addr, "")
+}
+
+func benchFreshStoreWith(b *testing.B, addr, compression string) *Store {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := Open(ctx, Options{Addr: []string{addr}, Database: sinktest.DatabaseName(b)})
+	st, err := Open(ctx, Options{Addr: []string{addr}, Database: sinktest.DatabaseName(b), Compression: compression})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,6 +26,12 @@ const DefaultDatabase = "cekat_archiver"
 // DefaultDialTimeout is the dial timeout used when Options.DialTimeout is zero.
 const DefaultDialTimeout = 10 * time.Second
 
+// The values of Options.Compression.
+const (
+	CompressionLZ4  = "lz4"
+	CompressionNone = "none"
+)
+
 // Options says how to reach ClickHouse.
 type Options struct {
 	// Addr lists host:port addresses of the native protocol (port 9000 by default on a
@@ -41,6 +47,9 @@ type Options struct {
 	TLS *tls.Config
 	// DialTimeout bounds each connection attempt; it defaults to DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Compression of the data sent and received: CompressionLZ4 (the default, "" too) or
+	// CompressionNone. On loopback LZ4 costs more CPU than the bytes it saves.
+	Compression string
 	// AnalyticsTimezone is the IANA zone whose days the view messages_daily
 	// cuts (Migrate makes it); empty means UTC.
 	AnalyticsTimezone string
@@ -69,7 +78,8 @@ type Store struct {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Open connects to ClickHouse over the native protocol with LZ4 compression and pings it. It
+// Open connects to ClickHouse over the native protocol (with LZ4 compression unless
+// Options.Compression says none) and pings it. It
 // does not require the archive's database to exist. An unreachable server gives an error that
 // names the addresses tried.
 func Open(ctx context.Context, opts Options) (*Store, error) {
@@ -84,6 +94,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = DefaultDialTimeout
+	}
+	switch opts.Compression {
+	case "":
+		opts.Compression = CompressionLZ4
+	case CompressionLZ4, CompressionNone:
+	default:
+		return nil, fmt.Errorf("sink: compression %q: want %q or %q", opts.Compression, CompressionLZ4, CompressionNone)
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -107,6 +124,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 // clickhouseOptions builds clickhouse-go's options; database "" leaves the choice to the server.
 func clickhouseOptions(opts Options, database string) *clickhouse.Options {
+	var compression *clickhouse.Compression
+	if opts.Compression != CompressionNone {
+		compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
+	}
 	return &clickhouse.Options{
 		Protocol: clickhouse.Native,
 		Addr:     opts.Addr,
@@ -117,7 +138,7 @@ func clickhouseOptions(opts Options, database string) *clickhouse.Options {
 		},
 		TLS:         opts.TLS,
 		DialTimeout: opts.DialTimeout,
-		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Compression: compression,
 		Logger:      driverLogger(opts.Logger),
 		// Without it every pooled connection keeps the encode buffer of its
 		// largest batch: 110 MiB still live after a flush of 10,000 rows.

@@ -22,7 +22,7 @@ type Metrics struct {
 	rechecked       prometheus.Counter
 	changed         prometheus.Counter
 	quarantined     prometheus.Counter
-	conversations   *prometheus.GaugeVec
+	conversations   *stateGauges
 	deferred        prometheus.Gauge
 	checksDue       prometheus.Gauge
 }
@@ -48,9 +48,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Re-checks that found a new status and wrote a new version."}),
 		quarantined: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "records_quarantined_total",
 			Help: "Records that could not be decoded, kept in the quarantine table."}),
-		conversations: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "conversations",
-			Help: "Conversations at the start of the last run by state; the states overlap (due, lagging and gone are subsets of tracked): tracked, due, lagging (history not complete or last sync failed), gone."},
-			[]string{"state"}),
+		// Separate gauges, not one with a state label: due, lagging and gone
+		// are overlapping subsets of tracked, and a sum over them would mean
+		// nothing.
+		conversations: newStateGauges(ns, map[string]string{
+			"tracked": "Conversations tracked at the start of the last run.",
+			"due":     "Tracked conversations due to be synced in the last run.",
+			"lagging": "Tracked conversations whose history is not complete yet or whose last sync failed, at the start of the last run.",
+			"gone":    "Tracked conversations the API answered 404 for, at the start of the last run.",
+		}),
 		deferred: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "conversations_deferred",
 			Help: "Conversations the last run left for later because the API budget ran out."}),
 		checksDue: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "status_checks_due",
@@ -59,6 +65,39 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requests, m.requestDuration, m.archived, m.enriched, m.enrichFailed, m.rechecked, m.changed,
 		m.quarantined, m.conversations, m.deferred, m.checksDue)
 	return m
+}
+
+// stateGauges are the gauges cekat_archiver_conversations_<state>, one per
+// state, set through WithLabelValues(state) as a GaugeVec would be.
+type stateGauges struct{ gauges map[string]prometheus.Gauge }
+
+func newStateGauges(ns string, help map[string]string) *stateGauges {
+	s := &stateGauges{gauges: map[string]prometheus.Gauge{}}
+	for state, h := range help {
+		s.gauges[state] = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "conversations_" + state, Help: h})
+	}
+	return s
+}
+
+// WithLabelValues returns the gauge of a state; an unknown state gets a
+// gauge that is not exported.
+func (s *stateGauges) WithLabelValues(state string) prometheus.Gauge {
+	if g, ok := s.gauges[state]; ok {
+		return g
+	}
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: "unexported"})
+}
+
+func (s *stateGauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range s.gauges {
+		g.Describe(ch)
+	}
+}
+
+func (s *stateGauges) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range s.gauges {
+		g.Collect(ch)
+	}
 }
 
 // ObserveRequest counts one HTTP attempt; wire it to the client's OnRequest.
@@ -94,21 +133,9 @@ func NewBudgetMetrics(reg prometheus.Registerer) *BudgetMetrics {
 		waited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_budget_wait_seconds_total",
 			Help: "Time API calls spent waiting for the rate limiter (throttled waits), by priority."}, []string{"priority"}),
 	}
-	remaining := func(window string) prometheus.GaugeFunc {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "api_budget_remaining",
-			Help:        "Requests the client-side budget still allows in the window (minute, or day; -1: no daily cap).",
-			ConstLabels: prometheus.Labels{"window": window}}, func() float64 {
-			l := m.limiter.Load()
-			if l == nil {
-				return 0
-			}
-			minute, day := l.Remaining()
-			if window == "minute" {
-				return float64(minute)
-			}
-			return float64(day)
-		})
-	}
+	remaining := &remainingCollector{m: m, desc: prometheus.NewDesc(ns+"_api_budget_remaining",
+		"Requests the client-side budget still allows in the window: minute, or day (exported only with a daily cap).",
+		[]string{"window"}, nil)}
 	refused := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "api_budget_refused_total",
 		Help: "API calls refused because the daily budget was spent (left for a later run)."}, func() float64 {
 		l := m.limiter.Load()
@@ -125,8 +152,29 @@ func NewBudgetMetrics(reg prometheus.Registerer) *BudgetMetrics {
 		m.waits.WithLabelValues(p.String())
 		m.waited.WithLabelValues(p.String())
 	}
-	reg.MustRegister(m.waits, m.waited, remaining("minute"), remaining("day"), refused)
+	reg.MustRegister(m.waits, m.waited, remaining, refused)
 	return m
+}
+
+// remainingCollector exports what the budget allows, and nothing for a
+// window without a limit (no -1 standing for "none").
+type remainingCollector struct {
+	m    *BudgetMetrics
+	desc *prometheus.Desc
+}
+
+func (c *remainingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *remainingCollector) Collect(ch chan<- prometheus.Metric) {
+	l := c.m.limiter.Load()
+	if l == nil {
+		return
+	}
+	minute, day := l.Remaining()
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(minute), "minute")
+	if day >= 0 {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(day), "day")
+	}
 }
 
 // OnWait counts one granted wait; set it as budget.Options.OnWait.

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
+	"os"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/cekat-archiver/cekat-archiver/config"
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
@@ -19,12 +20,15 @@ import (
 type versionCmd struct{}
 
 func (versionCmd) Run(e *env) error {
-	fmt.Fprintf(e.stdout, "cekat-archiver %s (%s)\n", version(), runtime.Version())
+	fmt.Fprintln(e.stdout, versionLine())
 	return nil
 }
 
 // version is the module version, or the VCS revision of a development build.
 func version() string {
+	if ldVersion != "" {
+		return ldVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
@@ -50,6 +54,11 @@ func (configCheckCmd) Run(e *env) error {
 	out, err := cfg.Masked()
 	if err != nil {
 		return err
+	}
+	// A misspelt variable is ignored by Load: say so, or it passes silently.
+	if unknown := config.UnknownEnv(os.Environ()); len(unknown) > 0 {
+		return exitCodeError{code: 1, msg: fmt.Sprintf("environment variables with the prefix %s that name no key (misspelt?): %s",
+			config.EnvPrefix, strings.Join(unknown, ", "))}
 	}
 	fmt.Fprintf(e.stdout, "# configuration is valid; secrets masked\n%s", out)
 	return nil

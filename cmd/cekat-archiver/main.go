@@ -21,6 +21,8 @@ type cli struct {
 	Config    string `short:"c" help:"Configuration file (YAML)." env:"CEKAT_ARCHIVER_CONFIG" type:"path" placeholder:"FILE"`
 	LogFormat string `help:"Log format, overriding log.format: json or console." enum:",json,console" default:""`
 
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
+
 	Version       versionCmd `cmd:"" help:"Print the version."`
 	ConfigCommand configCmd  `cmd:"" name:"config" help:"Inspect the configuration."`
 	Migrate       migrateCmd `cmd:"" help:"Create the database and schema in ClickHouse (safe to repeat) and print it."`
@@ -63,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Description("Archives WhatsApp conversation history from the Cekat API into ClickHouse."),
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
+		kong.Vars{"version": versionLine()},
 		kong.Exit(func(code int) { exitCode = code; panic(exitSignal{}) }),
 	)
 	if err != nil {

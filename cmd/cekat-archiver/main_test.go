@@ -32,6 +32,12 @@ func TestCLI(t *testing.T) {
 		notInOut []string
 	}{
 		{name: "version", args: []string{"version"}, wantOut: []string{"cekat-archiver "}},
+		{name: "--version", args: []string{"--version"}, wantOut: []string{"cekat-archiver "}},
+		{name: "config check reports misspelt variables",
+			env:      []string{"CEKAT_ARCHIVER_API_BASE_URL", "http://127.0.0.1:1", "CEKAT_ARCHIVER_API_KEY", "k", "CEKAT_ARCHIVER_API_TIEMOUT", "5s"},
+			args:     []string{"config", "check"},
+			wantCode: 1,
+			wantErr:  []string{"name no key (misspelt?): CEKAT_ARCHIVER_API_TIEMOUT"}},
 		{name: "config check masks secrets",
 			env:      []string{"CEKAT_ARCHIVER_API_BASE_URL", "http://127.0.0.1:1", "CEKAT_ARCHIVER_API_KEY", "sk_live_SECRET", "CEKAT_ARCHIVER_CLICKHOUSE_PASSWORD", "pw_SECRET"},
 			args:     []string{"config", "check"},

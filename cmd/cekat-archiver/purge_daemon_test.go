@@ -77,7 +77,7 @@ func TestDaemonRunsThePurgeOnSchedule(t *testing.T) {
 		t.Errorf("daemon exited %d after SIGTERM", code)
 	}
 	for _, want := range []string{`cekat_archiver_purge_conversations_total{outcome="deleted"} ` + strconv.Itoa(len(old)),
-		`cekat_archiver_runs_total{result="failure",task="purge"} 0`, `cekat_archiver_conversations{state="gone"} 0`} {
+		`cekat_archiver_runs_total{result="failure",task="purge"} 0`, `cekat_archiver_conversations_gone 0`} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}

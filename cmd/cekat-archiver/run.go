@@ -30,7 +30,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
 	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})

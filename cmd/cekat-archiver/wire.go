@@ -61,6 +61,9 @@ func (e *env) openArchive(ctx context.Context) (config.Config, *zap.Logger, *sin
 	if err != nil {
 		return config.Config{}, nil, nil, err
 	}
+	if unknown := config.UnknownEnv(os.Environ()); len(unknown) > 0 {
+		log.Warn("environment variables name no configuration key and are ignored (misspelt?)", zap.Strings("variables", unknown))
+	}
 	store, err := openStore(ctx, cfg.ClickHouse, cfg.Analytics, log)
 	if err != nil {
 		return config.Config{}, nil, nil, err
@@ -75,7 +78,7 @@ func openStore(ctx context.Context, cfg config.ClickHouse, analytics config.Anal
 	}
 	return sink.Open(ctx, sink.Options{
 		Addr: cfg.Addr, Database: cfg.Database, User: cfg.User, Password: cfg.Password.Reveal(),
-		TLS: tlsCfg, DialTimeout: cfg.DialTimeout, Logger: log.Named("sink"), AnalyticsTimezone: analytics.Timezone,
+		TLS: tlsCfg, DialTimeout: cfg.DialTimeout, Compression: cfg.Compression, Logger: log.Named("sink"), AnalyticsTimezone: analytics.Timezone,
 	})
 }
 

@@ -94,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
 			Help: "Duration of runs by task.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"task"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
-			Help: "Unix time of the end of the last successful run by task; 0 until one succeeds."}, []string{"task"}),
+			Help: "Unix time of the end of the last successful run by task; absent until one succeeds."}, []string{"task"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "run_in_progress",
 			Help: "1 while a run of the task is going."}, []string{"task"}),
 	}
@@ -132,7 +132,7 @@ func New(jobs []Job, opts Options) (*Daemon, error) {
 		d.metrics.runs.WithLabelValues(j.Name, "failure")
 		d.metrics.skipped.WithLabelValues(j.Name)
 		d.metrics.running.WithLabelValues(j.Name)
-		d.metrics.lastSuccess.WithLabelValues(j.Name)
+		// lastSuccess is not made here: a 0 would read as a success in 1970.
 	}
 	return d, nil
 }
