@@ -208,10 +208,20 @@ func (versionStore) ListMigrations(ctx context.Context, db database.DBTxConn) ([
 	return out, nil
 }
 
+// TableExists says whether the version table is ready: created and holding
+// goose's version 0. A process killed between the two leaves a table
+// without it, which goose would refuse for ever; reported as missing, the
+// table is created again (a no-op) and version 0 recorded.
 func (versionStore) TableExists(ctx context.Context, db database.DBTxConn) (bool, error) {
 	q := `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?`
 	var n uint64
 	if err := db.QueryRowContext(ctx, q, MigrationsTable).Scan(&n); err != nil {
+		return false, fmt.Errorf("check table %s: %w", MigrationsTable, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count() FROM `+MigrationsTable+` WHERE version_id = 0`).Scan(&n); err != nil {
 		return false, fmt.Errorf("check table %s: %w", MigrationsTable, err)
 	}
 	return n > 0, nil
