@@ -91,10 +91,10 @@ func TestStatusEscapesUntrustedStrings(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	safeForTerminal(t, s, 400)
+	safeForTerminal(t, s, maxIDRunes+maxLineRunes+150)
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("%d lines for 4 conversations:\n%s", len(lines), s)
+	if len(lines) != 6 {
+		t.Fatalf("%d lines for 4 conversations and the totals:\n%s", len(lines), s)
 	}
 	for i, want := range []string{"plain ", `"nul\x00\ttab" `, strings.Repeat("x", 64) + "… ", `"" `} {
 		if !strings.HasPrefix(lines[i+1], want) {

@@ -203,50 +203,6 @@ func logSummary(log *zap.Logger, s syncer.Summary) {
 	log.Info("sync run finished", fields...)
 }
 
-type statusCmd struct{}
-
-func (statusCmd) Run(ctx context.Context, e *env) error {
-	_, _, store, err := e.openArchive(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	archive := sink.NewArchive(store, sink.ArchiveOptions{})
-	defer archive.Close(ctx)
-	rows, err := archive.Status(ctx)
-	if err != nil {
-		return err
-	}
-	return printStatus(e.stdout, rows)
-}
-
-// printStatus prints one line per conversation. Ids and errors come from
-// the configuration and upstream: they go through display.
-func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONVERSATION\tARCHIVED\tNEWEST\tBACKFILL\tLAST SUCCESS\tNEXT DUE\tLAST ERROR")
-	for _, r := range rows {
-		backfill := "complete"
-		switch {
-		case !r.PurgedAt.IsZero():
-			backfill = "purged " + fmtTime(r.PurgedAt)
-		case r.Gone:
-			backfill = "gone"
-		case !r.BackfillComplete:
-			backfill = fmt.Sprintf("pending (%d gaps)", len(r.Gaps))
-		case len(r.Gaps) > 0:
-			backfill = fmt.Sprintf("complete, %d gaps", len(r.Gaps))
-		}
-		lastError := "-"
-		if r.LastError != "" {
-			lastError = display(r.LastError, 80)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", display(r.ConversationID, maxIDRunes), r.Archived, fmtTime(r.NewestSentAt), backfill,
-			fmtTime(r.LastSuccessAt), fmtTime(r.NextDueAt), lastError)
-	}
-	return tw.Flush()
-}
-
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"

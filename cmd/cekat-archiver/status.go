@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+)
+
+type statusCmd struct {
+	Output  string `help:"table (for people) or json (for scripts: every field, whole errors)." enum:"table,json" default:"table" short:"o"`
+	Lagging bool   `help:"Only the conversations that need attention: history not complete, a failed last sync, or gone upstream."`
+}
+
+func (s statusCmd) Run(ctx context.Context, e *env) error {
+	_, _, store, err := e.openArchive(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := needSchema(ctx, store); err != nil {
+		return err
+	}
+	archive := sink.NewArchive(store, sink.ArchiveOptions{})
+	defer archive.Close(ctx)
+	rows, err := archive.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if s.Lagging {
+		rows = slices.DeleteFunc(rows, func(r sink.ConversationStatus) bool { return !needsAttention(r) })
+	}
+	if s.Output == "json" {
+		return printStatusJSON(e.stdout, rows)
+	}
+	return printStatus(e.stdout, rows)
+}
+
+// needSchema says what to do when the archive's tables are missing or older
+// than this binary: a ClickHouse error naming a missing table helps nobody.
+func needSchema(ctx context.Context, store *sink.Store) error {
+	tables, err := store.Schema(ctx)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, t := range tables {
+		have[t.Name] = true
+	}
+	for _, want := range []string{"sync_state", "message_index"} {
+		if !have[want] {
+			return fmt.Errorf("database %s has no table %s: run `cekat-archiver migrate` to create or update the schema", store.Database(), want)
+		}
+	}
+	return nil
+}
+
+// lagging is what the engine counts as lagging (cekat_archiver_conversations_lagging).
+func lagging(r sink.ConversationStatus) bool {
+	return r.PurgedAt.IsZero() && !r.Gone && (!r.BackfillComplete || len(r.Gaps) > 0 || r.LastError != "")
+}
+
+func needsAttention(r sink.ConversationStatus) bool {
+	return lagging(r) || r.PurgedAt.IsZero() && r.Gone
+}
+
+// printStatus prints one line per conversation and a line of totals. Times
+// are UTC and say so. Ids and errors come from the configuration and
+// upstream: they go through display, errors cut at a terminal line
+// (--output json has them whole).
+func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONVERSATION\tARCHIVED\tNEWEST\tBACKFILL\tLAST SUCCESS\tNEXT DUE\tLAST ERROR")
+	var archived uint64
+	var nLagging, nGone, nPurged, nFailing int
+	for _, r := range rows {
+		archived += r.Archived
+		backfill := "complete"
+		switch {
+		case !r.PurgedAt.IsZero():
+			backfill = "purged " + statusTime(r.PurgedAt)
+			nPurged++
+		case r.Gone:
+			backfill = "gone"
+			nGone++
+		case !r.BackfillComplete:
+			backfill = fmt.Sprintf("pending (%d gaps)", len(r.Gaps))
+		case len(r.Gaps) > 0:
+			backfill = fmt.Sprintf("complete, %d gaps", len(r.Gaps))
+		}
+		if lagging(r) {
+			nLagging++
+		}
+		lastError := "-"
+		if r.LastError != "" {
+			lastError = display(r.LastError, maxLineRunes)
+			nFailing++
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", display(r.ConversationID, maxIDRunes), r.Archived, statusTime(r.NewestSentAt),
+			backfill, statusTime(r.LastSuccessAt), statusTime(r.NextDueAt), lastError)
+	}
+	fmt.Fprintf(tw, "TOTAL %d\t%d\t\t%d lagging, %d gone, %d purged\t\t\t%d failing\n", len(rows), archived, nLagging, nGone,
+		nPurged, nFailing)
+	return tw.Flush()
+}
+
+// statusTime is a time in UTC, marked as such.
+func statusTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// statusJSON is one conversation of `status --output json`. Times are
+// RFC 3339 in UTC, null when never.
+type statusJSON struct {
+	ConversationID   string     `json:"conversation_id"`
+	Archived         uint64     `json:"archived"`
+	NewestSentAt     *time.Time `json:"newest_sent_at"`
+	BackfillComplete bool       `json:"backfill_complete"`
+	Gaps             int        `json:"gaps"`
+	Gone             bool       `json:"gone"`
+	PurgedAt         *time.Time `json:"purged_at"`
+	Lagging          bool       `json:"lagging"`
+	LastAttemptAt    *time.Time `json:"last_attempt_at"`
+	LastSuccessAt    *time.Time `json:"last_success_at"`
+	NextDueAt        *time.Time `json:"next_due_at"`
+	IdleRuns         uint32     `json:"idle_runs"`
+	LastError        string     `json:"last_error"`
+}
+
+type statusTotals struct {
+	Conversations int    `json:"conversations"`
+	Archived      uint64 `json:"archived"`
+	Lagging       int    `json:"lagging"`
+	Gone          int    `json:"gone"`
+	Purged        int    `json:"purged"`
+	Failing       int    `json:"failing"`
+}
+
+func printStatusJSON(w io.Writer, rows []sink.ConversationStatus) error {
+	out := struct {
+		Conversations []statusJSON `json:"conversations"`
+		Totals        statusTotals `json:"totals"`
+	}{Conversations: []statusJSON{}}
+	when := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	for _, r := range rows {
+		out.Conversations = append(out.Conversations, statusJSON{ConversationID: r.ConversationID, Archived: r.Archived,
+			NewestSentAt: when(r.NewestSentAt), BackfillComplete: r.BackfillComplete, Gaps: len(r.Gaps), Gone: r.Gone,
+			PurgedAt: when(r.PurgedAt), Lagging: lagging(r), LastAttemptAt: when(r.LastAttemptAt),
+			LastSuccessAt: when(r.LastSuccessAt), NextDueAt: when(r.NextDueAt), IdleRuns: r.IdleRuns, LastError: r.LastError})
+		t := &out.Totals
+		t.Conversations++
+		t.Archived += r.Archived
+		switch {
+		case !r.PurgedAt.IsZero():
+			t.Purged++
+		case r.Gone:
+			t.Gone++
+		}
+		if lagging(r) {
+			t.Lagging++
+		}
+		if r.LastError != "" {
+			t.Failing++
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
