@@ -156,7 +156,9 @@ func TestStopsAtRandomMomentsLoseNothing(t *testing.T) {
 	for i := range 40 {
 		ctx, c := context.WithCancel(context.Background())
 		cancel.Store(&c)
+		rngMu.Lock()
 		stopAt.Store(h.details.Load() + h.lists.Load() + 1 + int64(rng.IntN(40)))
+		rngMu.Unlock()
 		sum := h.engine.Sync(ctx, nil)
 		stopped := ctx.Err() != nil
 		c()
