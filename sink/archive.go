@@ -190,7 +190,7 @@ func (a *Archive) AddQuarantine(ctx context.Context, rows ...QuarantineRow) (int
 	}
 	byConv := map[string][]uint64{}
 	for i := range rows {
-		rows[i].RawHash = rawHash(rows[i].Raw)
+		rows[i].RawHash = quarantineKeyHash(rows[i])
 		byConv[rows[i].ConversationID] = append(byConv[rows[i].ConversationID], rows[i].RawHash)
 	}
 	seen := map[quarantineKey]bool{}
@@ -234,6 +234,16 @@ func (a *Archive) AddQuarantine(ctx context.Context, rows ...QuarantineRow) (int
 type quarantineKey struct {
 	conv, endpoint string
 	hash           uint64
+}
+
+// quarantineKeyHash identifies a record across answers: by its id when it
+// has one (its content may change from one answer to the next, a status
+// moving on), else by its content.
+func quarantineKeyHash(r QuarantineRow) uint64 {
+	if r.MessageID != "" {
+		return rawHash("id:" + r.MessageID)
+	}
+	return rawHash(r.Raw)
 }
 
 func rawHash(raw string) uint64 {

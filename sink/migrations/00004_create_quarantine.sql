@@ -12,7 +12,8 @@
 --   conversation_id, message_id   as far as they could be made out; empty otherwise
 --   error            why decoding failed
 --   raw              the record as received
---   raw_hash         64-bit FNV-1a of raw
+--   raw_hash         64-bit FNV-1a of "id:" and message_id when the record has an id (its content
+--                    may change from one answer to the next), else of raw
 CREATE TABLE IF NOT EXISTS quarantine
 (
     received_at     DateTime('UTC'),

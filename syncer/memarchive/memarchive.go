@@ -163,9 +163,9 @@ func (a *Archive) AddQuarantine(_ context.Context, rows ...sink.QuarantineRow) (
 	defer a.mu.Unlock()
 	n := 0
 	for _, r := range rows {
-		k := r.ConversationID + "\x00" + r.Endpoint + "\x00" + r.Raw
+		k := quarantineKey(r)
 		if _, ok := a.quar[k]; ok || slices.ContainsFunc(a.bufQuar, func(q sink.QuarantineRow) bool {
-			return q.ConversationID+"\x00"+q.Endpoint+"\x00"+q.Raw == k
+			return quarantineKey(q) == k
 		}) {
 			continue
 		}
@@ -173,6 +173,15 @@ func (a *Archive) AddQuarantine(_ context.Context, rows ...sink.QuarantineRow) (
 		n++
 	}
 	return n, nil
+}
+
+// quarantineKey identifies a record as the ClickHouse archive does: by its
+// id when it has one, else by its content.
+func quarantineKey(r sink.QuarantineRow) string {
+	if r.MessageID != "" {
+		return r.ConversationID + "\x00" + r.Endpoint + "\x00id:" + r.MessageID
+	}
+	return r.ConversationID + "\x00" + r.Endpoint + "\x00" + r.Raw
 }
 
 // AddChecks implements syncer.Archive.
@@ -230,7 +239,7 @@ func (a *Archive) Flush(context.Context) error {
 		}
 	}
 	for _, q := range a.bufQuar {
-		a.quar[q.ConversationID+"\x00"+q.Endpoint+"\x00"+q.Raw] = q
+		a.quar[quarantineKey(q)] = q
 	}
 	for _, c := range a.bufChecks {
 		k := key(c.ConversationID, c.MessageID)
