@@ -1,0 +1,413 @@
+// Package deploy_test checks the deploy kit with what runs here: every YAML and JSON file
+// parses, the Kubernetes pods are locked down, the dashboard and the alert rules name only
+// metrics the archiver exports, promtool checks and tests the alert rules, systemd-analyze
+// verifies the unit, and hadolint lints the Dockerfile. A tool that is not installed skips
+// its test (`deploy/prometheus/prometheus.sh install` installs promtool); building the image
+// needs a Docker daemon and CEKAT_ARCHIVER_TEST_DOCKER=1.
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cekat-archiver/cekat-archiver/config"
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
+	"github.com/cekat-archiver/cekat-archiver/syncer/purge"
+)
+
+// files returns the files under deploy/ whose names end in one of exts.
+func files(t *testing.T, exts ...string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && slices.Contains(exts, filepath.Ext(path)) {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestFilesParse(t *testing.T) {
+	yamls := files(t, ".yaml", ".yml")
+	if len(yamls) < 10 {
+		t.Fatalf("found only %v", yamls)
+	}
+	for _, path := range yamls {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var doc any
+			if err := dec.Decode(&doc); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Errorf("%s: %v", path, err)
+				}
+				break
+			}
+		}
+	}
+	for _, path := range files(t, ".json") {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}
+
+// podSpec is what TestKubernetesPods reads of a pod template.
+type podSpec struct {
+	EnableServiceLinks *bool `yaml:"enableServiceLinks"`
+	SecurityContext    struct {
+		RunAsNonRoot bool `yaml:"runAsNonRoot"`
+	} `yaml:"securityContext"`
+	Containers []struct {
+		Name string `yaml:"name"`
+		Env  []struct {
+			Name  string `yaml:"name"`
+			Value string `yaml:"value"`
+		} `yaml:"env"`
+		SecurityContext struct {
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+			ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+		} `yaml:"securityContext"`
+		VolumeMounts []struct {
+			MountPath string `yaml:"mountPath"`
+		} `yaml:"volumeMounts"`
+	} `yaml:"containers"`
+}
+
+// The daemon and the CronJob run locked down, without service links (a service named
+// like a key would set CEKAT_ARCHIVER_* variables), and read secrets from files only.
+func TestKubernetesPods(t *testing.T) {
+	var config map[string]string
+	pods := map[string]podSpec{}
+	for _, path := range files(t, ".yaml") {
+		if !strings.HasPrefix(path, "kubernetes/") {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+			Spec struct {
+				Template struct {
+					Spec podSpec `yaml:"spec"`
+				} `yaml:"template"`
+				JobTemplate struct {
+					Spec struct {
+						Template struct {
+							Spec podSpec `yaml:"spec"`
+						} `yaml:"template"`
+					} `yaml:"spec"`
+				} `yaml:"jobTemplate"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal(data, &m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		switch m.Kind {
+		case "ConfigMap":
+			config = m.Data
+		case "Deployment":
+			pods[path] = m.Spec.Template.Spec
+		case "CronJob":
+			pods[path] = m.Spec.JobTemplate.Spec.Template.Spec
+		}
+	}
+	if len(pods) != 2 {
+		t.Fatalf("pods in %v, want the Deployment and the CronJob", pods)
+	}
+	for path, p := range pods {
+		if p.EnableServiceLinks == nil || *p.EnableServiceLinks {
+			t.Errorf("%s: enableServiceLinks is not false", path)
+		}
+		if !p.SecurityContext.RunAsNonRoot {
+			t.Errorf("%s: not runAsNonRoot", path)
+		}
+		for _, c := range p.Containers {
+			sc := c.SecurityContext
+			if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s: container %s may escalate or write its root file system", path, c.Name)
+			}
+			for _, e := range c.Env {
+				if secretLike(e.Name) {
+					t.Errorf("%s: secret %s given as a value; give it as a file (%s_FILE)", path, e.Name, e.Name)
+				}
+			}
+			if len(c.VolumeMounts) == 0 {
+				t.Errorf("%s: container %s mounts no secrets", path, c.Name)
+			}
+		}
+	}
+	for name := range config {
+		if secretLike(name) {
+			t.Errorf("configmap.yaml holds the secret %s; give it as a file (%s_FILE)", name, name)
+		}
+	}
+}
+
+func secretLike(name string) bool {
+	if strings.HasSuffix(name, "_FILE") {
+		return false
+	}
+	for _, s := range []string{"PASSWORD", "_KEY", "TOKEN", "SECRET"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// exported lists the metric names the archiver's packages register, with the series
+// names of histograms.
+func exported(t *testing.T) map[string]bool {
+	t.Helper()
+	reg := &recorder{}
+	syncer.NewMetrics(reg)
+	syncer.NewBudgetMetrics(reg)
+	purge.NewMetrics(reg)
+	// The daemon takes a registry of its own (it serves it): register what it made there.
+	dreg := prometheus.NewRegistry()
+	schedule, err := config.ParseSchedule("*/5 * * * *", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := daemon.Job{Name: "sync", Schedule: schedule, Run: func(context.Context) error { return nil }}
+	if _, err := daemon.New([]daemon.Job{job}, daemon.Options{Registry: dreg}); err != nil {
+		t.Fatal(err)
+	}
+	reg.MustRegister(daemonCollectors(t, dreg)...)
+	a := sink.NewArchive(nil, sink.ArchiveOptions{Registerer: reg, BatchInterval: time.Hour})
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{
+		// cmd/cekat-archiver registers these itself (the main package cannot be imported).
+		"cekat_archiver_build_info": true, "process_start_time_seconds": true, "process_resident_memory_bytes": true, "up": true,
+		// The daemon makes these series only when a run ends.
+		"cekat_archiver_last_success_timestamp_seconds": true, "cekat_archiver_run_duration_seconds_bucket": true,
+	}
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for _, c := range reg.collectors {
+		ch := make(chan *prometheus.Desc, 100)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			m := fqName.FindStringSubmatch(d.String())
+			if m == nil {
+				t.Fatalf("no name in %s", d)
+			}
+			names[m[1]] = true
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				names[m[1]+suffix] = true
+			}
+		}
+	}
+	return names
+}
+
+// daemonCollectors stand for the metrics a registry holds (a registry gathers, but does
+// not describe, what it holds): one gauge of each name.
+func daemonCollectors(t *testing.T, reg *prometheus.Registry) []prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []prometheus.Collector
+	for _, mf := range mfs {
+		out = append(out, prometheus.NewGauge(prometheus.GaugeOpts{Name: mf.GetName(), Help: "from the daemon"}))
+	}
+	return out
+}
+
+// recorder is a Registerer that keeps what is registered.
+type recorder struct{ collectors []prometheus.Collector }
+
+func (r *recorder) Register(c prometheus.Collector) error {
+	r.collectors = append(r.collectors, c)
+	return nil
+}
+
+func (r *recorder) MustRegister(cs ...prometheus.Collector) {
+	r.collectors = append(r.collectors, cs...)
+}
+
+func (r *recorder) Unregister(prometheus.Collector) bool { return true }
+
+// The dashboard and the alert rules name only metrics that exist: a metric renamed in the
+// code must be renamed there too.
+func TestMetricNamesExist(t *testing.T) {
+	names := exported(t)
+	if !names["cekat_archiver_conversations_lagging"] || !names["cekat_archiver_runs_total"] {
+		t.Fatalf("the registry misses known metrics: %v", names)
+	}
+	var exprs []string
+	dash, err := os.ReadFile("grafana/cekat-archiver.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`"expr": "((?:[^"\\]|\\.)*)"`).FindAllStringSubmatch(string(dash), -1) {
+		exprs = append(exprs, m[1])
+	}
+	rules, err := os.ReadFile("prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(rules, &groups); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	if len(exprs) < 20 {
+		t.Fatalf("only %d expressions found", len(exprs))
+	}
+	metric := regexp.MustCompile(`\b(cekat_archiver_[a-z0-9_]+|process_[a-z_]+)\b`)
+	for _, e := range exprs {
+		for _, m := range metric.FindAllString(e, -1) {
+			if !names[m] {
+				t.Errorf("%q names %s, which the archiver does not export", e, m)
+			}
+		}
+	}
+}
+
+// promtool is the promtool binary: beside CEKAT_ARCHIVER_TEST_PROMETHEUS, or on PATH.
+func promtool(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CEKAT_ARCHIVER_TEST_PROMETHEUS"); p != "" {
+		if tool := filepath.Join(filepath.Dir(p), "promtool"); isExecutable(tool) {
+			return tool
+		}
+	}
+	tool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (deploy/prometheus/prometheus.sh install)")
+	}
+	return tool
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&0o111 != 0
+}
+
+func TestAlertRules(t *testing.T) {
+	tool := promtool(t)
+	for _, args := range [][]string{{"check", "rules", "prometheus/alerts.yaml"}, {"test", "rules", "prometheus/alerts_test.yaml"},
+		{"check", "config", "compose/prometheus.yml"}} {
+		out, err := exec.Command(tool, args...).CombinedOutput()
+		if err != nil && !(args[1] == "config" && bytes.Contains(out, []byte("rule_files"))) {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func TestSystemdUnit(t *testing.T) {
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	unit, err := os.ReadFile("systemd/cekat-archiver.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "DynamicUser=yes", "Restart=on-failure", "LoadCredential="} {
+		if !bytes.Contains(unit, []byte("\n"+want)) {
+			t.Errorf("the unit lacks %s", want)
+		}
+	}
+	// verify wants the binary of ExecStart to exist: point it at one that does.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cekat-archiver.service")
+	if err := os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/cekat-archiver"), []byte(self)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool, "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile("docker/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	if n := strings.Count(s, "\nFROM "); n < 2 {
+		t.Errorf("%d stages, want a build stage and a runtime stage", n)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "\nFROM scratch", "\nUSER 65532:65532", "timetzdata", "ca-certificates.crt"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the Dockerfile lacks %q", want)
+		}
+	}
+	if tool, err := exec.LookPath("hadolint"); err == nil {
+		if out, err := exec.Command(tool, "docker/Dockerfile").CombinedOutput(); err != nil {
+			t.Errorf("hadolint: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("hadolint is not installed: the Dockerfile is not linted")
+	}
+	if os.Getenv("CEKAT_ARCHIVER_TEST_DOCKER") == "" {
+		t.Log("the image is not built (set CEKAT_ARCHIVER_TEST_DOCKER=1 with a Docker daemon)")
+		return
+	}
+	build := exec.Command("docker", "build", "-f", "deploy/docker/Dockerfile", "-t", "cekat-archiver:test", ".")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("docker", "run", "--rm", "cekat-archiver:test", "--version").CombinedOutput(); err != nil ||
+		!bytes.HasPrefix(out, []byte("cekat-archiver ")) {
+		t.Errorf("docker run --version: %v\n%s", err, out)
+	}
+}
