@@ -2,8 +2,6 @@ package sink
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -27,8 +25,8 @@ var zoneRE = regexp.MustCompile(`^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$`)
 // sending to delivery and to reading, NULL when no message of the row has
 // one. Counts add up across rows; percentiles do not (take them from
 // message_rollup with groupUniqArrayIfMerge over the rows wanted).
-func dailyViewQuery(table, zone string) string {
-	return `CREATE VIEW IF NOT EXISTS ` + table + ` AS
+func dailyViewQuery(view, rollup, zone string) string {
+	return `CREATE VIEW IF NOT EXISTS ` + view + ` AS
 SELECT day, direction, type, sender_role, messages, delivered, read, failed,
     if(empty(d), NULL, toNullable(dq[1])) AS delivery_p50_seconds,
     if(empty(d), NULL, toNullable(dq[2])) AS delivery_p95_seconds,
@@ -48,15 +46,17 @@ FROM
             uniqExactIfMerge(failed_state) AS failed,
             arrayMap(p -> p.2, groupUniqArrayIfMerge(delivery_seconds_state)) AS d,
             arrayMap(p -> p.2, groupUniqArrayIfMerge(read_seconds_state)) AS r
-        FROM message_rollup
+        FROM ` + rollup + `
         GROUP BY day, direction, type, sender_role
     )
 )`
 }
 
 // ensureDailyView makes DailyView cut days in the zone of the options,
-// unless it already does. db has the archive's database selected.
-func (s *Store) ensureDailyView(ctx context.Context, db *sql.DB) error {
+// unless it already does. It runs on the store's own connections: a
+// process starting up (sync --once under a scheduler's deadline) should not
+// pay for another handshake.
+func (s *Store) ensureDailyView(ctx context.Context) error {
 	zone := s.opts.AnalyticsTimezone
 	if zone == "" {
 		zone = "UTC"
@@ -65,20 +65,29 @@ func (s *Store) ensureDailyView(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sink: analytics time zone %q: not a zone name", zone)
 	}
 	var current string
-	err := db.QueryRowContext(ctx, "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = ?",
-		DailyView).Scan(&current)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	rows, err := s.conn.Query(ctx, "SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?", s.database, DailyView)
+	if err != nil {
+		return fmt.Errorf("sink: look up view %s: %w", DailyView, err)
+	}
+	for rows.Next() {
+		if err := rows.Scan(&current); err != nil {
+			rows.Close()
+			return fmt.Errorf("sink: look up view %s: %w", DailyView, err)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sink: look up view %s: %w", DailyView, err)
 	}
 	if strings.Contains(current, "toDate(bucket, '"+zone+"')") {
 		return nil
 	}
 	if current != "" {
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+DailyView); err != nil {
+		if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+s.TableName(DailyView)); err != nil {
 			return fmt.Errorf("sink: drop view %s to change its zone: %w", DailyView, err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, dailyViewQuery(DailyView, zone)); err != nil {
+	if err := s.conn.Exec(ctx, dailyViewQuery(s.TableName(DailyView), s.TableName("message_rollup"), zone)); err != nil {
 		return fmt.Errorf("sink: create view %s in zone %s: %w", DailyView, zone, err)
 	}
 	s.log.Info("made the daily view", zap.String("view", DailyView), zap.String("zone", zone))

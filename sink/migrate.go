@@ -55,9 +55,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		return applied, err
 	}
 	// Not a migration: its zone is configuration, and may change.
-	db := clickhouse.OpenDB(clickhouseOptions(s.opts, s.database))
-	defer db.Close()
-	return applied, s.ensureDailyView(ctx, db)
+	return applied, s.ensureDailyView(ctx)
 }
 
 // migrate applies the migrations in fsys; tests give it files of their own.
