@@ -81,13 +81,15 @@ step "cekat-archiver sync --once (again: nothing new upstream: one list call per
 step "cekat-archiver status"
 "$BIN_DIR/cekat-archiver" status >"$RUN_DIR/status.txt"
 head -n 16 "$RUN_DIR/status.txt"
-echo "... ($(($(wc -l <"$RUN_DIR/status.txt") - 1)) conversations; whole table in $RUN_DIR/status.txt)"
+echo "... ($(($(wc -l <"$RUN_DIR/status.txt") - 2)) conversations; whole table and totals in $RUN_DIR/status.txt)"
 
 step "A few numbers from the archive"
 q() { deploy/clickhouse/clickhouse.sh client --database cekat_demo --format PrettyCompact --query "$1"; }
 q "SELECT count() AS messages, uniqExact(conversation_id) AS conversations, min(sent_at) AS oldest, max(sent_at) AS newest FROM messages_current"
 q "SELECT type, count() AS messages, round(avg(enriched), 3) AS enriched FROM messages_current GROUP BY type ORDER BY messages DESC"
 q "SELECT direction, status, count() AS messages FROM messages_current GROUP BY direction, status ORDER BY direction, messages DESC"
+q "SELECT day, direction, sum(messages) AS messages, sum(read) AS read_count, max(delivery_p50_seconds) AS delivery_p50_s FROM messages_daily GROUP BY day, direction ORDER BY day DESC, direction LIMIT 6"
+q "SELECT responder_name, count() AS turns, round(quantileExact(0.5)(response_seconds), 1) AS first_response_p50_s FROM message_turns WHERE opens_turn AND reply_message_id != '' GROUP BY responder_name ORDER BY turns DESC LIMIT 5"
 q "SELECT endpoint, count() AS quarantined FROM quarantine FINAL GROUP BY endpoint"
 q "SELECT run_id, result, new_messages, enriched, rechecked, requests, finished_at - started_at AS seconds FROM sync_runs ORDER BY started_at"
 
