@@ -124,9 +124,9 @@ func (versionStore) Tablename() string { return MigrationsTable }
 
 func (versionStore) CreateVersionTable(ctx context.Context, db database.DBTxConn) error {
 	q := `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
-    version_id Int64,
-    is_applied UInt8,
-    tstamp     DateTime('UTC') DEFAULT now()
+    version_id Int64 COMMENT 'A migration applied: the number of its file in sink/migrations (0 is goose''s own start).',
+    is_applied UInt8 COMMENT '1: applied. Migrations are forward-only.',
+    tstamp     DateTime('UTC') DEFAULT now() COMMENT 'When it was recorded, UTC.'
 ) ENGINE = MergeTree ORDER BY (version_id, tstamp)`
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("create table %s: %w", MigrationsTable, err)
