@@ -406,6 +406,10 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	sum.Requests = e.opts.Requests.Snapshot().Sub(reqBefore)
 	sum.Errors = r.errors
 	sum.Err = err
+	if sum.Failed > 0 {
+		log.Warn("conversations failed in this run", zap.Int("failed", sum.Failed), zap.Int("worked_on", sum.Attempted),
+			zap.Strings("first_errors", r.errors[:min(len(r.errors), 3)]))
+	}
 
 	row := sink.RunRow{RunID: r.id, StartedAt: sum.Started, FinishedAt: sum.Finished, Result: "ok",
 		Conversations: uint32(sum.Conversations), NewMessages: uint64(sum.NewMessages), Enriched: uint64(sum.Enriched),
@@ -631,7 +635,9 @@ func (e *Engine) forEach(ctx context.Context, r *run, ids []string, fn func(ctx 
 				return err
 			}
 			r.fail(id, err)
-			r.log.Warn("conversation sync failed", zap.String("conversation_id", id), zap.Error(err))
+			// One line a conversation only at debug: when the API is down
+			// every conversation fails alike, and the run says so once.
+			r.log.Debug("conversation sync failed", zap.String("conversation_id", id), zap.Error(err))
 			return nil
 		})
 	}
