@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -580,17 +581,9 @@ func rowFrom(conv string, list cekat.Message, detail *cekat.Message, fetched tim
 	}
 	row.SenderRole = sink.SenderRole(row.Direction, row.SenderType)
 	if len(warnings) > 0 {
-		row.EnrichError = "warning: " + joinWarnings(warnings)
+		row.EnrichError = "warning: " + strings.Join(warnings, "; ")
 	}
 	return row
-}
-
-func joinWarnings(ws []string) string {
-	out := ws[0]
-	for _, w := range ws[1:] {
-		out += "; " + w
-	}
-	return out
 }
 
 // applyDetail lays a detail answer over a row: its non-empty fields win.
