@@ -13,15 +13,14 @@ import (
 )
 
 // DESCRIBE explains every column of the archive's tables. Not covered: the
-// copy set aside by 00013, and the tables of the conversation list and
-// webhooks (migrations 00030 and 00031 come after these). goose's own table
-// has its comments when this archiver creates it (not in older archives).
+// copy set aside by 00013. goose's own table has its comments when this
+// archiver creates it (not in older archives).
 func TestEveryColumnHasAComment(t *testing.T) {
 	st := migratedStore(t)
 	ctx := testContext(t)
 	rows, err := st.Conn().Query(ctx, "SELECT table, name FROM system.columns WHERE database = ? AND comment = '' "+
 		"AND table IN (SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView')) "+
-		"AND table NOT IN ('messages_unpartitioned', 'conversations', 'webhook_events') ORDER BY table, name",
+		"AND table != 'messages_unpartitioned' ORDER BY table, name",
 		st.Database(), st.Database())
 	if err != nil {
 		t.Fatal(err)

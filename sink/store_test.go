@@ -47,6 +47,7 @@ var allMigrations = []string{
 	"00029_create_message_turns.sql",
 	"00030_create_conversations.sql",
 	"00031_create_webhook_events.sql",
+	"00032_comment_conversations_and_webhook_events.sql",
 }
 
 func testContext(t *testing.T) context.Context {
