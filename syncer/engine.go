@@ -287,6 +287,7 @@ type run struct {
 	started   time.Time
 	progress  *Progress
 	due       *dueSet
+	fetched   map[string]cekat.Message // read only during the run
 	mu        sync.Mutex
 	errors    []string
 	failed    map[string]bool
@@ -353,6 +354,10 @@ type SyncOptions struct {
 	// (maybe none), and the status checks that are due, without listing
 	// conversations.
 	Triggered bool
+	// Fetched are message details fetched just before the run (to find the
+	// conversation a webhook event is about): the run uses them instead of
+	// paying for them again.
+	Fetched map[string]cekat.Message
 }
 
 // SyncWith runs once as opts say; see Sync.
@@ -360,7 +365,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil)}
+	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil), fetched: opts.Fetched}
 	e.live.Store(r.progress)
 	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
 // EventStore is what acting on webhook events needs of the archive.
@@ -52,9 +53,10 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
 	var convs, tracked []string
 	var checks []sink.StatusCheck
+	fetched := map[string]cekat.Message{}
 	done := make([]sink.WebhookEvent, 0, len(events))
 	for _, ev := range events {
-		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, now)
+		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, fetched, now)
 		if err != nil {
 			if ctx.Err() != nil || stopsRun(err) {
 				break // the rest stays pending
@@ -85,7 +87,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	}
 	slices.Sort(convs)
 	convs = slices.Compact(convs)
-	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true})
+	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched})
 	if err := out.Sync.Failure(); err != nil || out.Sync.Stopped {
 		// Left pending: the next run acts on them again.
 		return out, err
@@ -98,7 +100,8 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	return out, nil
 }
 
-func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck, now time.Time) (string, error) {
+func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck,
+	fetched map[string]cekat.Message, now time.Time) (string, error) {
 	conv := ev.ConversationID
 	findConv := func() (string, error) {
 		if conv != "" {
@@ -107,6 +110,11 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 		if ev.MessageID == "" {
 			return "", fmt.Errorf("event names neither a conversation nor a message")
 		}
+		if m, ok := fetched[ev.MessageID]; ok {
+			return m.ConversationID, nil
+		}
+		// The answer is also the message's detail: the run uses it to
+		// enrich or re-check the message instead of asking again.
 		m, err := e.api.GetMessage(ctx, ev.MessageID)
 		if err != nil {
 			return "", fmt.Errorf("find the conversation of message %s: %w", ev.MessageID, err)
@@ -114,6 +122,7 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 		if m.ConversationID == "" {
 			return "", fmt.Errorf("the detail of message %s names no conversation", ev.MessageID)
 		}
+		fetched[ev.MessageID] = m
 		return m.ConversationID, nil
 	}
 	switch ev.Event {

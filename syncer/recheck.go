@@ -267,19 +267,7 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 			keep(nil, e.schedule(chk, row.Status, false, now))
 			continue
 		}
-		select {
-		case e.detail <- struct{}{}:
-		case <-gctx.Done():
-		}
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			defer func() { <-e.detail }()
-			d, err := e.api.GetMessage(gctx, row.MessageID)
-			if err != nil && (gctx.Err() != nil || outOfBudget(err)) {
-				return err // left due: the next run asks again
-			}
+		apply := func(d cekat.Message, err error) {
 			count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
 			now := e.opts.Now().UTC()
 			chk.Checks++
@@ -301,6 +289,25 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 				r.noteError(conv, fmt.Errorf("re-check of %s: %w", row.MessageID, err))
 				keep(nil, e.schedule(chk, row.Status, !row.Enriched, now))
 			}
+		}
+		if d, ok := r.fetched[row.MessageID]; ok {
+			apply(d, nil)
+			continue
+		}
+		select {
+		case e.detail <- struct{}{}:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			defer func() { <-e.detail }()
+			d, err := e.api.GetMessage(gctx, row.MessageID)
+			if err != nil && (gctx.Err() != nil || outOfBudget(err)) {
+				return err // left due: the next run asks again
+			}
+			apply(d, err)
 			return nil
 		})
 	}

@@ -505,8 +505,8 @@ func TestWebhookEventsAreHintsActedOnOnce(t *testing.T) {
 	if got := h.lists.Load() - lists; got != 1 || out.Events != 1 || out.Ignored != 1 {
 		t.Errorf("%d list calls, %+v; want the one conversation synced", got, out)
 	}
-	if got := h.details.Load() - details; got != 2 {
-		t.Errorf("%d detail calls; want one to find the conversation and one to enrich", got)
+	if got := h.details.Load() - details; got != 1 {
+		t.Errorf("%d detail calls; want one, to find the conversation, whose answer also enriches the message", got)
 	}
 	found := false
 	for _, r := range h.archive.Messages() {
@@ -556,5 +556,43 @@ func TestWebhookEventsAreHintsActedOnOnce(t *testing.T) {
 	}
 	if h.lists.Load() != lists || h.details.Load() != details {
 		t.Error("events acted on twice")
+	}
+}
+
+// A status event that names only the message costs one detail call: the
+// answer that tells the conversation is also the fresh status.
+func TestStatusEventWithoutConversationCostsOneCall(t *testing.T) {
+	// No scheduled re-checks: only the event asks for the status.
+	h := newMemHarness(t, cekatsim.Options{Seed: 32, MessageCounts: []int{20, 30}, Shape: cekatsim.ShapeDocumented},
+		syncer.Options{RecheckWindow: -1})
+	h.sync(context.Background())
+	h.sim.Advance(3 * 24 * time.Hour)
+	archived := map[string]string{}
+	for _, r := range h.archive.Messages() {
+		archived[r.MessageID] = r.Status
+	}
+	var moved cekatsim.TruthMessage
+	for _, m := range h.sim.Truth() {
+		if s, ok := archived[m.ID]; ok && s != m.Status {
+			moved = m
+			break
+		}
+	}
+	if moved.ID == "" {
+		t.Fatal("no status moved in three days")
+	}
+	events := &memEvents{}
+	events.add("message.read", "", moved.ID)
+	lists, details := h.lists.Load(), h.details.Load()
+	if out, err := h.engine.ApplyEvents(context.Background(), events); err != nil || out.Sync.Failure() != nil {
+		t.Fatalf("apply: %v %+v", err, out)
+	}
+	if l, d := h.lists.Load()-lists, h.details.Load()-details; l != 0 || d != 1 {
+		t.Errorf("%d list and %d detail calls; want 0 and 1", l, d)
+	}
+	for _, r := range h.archive.Messages() {
+		if r.MessageID == moved.ID && r.Status != moved.Status {
+			t.Errorf("status of %s is %q, upstream %q", moved.ID, r.Status, moved.Status)
+		}
 	}
 }

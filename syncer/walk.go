@@ -488,6 +488,16 @@ func (e *Engine) enrichEach(ctx context.Context, r *run, conv string, order []ce
 			cancel() // the calls in flight end early; failures after a stop are dropped
 		}
 	}
+	// Details fetched just before the run are used as they are.
+	rest := todo[:0:0]
+	for _, k := range todo {
+		if d, ok := r.fetched[order[k].ID]; ok && stopErr == nil {
+			take(result{k: k, d: &d})
+			continue
+		}
+		rest = append(rest, k)
+	}
+	todo = rest
 	next, inflight := 0, 0
 	for (stopErr == nil && next < len(todo)) || inflight > 0 {
 		if stopErr == nil && next < len(todo) {
