@@ -221,6 +221,10 @@ type Webhook struct {
 	MaxBody int `yaml:"max_body" env:"MAX_BODY"`
 	// Debounce gathers a burst of events into one run.
 	Debounce time.Duration `yaml:"debounce" env:"DEBOUNCE"`
+	// RecheckInterval: with events telling every status change, scheduled
+	// re-checks are only the net for lost events, and wait at least this
+	// long (0: the polling schedule, 2 x age + 1 minute).
+	RecheckInterval time.Duration `yaml:"recheck_interval" env:"RECHECK_INTERVAL"`
 }
 
 // Analytics configures what the archive offers analysts.
@@ -278,7 +282,7 @@ func Default() Config {
 		Log:       Log{Format: "json", Level: "info"},
 		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
-			Debounce: 2 * time.Second},
+			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour},
 	}
 }
 

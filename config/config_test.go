@@ -63,7 +63,7 @@ func TestDefault(t *testing.T) {
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
-			Debounce: 2 * time.Second},
+			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour},
 		Log:       Log{Format: "json", Level: "info"},
 		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 	}
@@ -137,7 +137,7 @@ func TestLoadGood(t *testing.T) {
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "30 2 * * 0", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: "127.0.0.1:9480", Path: "/hooks/cekat", Secret: "file-webhook-secret", SignatureHeader: "X-Signature",
-			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second},
+			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second, RecheckInterval: 12 * time.Hour},
 		Log:       Log{Format: "console", Level: "debug"},
 		Analytics: Analytics{Timezone: "UTC"},
 	}
@@ -396,6 +396,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_WEBHOOK_SIGNATURE_ENCODING":            "hex",
 		"CEKAT_ARCHIVER_WEBHOOK_MAX_BODY":                      "4096",
 		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE":                      "1s",
+		"CEKAT_ARCHIVER_WEBHOOK_RECHECK_INTERVAL":              "12h",
 		"CEKAT_ARCHIVER_RETENTION_ENABLED":                     "true",
 		"CEKAT_ARCHIVER_RETENTION_PURGE_AFTER":                 "720h",
 		"CEKAT_ARCHIVER_RETENTION_MAX_PER_RUN":                 "7",
@@ -459,7 +460,7 @@ func TestEnvOverrides(t *testing.T) {
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "@daily", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: ":9480", Path: "/wh", Secret: "env-webhook-secret", SignatureHeader: "X-Hub-Signature-256",
-			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second},
+			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second, RecheckInterval: 12 * time.Hour},
 		Log:       Log{Format: "console", Level: "warn"},
 		Analytics: Analytics{Timezone: "Asia/Makassar"},
 	}

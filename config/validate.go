@@ -339,4 +339,7 @@ func (w Webhook) validate(p *problems) {
 	if w.Debounce < 0 {
 		p.add("webhook.debounce", "must not be negative, got %s", w.Debounce)
 	}
+	if w.RecheckInterval < 0 {
+		p.add("webhook.recheck_interval", "must not be negative, got %s", w.RecheckInterval)
+	}
 }

@@ -67,6 +67,10 @@ type Options struct {
 	Concurrency       int           // conversations at once (4)
 	DetailConcurrency int           // detail calls in flight across all conversations (4)
 	RecheckWindow     time.Duration // how long statuses that can still change are re-checked (7 days); 0 or less turns re-checks off
+	// RecheckFloor is the shortest wait before a scheduled re-check (0: the
+	// freshness rule alone, 2 x age + 1 minute). With webhook events telling
+	// each status change, the schedule is only the net for lost events.
+	RecheckFloor time.Duration
 	// ConversationIDs and ConversationsFile are tracked besides the ids in
 	// the archive's table; the file is read at every run.
 	ConversationIDs   []string

@@ -64,7 +64,7 @@ func (e *Engine) schedule(c sink.StatusCheck, status string, pending bool, now t
 		return c
 	}
 	age := max(now.Sub(c.SentAt), 0)
-	c.NextCheckAt = c.SentAt.Add(2*age + time.Minute)
+	c.NextCheckAt = later(c.SentAt.Add(2*age+time.Minute), now.Add(e.opts.RecheckFloor))
 	if c.NextCheckAt.After(end) {
 		c.NextCheckAt = end
 	}

@@ -596,3 +596,25 @@ func TestStatusEventWithoutConversationCostsOneCall(t *testing.T) {
 		}
 	}
 }
+
+// With webhooks telling status changes, scheduled re-checks are only the
+// net for lost events: none is due sooner than the floor.
+func TestRecheckFloorSpacesScheduledChecks(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 33, MessageCounts: []int{40, 40}, Shape: cekatsim.ShapeDocumented},
+		syncer.Options{RecheckFloor: 6 * time.Hour})
+	h.sync(context.Background())
+	now := h.sim.Now()
+	open := 0
+	for _, c := range h.archive.Checks() {
+		if !c.Open {
+			continue
+		}
+		open++
+		if c.NextCheckAt.Before(now.Add(6*time.Hour)) && c.NextCheckAt.Before(c.Until) {
+			t.Errorf("%s: next check at %v, sooner than 6h after %v", c.MessageID, c.NextCheckAt, now)
+		}
+	}
+	if open == 0 {
+		t.Fatal("no open check: the test says nothing")
+	}
+}

@@ -120,6 +120,15 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// recheckFloor: with webhooks on, events tell every status change and the
+// schedule is only the net for lost ones.
+func recheckFloor(cfg config.Config) time.Duration {
+	if cfg.Webhook.Listen == "" {
+		return 0
+	}
+	return cfg.Webhook.RecheckInterval
+}
+
 func engineOptions(cfg config.Config, client *cekat.Client, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
 	var discovery *syncer.Discovery
 	if d := cfg.Conversations.Discover; d.Enabled {
@@ -132,6 +141,7 @@ func engineOptions(cfg config.Config, client *cekat.Client, requests *syncer.Req
 		Concurrency:         cfg.Sync.Concurrency,
 		DetailConcurrency:   cfg.Sync.DetailConcurrency,
 		RecheckWindow:       cfg.Sync.RecheckWindow,
+		RecheckFloor:        recheckFloor(cfg),
 		ConversationIDs:     cfg.Conversations.IDs,
 		ConversationsFile:   cfg.Conversations.File,
 		PollIdleRuns:        cfg.Sync.PollIdleRuns,
