@@ -292,6 +292,7 @@ type run struct {
 	progress  *Progress
 	due       *dueSet
 	fetched   map[string]cekat.Message // read only during the run
+	changed   map[string]bool          // read only during the run
 	mu        sync.Mutex
 	errors    []string
 	failed    map[string]bool
@@ -362,6 +363,9 @@ type SyncOptions struct {
 	// conversation a webhook event is about): the run uses them instead of
 	// paying for them again.
 	Fetched map[string]cekat.Message
+	// Changed are messages whose status an event says changed: they are
+	// fetched directly, never looked for in a list answer first.
+	Changed map[string]bool
 }
 
 // SyncWith runs once as opts say; see Sync.
@@ -369,7 +373,8 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil), fetched: opts.Fetched}
+	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil), fetched: opts.Fetched,
+		changed: opts.Changed}
 	e.live.Store(r.progress)
 	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))

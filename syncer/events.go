@@ -53,7 +53,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
 	var convs, tracked []string
 	var checks []sink.StatusCheck
-	fetched := map[string]cekat.Message{}
+	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
 	done := make([]sink.WebhookEvent, 0, len(events))
 	for _, ev := range events {
 		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, fetched, now)
@@ -87,7 +87,10 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	}
 	slices.Sort(convs)
 	convs = slices.Compact(convs)
-	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched})
+	for _, c := range checks {
+		changed[c.MessageID] = true
+	}
+	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed})
 	if err := out.Sync.Failure(); err != nil || out.Sync.Stopped {
 		// Left pending: the next run acts on them again.
 		return out, err

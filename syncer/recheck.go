@@ -189,8 +189,11 @@ func (e *Engine) recheck(ctx context.Context, r *run) error {
 	ctx = budget.WithPriority(ctx, budget.PriorityRecheck)
 	return e.forEach(ctx, r, convs, func(ctx context.Context, conv string) error {
 		due := checks[conv]
+		// A list answer pays only for the scheduled checks it may settle;
+		// a change an event told of is fetched directly.
+		scheduled := slices.DeleteFunc(slices.Clone(due), func(c sink.StatusCheck) bool { return r.changed[c.MessageID] })
 		var listed map[string]cekat.Message
-		if e.listHasStatus.Load() && !r.isTopDone(conv) && e.onNewestPage(ctx, conv, due) {
+		if e.listHasStatus.Load() && !r.isTopDone(conv) && len(scheduled) > 0 && e.onNewestPage(ctx, conv, scheduled) {
 			page, err := e.api.ListMessages(ctx, conv, e.opts.PageSize, "")
 			if err != nil && (ctx.Err() != nil || stopsRun(err)) {
 				return err

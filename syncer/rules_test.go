@@ -431,30 +431,32 @@ func TestDiscoveryPollsOnlyWhatChanged(t *testing.T) {
 }
 
 // memEvents is an event store in memory.
+// memEvents keeps webhook events like the webhook_events table: the
+// highest version of each event wins.
 type memEvents struct {
 	mu      sync.Mutex
 	events  map[string]sink.WebhookEvent
+	pending map[string]bool
 	tracked []string
 }
 
 func (m *memEvents) add(name, conv, msg string) {
+	id := fmt.Sprintf("evt_%d", m.count())
+	_ = m.SaveWebhookEvents(context.Background(), sink.WebhookEvent{EventID: id, Event: name, ConversationID: conv, MessageID: msg, Version: 1})
+}
+
+func (m *memEvents) count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.events == nil {
-		m.events = map[string]sink.WebhookEvent{}
-	}
-	id := fmt.Sprintf("evt_%d", len(m.events))
-	m.events[id] = sink.WebhookEvent{EventID: id, Event: name, ConversationID: conv, MessageID: msg, Version: 1}
+	return len(m.events)
 }
 
 func (m *memEvents) PendingWebhookEvents(context.Context, time.Time, int) ([]sink.WebhookEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []sink.WebhookEvent
-	for _, e := range m.events {
-		if !e.Processed {
-			out = append(out, e)
-		}
+	for id := range m.pending {
+		out = append(out, m.events[id])
 	}
 	return out, nil
 }
@@ -462,8 +464,19 @@ func (m *memEvents) PendingWebhookEvents(context.Context, time.Time, int) ([]sin
 func (m *memEvents) SaveWebhookEvents(_ context.Context, events ...sink.WebhookEvent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.events == nil {
+		m.events, m.pending = map[string]sink.WebhookEvent{}, map[string]bool{}
+	}
 	for _, e := range events {
+		if old, ok := m.events[e.EventID]; ok && old.Version >= e.Version {
+			continue
+		}
 		m.events[e.EventID] = e
+		if e.Processed {
+			delete(m.pending, e.EventID)
+		} else {
+			m.pending[e.EventID] = true
+		}
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 	"github.com/cekat-archiver/cekat-archiver/syncer/webhook"
@@ -20,7 +19,7 @@ import (
 // the lost ones would have told is caught by the next cron run.
 func TestWebhooksEndToEnd(t *testing.T) {
 	const secret = "hook-secret"
-	events := &memEvents{events: map[string]sink.WebhookEvent{}}
+	events := &memEvents{}
 	recv, err := webhook.New(webhook.Options{Secret: []byte(secret), Store: events})
 	if err != nil {
 		t.Fatal(err)

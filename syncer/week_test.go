@@ -8,18 +8,22 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
+	"github.com/cekat-archiver/cekat-archiver/syncer/webhook"
 )
 
 // A simulated week: the engine on the simulator's clock, runs every five
@@ -38,6 +42,45 @@ type weekConfig struct {
 	days          int
 	runEvery      time.Duration
 	discovery     bool // list conversations each run and poll only those that changed
+	// webhooks: the simulator's signed events reach the receiver and are
+	// acted on in the minute they happen; the runs every runEvery are the
+	// net for lost ones, and scheduled re-checks wait at least 6h.
+	webhooks bool
+}
+
+// webhookDebounce is what the daemon waits after an event before acting
+// (webhook.debounce): added to the freshness of the webhook variant, whose
+// events are acted on within the simulated minute.
+const webhookDebounce = 2 * time.Second
+
+// seenArchive records when each message was first handed to the archive,
+// on the simulator's clock and on the wall clock since the step began, and
+// counts every row written (a status change is a new row).
+type seenArchive struct {
+	*memarchive.Archive
+	now       func() time.Time
+	mu        sync.Mutex // the engine writes from several goroutines
+	stepBegan time.Time
+	seen      map[string]seenAt
+	rows      int64
+}
+
+type seenAt struct {
+	at   time.Time     // simulated
+	wall time.Duration // since the step began
+}
+
+func (a *seenArchive) AddMessages(ctx context.Context, rows ...sink.MessageRow) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range rows {
+		k := r.ConversationID + "/" + r.MessageID
+		if _, ok := a.seen[k]; !ok {
+			a.seen[k] = seenAt{at: a.now(), wall: time.Since(a.stepBegan)}
+		}
+	}
+	a.rows += int64(len(rows))
+	return a.Archive.AddMessages(ctx, rows...)
 }
 
 type weekDay struct {
@@ -51,28 +94,46 @@ type weekDay struct {
 }
 
 type weekResult struct {
-	cfg             weekConfig
-	history         int   // messages before the week
-	firstSync       int64 // requests of the first run
-	days            []weekDay
-	archived        int
-	calls           int64
-	steadyCalls     int64 // after the first run
-	steadyMessages  int64 // archived after the first run
-	list, detail    int64
-	rechecks        int64 // detail calls that were re-checks
-	changes         int64
-	elapsed         time.Duration
-	maxRunsRequests int64
+	cfg              weekConfig
+	history          int   // messages before the week
+	firstSync        int64 // requests of the first run
+	days             []weekDay
+	archived         int
+	calls            int64
+	steadyCalls      int64 // after the first run
+	steadyMessages   int64 // archived after the first run
+	list, detail     int64
+	rechecks         int64 // detail calls that were re-checks
+	changes          int64
+	elapsed          time.Duration
+	maxRunsRequests  int64
+	rows             int64         // rows written: new messages and status changes
+	events           int64         // webhook events acted on or ignored
+	eventCalls       int64         // calls made acting on them
+	eventLists       int64         // of which list calls
+	fresh50, fresh95 time.Duration // from a message upstream to its row, messages of the week
 }
 
 func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	sim, err := cekatsim.New(cekatsim.Options{Seed: 42, Shape: cfg.shape, Conversations: cfg.conversations,
-		MeanMessages: cfg.meanHistory, Start: start})
+	simOpts := cekatsim.Options{Seed: 42, Shape: cfg.shape, Conversations: cfg.conversations,
+		MeanMessages: cfg.meanHistory, Start: start}
+	events := &memEvents{}
+	if cfg.webhooks {
+		const secret = "week-secret"
+		recv, err := webhook.New(webhook.Options{Secret: []byte(secret), Store: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks := httptest.NewServer(recv)
+		defer hooks.Close()
+		simOpts.WebhookURL, simOpts.WebhookSecret = hooks.URL+"/webhook", secret
+	}
+	sim, err := cekatsim.New(simOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sim.Close()
 	var list, detail atomic.Int64
 	api := sim.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,12 +153,15 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	archive := memarchive.New()
+	archive := &seenArchive{Archive: memarchive.New(), now: sim.Now, stepBegan: time.Now(), seen: map[string]seenAt{}}
 	convs := sim.ConversationIDs()
 	opts := syncer.Options{ConversationIDs: convs, RecheckWindow: 7 * 24 * time.Hour,
 		Now: sim.Now, Logger: zap.NewNop(), Concurrency: 4, DetailConcurrency: 8}
 	if cfg.discovery {
 		opts.Discovery = &syncer.Discovery{API: client}
+	}
+	if cfg.webhooks {
+		opts.RecheckFloor = 6 * time.Hour
 	}
 	e := syncer.New(client, archive, opts)
 
@@ -138,16 +202,24 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	run()
 	res.firstSync = list.Load() + detail.Load()
 	firstArchived := len(archive.Messages())
+	weekBegan := sim.Now()
 	minutesPerRun := int(cfg.runEvery / time.Minute)
 	for d := range cfg.days {
 		day := weekDay{}
 		l0, d0 := list.Load(), detail.Load()
 		for m := 0; m < 24*60; m++ {
 			sim.Advance(time.Minute)
+			archive.stepBegan = time.Now()
 			for k := poisson(rng, perMinute); k > 0; k-- {
 				n := 1 + rng.IntN(8)
 				sim.AddMessages(pick(), n)
 				day.newMessages += int64(n)
+			}
+			if cfg.webhooks {
+				l0, d0 := list.Load(), detail.Load()
+				applyWeekEvents(t, sim, e, events, &res)
+				res.eventLists += list.Load() - l0
+				res.eventCalls += list.Load() + detail.Load() - l0 - d0
 			}
 			if (m+1)%minutesPerRun == 0 {
 				run()
@@ -155,7 +227,7 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		}
 		day.list, day.detail = list.Load()-l0, detail.Load()-d0
 		day.calls = day.list + day.detail
-		measureDay(sim, archive, &day)
+		measureDay(sim, archive.Archive, &day)
 		res.days = append(res.days, day)
 		_ = d
 	}
@@ -165,7 +237,45 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	res.calls = res.list + res.detail
 	res.steadyCalls = res.calls - res.firstSync
 	res.steadyMessages = int64(res.archived - firstArchived)
+	res.rows = archive.rows
+	var fresh []time.Duration
+	for _, m := range sim.Truth() {
+		if m.Timestamp.Before(weekBegan) {
+			continue
+		}
+		if at, ok := archive.seen[m.ConversationID+"/"+m.ID]; ok {
+			f := max(at.at.Sub(m.Timestamp), 0) + at.wall
+			if cfg.webhooks {
+				f += webhookDebounce
+			}
+			fresh = append(fresh, f)
+		}
+	}
+	if len(fresh) > 0 {
+		slices.Sort(fresh)
+		res.fresh50, res.fresh95 = fresh[len(fresh)/2], fresh[len(fresh)*95/100]
+	}
 	return res
+}
+
+// applyWeekEvents waits for the simulator's events of the minute to reach
+// the receiver, then acts on them as the daemon does after its debounce.
+func applyWeekEvents(t testing.TB, sim *cekatsim.Server, e *syncer.Engine, events *memEvents, res *weekResult) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sim.WebhooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.ApplyEvents(ctx, events)
+	if err == nil {
+		err = out.Sync.Failure()
+	}
+	if err != nil {
+		t.Fatalf("acting on events at %v: %v", sim.Now(), err)
+	}
+	res.events += int64(out.Events + out.Ignored)
+	res.rechecks += out.Sync.Rechecked
+	res.changes += out.Sync.Changed
 }
 
 // poisson draws from a Poisson distribution of mean m (small m).
@@ -222,6 +332,9 @@ func (r weekResult) report(logf func(string, ...any)) {
 	if c.discovery {
 		how = "discovery"
 	}
+	if c.webhooks {
+		how += " + webhooks"
+	}
 	logf("simulated %d days, %s shape, %s: %d conversations, %d messages of history, ~%d new a day, a run every %v (%v of wall time)",
 		c.days, c.shape, how, c.conversations, r.history, c.perDay, c.runEvery, r.elapsed.Round(time.Second))
 	logf("  first run: %d requests for %d messages of history", r.firstSync, r.history)
@@ -232,8 +345,10 @@ func (r weekResult) report(logf func(string, ...any)) {
 			i+1, d.calls, d.list, d.detail, d.newMessages, 100*float64(d.matched)/float64(max(d.total, 1)), d.matched, d.total,
 			d.worstStale.Round(time.Minute), d.violations, d.missing, d.unpolled)
 	}
-	logf("  whole week: %d calls for %d archived messages = %.3f calls per archived message", r.calls, r.archived,
-		float64(r.calls)/float64(max(r.archived, 1)))
+	logf("  whole week: %d calls for %d archived messages = %.3f calls per archived message; %d rows written (new messages and status changes) = %.3f calls per row",
+		r.calls, r.archived, float64(r.calls)/float64(max(r.archived, 1)), r.rows, float64(r.calls)/float64(max(r.rows, 1)))
+	logf("  freshness of the week's messages (upstream to archive): p50 %v, p95 %v; webhook events handled %d, with %d calls (%d lists)",
+		r.fresh50.Round(time.Second), r.fresh95.Round(time.Second), r.events, r.eventCalls, r.eventLists)
 	logf("  after the first run: %d calls for %d new messages = %.3f calls per new message (polls %.3f, details incl. re-checks %.3f; re-checks %.3f, status changes archived %d)",
 		r.steadyCalls, r.steadyMessages, float64(r.steadyCalls)/float64(max(r.steadyMessages, 1)),
 		float64(r.list-int64(r.firstListCalls()))/float64(max(r.steadyMessages, 1)),
@@ -268,21 +383,29 @@ func (r weekResult) check(t testing.TB) {
 //	go test -run '^$' -bench SimulatedWeek -benchtime 1x ./syncer/
 func BenchmarkSimulatedWeek(b *testing.B) {
 	for _, v := range []struct {
-		shape     cekatsim.Shape
-		discovery bool
-	}{{cekatsim.ShapeDocumented, false}, {cekatsim.ShapeReal, false}, {cekatsim.ShapeDocumented, true}, {cekatsim.ShapeReal, true}} {
+		shape               cekatsim.Shape
+		discovery, webhooks bool
+	}{{cekatsim.ShapeDocumented, false, false}, {cekatsim.ShapeReal, false, false}, {cekatsim.ShapeDocumented, true, false},
+		{cekatsim.ShapeReal, true, false}, {cekatsim.ShapeDocumented, true, true}, {cekatsim.ShapeReal, true, true}} {
 		name := string(v.shape)
 		if v.discovery {
 			name += "/discovery"
 		}
+		runEvery := 5 * time.Minute
+		if v.webhooks {
+			// Events bring changes within seconds; the runs are the net.
+			name, runEvery = name+"/webhooks", time.Hour
+		}
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				r := runWeek(b, weekConfig{shape: v.shape, conversations: 500, meanHistory: 30, perDay: 2000,
-					days: *weekDays, runEvery: 5 * time.Minute, discovery: v.discovery})
+					days: *weekDays, runEvery: runEvery, discovery: v.discovery, webhooks: v.webhooks})
 				r.report(func(f string, a ...any) { fmt.Printf(f+"\n", a...) })
 				r.check(b)
 				b.ReportMetric(float64(r.calls)/float64(r.archived), "calls/msg")
 				b.ReportMetric(float64(r.steadyCalls)/float64(max(r.steadyMessages, 1)), "calls/new-msg")
+				b.ReportMetric(float64(r.calls)/float64(max(r.rows, 1)), "calls/row")
+				b.ReportMetric(r.fresh95.Seconds(), "fresh-p95-s")
 			}
 		})
 	}
