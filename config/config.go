@@ -221,9 +221,9 @@ type Webhook struct {
 	MaxBody int `yaml:"max_body" env:"MAX_BODY"`
 	// Debounce gathers a burst of events into one run.
 	Debounce time.Duration `yaml:"debounce" env:"DEBOUNCE"`
-	// RecheckInterval: with events telling every status change, scheduled
-	// re-checks are only the net for lost events, and wait at least this
-	// long (0: the polling schedule, 2 x age + 1 minute).
+	// RecheckInterval: with events telling status changes, scheduled
+	// re-checks are only the net for what no event told: at this age, 4
+	// times it, and the window's end (0: the polling schedule).
 	RecheckInterval time.Duration `yaml:"recheck_interval" env:"RECHECK_INTERVAL"`
 }
 

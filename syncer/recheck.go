@@ -63,13 +63,31 @@ func (e *Engine) schedule(c sink.StatusCheck, status string, pending bool, now t
 		c.Open, c.NextCheckAt = false, now
 		return c
 	}
-	age := max(now.Sub(c.SentAt), 0)
-	c.NextCheckAt = later(c.SentAt.Add(2*age+time.Minute), now.Add(e.opts.RecheckFloor))
-	if c.NextCheckAt.After(end) {
-		c.NextCheckAt = end
-	}
+	c.NextCheckAt = nextCheck(c.SentAt, now, end, e.opts.RecheckFloor)
 	c.Open = true
 	return c
+}
+
+// nextCheck is when a status that can still change is fetched again, at
+// the latest at the window's end. The freshness rule: at age 2 x (age now)
+// + 1 minute, so that a change is archived within about its own age. With
+// a floor (webhook events tell each change), the schedule only catches
+// what events did not tell: at ages floor and 4 x floor, then at the end.
+func nextCheck(sent, now, end time.Time, floor time.Duration) time.Time {
+	age := max(now.Sub(sent), 0)
+	next := end
+	switch {
+	case floor <= 0:
+		next = sent.Add(2*age + time.Minute)
+	case age < floor:
+		next = sent.Add(floor)
+	case age < 4*floor:
+		next = sent.Add(4 * floor)
+	}
+	if next.After(end) {
+		return end
+	}
+	return next
 }
 
 func later(a, b time.Time) time.Time {

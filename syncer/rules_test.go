@@ -611,23 +611,34 @@ func TestStatusEventWithoutConversationCostsOneCall(t *testing.T) {
 }
 
 // With webhooks telling status changes, scheduled re-checks are only the
-// net for lost events: none is due sooner than the floor.
+// net for lost events: at ages 6h and 24h, then at the window's end.
 func TestRecheckFloorSpacesScheduledChecks(t *testing.T) {
+	const floor = 6 * time.Hour
 	h := newMemHarness(t, cekatsim.Options{Seed: 33, MessageCounts: []int{40, 40}, Shape: cekatsim.ShapeDocumented},
-		syncer.Options{RecheckFloor: 6 * time.Hour})
+		syncer.Options{RecheckFloor: floor})
+	h.sync(context.Background())
+	h.sim.Advance(time.Minute)
+	h.sim.AddMessages(h.sim.ConversationIDs()[0], 3) // outbound ones among them stay open
+	h.sim.AddMessages(h.sim.ConversationIDs()[1], 3)
 	h.sync(context.Background())
 	now := h.sim.Now()
-	open := 0
+	byAge := map[time.Duration]int{}
 	for _, c := range h.archive.Checks() {
 		if !c.Open {
 			continue
 		}
-		open++
-		if c.NextCheckAt.Before(now.Add(6*time.Hour)) && c.NextCheckAt.Before(c.Until) {
-			t.Errorf("%s: next check at %v, sooner than 6h after %v", c.MessageID, c.NextCheckAt, now)
+		want := c.Until
+		if age := now.Sub(c.SentAt); age < floor {
+			want = c.SentAt.Add(floor)
+		} else if age < 4*floor {
+			want = c.SentAt.Add(4 * floor)
 		}
+		if !c.NextCheckAt.Equal(want) {
+			t.Errorf("%s (sent %v before): next check at %v, want %v", c.MessageID, now.Sub(c.SentAt), c.NextCheckAt, want)
+		}
+		byAge[c.NextCheckAt.Sub(c.SentAt)]++
 	}
-	if open == 0 {
-		t.Fatal("no open check: the test says nothing")
+	if byAge[floor] == 0 || byAge[4*floor] == 0 {
+		t.Fatalf("next checks by age %v: the test needs messages younger than 6h and 24h", byAge)
 	}
 }

@@ -53,6 +53,9 @@ type weekConfig struct {
 // events are acted on within the simulated minute.
 const webhookDebounce = 2 * time.Second
 
+// weekRecheckFloor is webhook.recheck_interval's default.
+const weekRecheckFloor = 6 * time.Hour
+
 // seenArchive records when each message was first handed to the archive,
 // on the simulator's clock and on the wall clock since the step began, and
 // counts every row written (a status change is a new row).
@@ -161,7 +164,7 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		opts.Discovery = &syncer.Discovery{API: client}
 	}
 	if cfg.webhooks {
-		opts.RecheckFloor = 6 * time.Hour
+		opts.RecheckFloor = weekRecheckFloor
 	}
 	e := syncer.New(client, archive, opts)
 
@@ -227,7 +230,7 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		}
 		day.list, day.detail = list.Load()-l0, detail.Load()-d0
 		day.calls = day.list + day.detail
-		measureDay(sim, archive.Archive, &day)
+		measureDay(sim, archive.Archive, cfg, &day)
 		res.days = append(res.days, day)
 		_ = d
 	}
@@ -291,7 +294,7 @@ func poisson(rng *rand.Rand, m float64) int {
 }
 
 // measureDay compares the archive with the truth at the simulator's time.
-func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, day *weekDay) {
+func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, cfg weekConfig, day *weekDay) {
 	now := sim.Now()
 	got := map[string]string{}
 	for _, r := range archive.Messages() {
@@ -318,12 +321,32 @@ func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, day *weekDay)
 		}
 		stale := now.Sub(m.StatusAt)
 		day.worstStale = max(day.worstStale, stale)
-		// The rule: archived by the first run after the message is 2a + 1
-		// minute old; runs come every five minutes.
-		if age := m.StatusAt.Sub(m.Timestamp); now.After(m.Timestamp.Add(2*age + 6*time.Minute)) {
+		if now.After(statusDeadline(m, cfg)) {
 			day.violations++
 		}
 	}
+}
+
+// statusDeadline is when the archive must show m's status at the latest.
+// Polling, the freshness rule: by the first run after the message is 2a + 1
+// minute old (a: its age when the status changed); runs come every five
+// minutes. With webhooks, a status an event tells (delivered, read) within
+// the minute; one no event tells (failed) by the net's next check (ages 6h
+// and 24h, then the window's end) and the run after it.
+func statusDeadline(m cekatsim.TruthMessage, cfg weekConfig) time.Time {
+	age := m.StatusAt.Sub(m.Timestamp)
+	if !cfg.webhooks {
+		return m.Timestamp.Add(2*age + 6*time.Minute)
+	}
+	if m.Status != "failed" {
+		return m.StatusAt.Add(time.Minute)
+	}
+	for _, at := range []time.Duration{weekRecheckFloor, 4 * weekRecheckFloor} {
+		if age <= at {
+			return m.Timestamp.Add(at + cfg.runEvery)
+		}
+	}
+	return m.Timestamp.Add(7*24*time.Hour + cfg.runEvery)
 }
 
 func (r weekResult) report(logf func(string, ...any)) {
