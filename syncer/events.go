@@ -51,12 +51,12 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, nil
 	}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
-	if events, err = e.ownEvents(ctx, store, events, now); err != nil || len(events) == 0 {
+	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
+	if events, err = e.ownEvents(ctx, store, events, fetched, now); err != nil || len(events) == 0 {
 		return out, err
 	}
 	var convs, tracked []string
 	var checks []sink.StatusCheck
-	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
 	done := make([]sink.WebhookEvent, 0, len(events))
 	for _, ev := range events {
 		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, fetched, now)
@@ -166,9 +166,12 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 // share the stored events; each acts on its own and leaves the others
 // pending for their shards. An event that names only a message is its
 // message's shard's to resolve: that shard pays the detail call that finds
-// the conversation and, when the conversation is another shard's, stores the
-// event again naming it, still pending, for that shard.
-func (e *Engine) ownEvents(ctx context.Context, store EventStore, events []sink.WebhookEvent, now time.Time) ([]sink.WebhookEvent, error) {
+// the conversation (kept in fetched for its run, as applyEvent does) and,
+// when the conversation is another shard's, stores the event again naming
+// it, still pending, for that shard, whose run then pays for the detail
+// again: a shard never writes another's conversation.
+func (e *Engine) ownEvents(ctx context.Context, store EventStore, events []sink.WebhookEvent, fetched map[string]cekat.Message,
+	now time.Time) ([]sink.WebhookEvent, error) {
 	sh := e.opts.Shard
 	if !sh.Sharded() {
 		return events, nil
@@ -205,8 +208,12 @@ events:
 			ev.Processed = true
 			ev.Outcome = "not acted on: " + truncateError(fmt.Sprintf("find the conversation of message %s: %v", ev.MessageID, err))
 			settle(ev)
-		case m.ConversationID == "" || sh.Owns(m.ConversationID):
-			ev.ConversationID = m.ConversationID
+		case m.ConversationID == "":
+			ev.Processed = true
+			ev.Outcome = "not acted on: the detail of message " + ev.MessageID + " names no conversation"
+			settle(ev)
+		case sh.Owns(m.ConversationID):
+			fetched[ev.MessageID] = m
 			own = append(own, ev)
 		default:
 			ev.ConversationID = m.ConversationID
