@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +30,7 @@ type Config struct {
 	API           API           `yaml:"api" envPrefix:"API_"`
 	ClickHouse    ClickHouse    `yaml:"clickhouse" envPrefix:"CLICKHOUSE_"`
 	Conversations Conversations `yaml:"conversations" envPrefix:"CONVERSATIONS_"`
+	Shard         Shard         `yaml:"shard" envPrefix:"SHARD_"`
 	Sync          Sync          `yaml:"sync" envPrefix:"SYNC_"`
 	Retention     Retention     `yaml:"retention" envPrefix:"RETENTION_"`
 	Schedule      Schedule      `yaml:"schedule" envPrefix:"SCHEDULE_"`
@@ -137,6 +140,57 @@ type Discover struct {
 	InboxIDs      []string `yaml:"inbox_ids" env:"INBOX_IDS"`
 	Platforms     []string `yaml:"platforms" env:"PLATFORMS"`
 	StageStatuses []string `yaml:"stage_statuses" env:"STAGE_STATUSES"`
+}
+
+// Shard is this archiver's part of the conversations when several
+// archivers (shards) share one workspace, one archive and one API key.
+type Shard struct {
+	// Index is this archiver's shard, from 0 to Count-1: a number, or a name
+	// that ends in one after a dash, such as a StatefulSet pod's name
+	// (cekat-archiver-2 is shard 2). Read it with Ordinal.
+	Index string `yaml:"index" env:"INDEX"`
+	// Count is how many shards there are; 1: no sharding.
+	Count int `yaml:"count" env:"COUNT"`
+	// RateLimit is this shard's part of api.rate_limit; 0 takes
+	// 1/Count of it (see Config.RateLimit).
+	RateLimit RateLimit `yaml:"rate_limit" envPrefix:"RATE_LIMIT_"`
+}
+
+// Ordinal returns the number Index says. Validate guarantees one; Ordinal
+// panics without it.
+func (s Shard) Ordinal() int {
+	n, err := ordinal(s.Index)
+	if err != nil {
+		panic(fmt.Sprintf("config: shard.index: %v (the configuration was not validated)", err))
+	}
+	return n
+}
+
+// ordinal reads a shard index: "2", or a name ending in "-2".
+func ordinal(s string) (int, error) {
+	dash := strings.LastIndexByte(s, '-')
+	digits := s[dash+1:]
+	n, err := strconv.Atoi(digits)
+	if err != nil || dash == 0 || digits != strconv.Itoa(n) {
+		return 0, fmt.Errorf("must be a number from 0, or a name ending in -NUMBER (a StatefulSet pod's name), got %q", s)
+	}
+	return n, nil
+}
+
+// RateLimit is this archiver's part of the API's rate limit: the shards
+// share one upstream limit, so each takes shard.rate_limit where it is set
+// and otherwise api.rate_limit divided by shard.count, rounded down so that
+// the shards together stay within it (no daily cap stays none).
+func (c Config) RateLimit() RateLimit {
+	n := max(c.Shard.Count, 1)
+	r := RateLimit{PerMinute: c.API.RateLimit.PerMinute / n, PerDay: c.API.RateLimit.PerDay / n}
+	if c.Shard.RateLimit.PerMinute > 0 {
+		r.PerMinute = c.Shard.RateLimit.PerMinute
+	}
+	if c.Shard.RateLimit.PerDay > 0 {
+		r.PerDay = c.Shard.RateLimit.PerDay
+	}
+	return r
 }
 
 // Sync tunes the archiving work.
@@ -276,6 +330,7 @@ func Default() Config {
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
 		},
+		Shard:     Shard{Index: "0", Count: 1},
 		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},

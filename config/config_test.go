@@ -59,6 +59,7 @@ func TestDefault(t *testing.T) {
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
 		},
+		Shard:     Shard{Index: "0", Count: 1},
 		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
@@ -121,6 +122,7 @@ func TestLoadGood(t *testing.T) {
 		Conversations: Conversations{IDs: []string{"conv-1", "conv-2"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"inbox-1"}, Platforms: []string{"whatsapp", "instagram"},
 				StageStatuses: []string{"pending", "assigned"}}, DiscoverInterval: 15 * time.Minute},
+		Shard: Shard{Index: "1", Count: 2, RateLimit: RateLimit{PerMinute: 4, PerDay: 100}},
 		Sync: Sync{
 			Concurrency:         1,
 			DetailConcurrency:   64,
@@ -389,6 +391,10 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_STAGE_STATUSES": "resolved",
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_INTERVAL":       "1h",
 		"CEKAT_ARCHIVER_API_OPEN_API_URL":                      "http://sim:8090/open",
+		"CEKAT_ARCHIVER_SHARD_INDEX":                           "cekat-archiver-2",
+		"CEKAT_ARCHIVER_SHARD_COUNT":                           "3",
+		"CEKAT_ARCHIVER_SHARD_RATE_LIMIT_PER_MINUTE":           "3",
+		"CEKAT_ARCHIVER_SHARD_RATE_LIMIT_PER_DAY":              "50",
 		"CEKAT_ARCHIVER_WEBHOOK_LISTEN":                        ":9480",
 		"CEKAT_ARCHIVER_WEBHOOK_PATH":                          "/wh",
 		"CEKAT_ARCHIVER_WEBHOOK_SECRET":                        "env-webhook-secret",
@@ -444,6 +450,7 @@ func TestEnvOverrides(t *testing.T) {
 		Conversations: Conversations{IDs: []string{"conv-a", "conv-b", "conv-c"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"in-1", "in-2"}, Platforms: []string{"livechat"},
 				StageStatuses: []string{"resolved"}}, DiscoverInterval: time.Hour},
+		Shard: Shard{Index: "cekat-archiver-2", Count: 3, RateLimit: RateLimit{PerMinute: 3, PerDay: 50}},
 		Sync: Sync{
 			Concurrency:         8,
 			DetailConcurrency:   2,
@@ -739,6 +746,23 @@ func TestValidate(t *testing.T) {
 			"retention.batch_size: must be from 1 to 100, got 101\n" +
 			`schedule.purge: cron spec "daily": expected exactly 5 fields, found 1: [daily]`},
 		{"retention disabled needs no backoffice", func(c *Config) { c.Retention.PurgeAfter = time.Hour }, ""},
+		{"shard from a pod name", func(c *Config) { c.Shard = Shard{Index: "cekat-archiver-2", Count: 3} }, ""},
+		{"shard beyond the count", func(c *Config) { c.Shard = Shard{Index: "cekat-archiver-3", Count: 3} },
+			`shard.index: must be below shard.count (3), got 3 (from "cekat-archiver-3")`},
+		{"shard index not a number", func(c *Config) { c.Shard = Shard{Index: "cekat-archiver", Count: 3} },
+			`shard.index: must be a number from 0, or a name ending in -NUMBER (a StatefulSet pod's name), got "cekat-archiver"`},
+		{"negative shard index", func(c *Config) { c.Shard = Shard{Index: "-1", Count: 3} },
+			`shard.index: must be a number from 0, or a name ending in -NUMBER (a StatefulSet pod's name), got "-1"`},
+		{"no shards", func(c *Config) { c.Shard = Shard{Index: "0", Count: 0} }, "shard.count: must be from 1 to 1000, got 0"},
+		{"shard share of nothing", func(c *Config) {
+			c.API.RateLimit = RateLimit{PerMinute: 3, PerDay: 3}
+			c.Shard = Shard{Index: "0", Count: 4}
+		}, "shard.rate_limit.per_minute: must be set when api.rate_limit.per_minute (3) is less than shard.count (4)\n" +
+			"shard.rate_limit.per_day: must be set when api.rate_limit.per_day (3) is less than shard.count (4)"},
+		{"shard share set", func(c *Config) {
+			c.API.RateLimit = RateLimit{PerMinute: 3, PerDay: 3}
+			c.Shard = Shard{Index: "0", Count: 4, RateLimit: RateLimit{PerMinute: 1, PerDay: 1}}
+		}, ""},
 		{"limits", func(c *Config) {
 			c.API.MaxRetries, c.API.PageSize, c.API.RateLimit = 20, 1, RateLimit{PerMinute: 1, PerDay: 0}
 			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchBytes: 1 << 10, BatchInterval: 1, RecheckWindow: 0,
@@ -756,6 +780,35 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Each shard takes its part of the one upstream limit, unless told otherwise.
+func TestShardRateLimit(t *testing.T) {
+	for _, tc := range []struct {
+		api, shard RateLimit
+		count      int
+		want       RateLimit
+	}{
+		{RateLimit{60, 1000}, RateLimit{}, 1, RateLimit{60, 1000}},
+		{RateLimit{60, 1000}, RateLimit{}, 3, RateLimit{20, 333}},
+		{RateLimit{10, 0}, RateLimit{}, 4, RateLimit{2, 0}}, // no daily cap stays none
+		{RateLimit{60, 1000}, RateLimit{PerMinute: 30}, 3, RateLimit{30, 333}},
+		{RateLimit{60, 1000}, RateLimit{PerDay: 500}, 3, RateLimit{20, 500}},
+	} {
+		c := minimal()
+		c.API.RateLimit, c.Shard = tc.api, Shard{Index: "0", Count: tc.count, RateLimit: tc.shard}
+		if got := c.RateLimit(); got != tc.want {
+			t.Errorf("api %+v, shard %+v of %d: RateLimit() = %+v, want %+v", tc.api, tc.shard, tc.count, got, tc.want)
+		}
+	}
+}
+
+func TestShardOrdinal(t *testing.T) {
+	for in, want := range map[string]int{"0": 0, "7": 7, "cekat-archiver-2": 2, "a-b-c-10": 10} {
+		if got := (Shard{Index: in}).Ordinal(); got != want {
+			t.Errorf("Ordinal(%q) = %d, want %d", in, got, want)
+		}
 	}
 }
 

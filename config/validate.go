@@ -26,6 +26,7 @@ func (c Config) validate(p *problems) {
 	c.API.validate(p)
 	c.ClickHouse.validate(p)
 	c.Conversations.validate(p)
+	c.Shard.validate(p, c.API.RateLimit)
 	c.Sync.validate(p)
 	c.Retention.validate(p, c)
 	c.Schedule.validate(p)
@@ -131,6 +132,27 @@ func (cs Conversations) validate(p *problems) {
 	}
 	if cs.DiscoverInterval < 0 {
 		p.add("conversations.discover_interval", "must not be negative, got %s", cs.DiscoverInterval)
+	}
+}
+
+func (s Shard) validate(p *problems, api RateLimit) {
+	p.between("shard.count", s.Count, 1, 1000)
+	switch n, err := ordinal(s.Index); {
+	case err != nil:
+		p.check("shard.index", err)
+	case s.Count >= 1 && n >= s.Count:
+		p.add("shard.index", "must be below shard.count (%d), got %d (from %q)", s.Count, n, s.Index)
+	}
+	p.atLeast("shard.rate_limit.per_minute", s.RateLimit.PerMinute, 0)
+	p.atLeast("shard.rate_limit.per_day", s.RateLimit.PerDay, 0)
+	// A share of nothing would stop the shard for good.
+	if s.Count > 1 && s.RateLimit.PerMinute == 0 && api.PerMinute >= 1 && api.PerMinute < s.Count {
+		p.add("shard.rate_limit.per_minute", "must be set when api.rate_limit.per_minute (%d) is less than shard.count (%d)",
+			api.PerMinute, s.Count)
+	}
+	if s.Count > 1 && s.RateLimit.PerDay == 0 && api.PerDay > 0 && api.PerDay < s.Count {
+		p.add("shard.rate_limit.per_day", "must be set when api.rate_limit.per_day (%d) is less than shard.count (%d)",
+			api.PerDay, s.Count)
 	}
 }
 

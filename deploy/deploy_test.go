@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
 	"github.com/cekat-archiver/cekat-archiver/syncer/purge"
+	"github.com/cekat-archiver/cekat-archiver/syncer/shard"
 )
 
 // files returns the files under deploy/ whose names end in one of exts.
@@ -93,8 +95,13 @@ type podSpec struct {
 	Containers []struct {
 		Name string `yaml:"name"`
 		Env  []struct {
-			Name  string `yaml:"name"`
-			Value string `yaml:"value"`
+			Name      string `yaml:"name"`
+			Value     string `yaml:"value"`
+			ValueFrom struct {
+				FieldRef struct {
+					FieldPath string `yaml:"fieldPath"`
+				} `yaml:"fieldRef"`
+			} `yaml:"valueFrom"`
 		} `yaml:"env"`
 		SecurityContext struct {
 			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
@@ -106,11 +113,32 @@ type podSpec struct {
 	} `yaml:"containers"`
 }
 
-// The daemon and the CronJob run locked down, without service links (a service named
-// like a key would set CEKAT_ARCHIVER_* variables), and read secrets from files only.
-func TestKubernetesPods(t *testing.T) {
-	var config map[string]string
-	pods := map[string]podSpec{}
+// kubeObject is what the tests read of a Kubernetes manifest.
+type kubeObject struct {
+	Kind     string            `yaml:"kind"`
+	Data     map[string]string `yaml:"data"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Replicas *int `yaml:"replicas"`
+		Template struct {
+			Spec podSpec `yaml:"spec"`
+		} `yaml:"template"`
+		JobTemplate struct {
+			Spec struct {
+				Template struct {
+					Spec podSpec `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		} `yaml:"jobTemplate"`
+	} `yaml:"spec"`
+}
+
+// kubeObjects reads every document of every manifest in deploy/kubernetes.
+func kubeObjects(t *testing.T) map[string][]kubeObject {
+	t.Helper()
+	out := map[string][]kubeObject{}
 	for _, path := range files(t, ".yaml") {
 		if !strings.HasPrefix(path, "kubernetes/") {
 			continue
@@ -119,36 +147,40 @@ func TestKubernetesPods(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m struct {
-			Kind string            `yaml:"kind"`
-			Data map[string]string `yaml:"data"`
-			Spec struct {
-				Template struct {
-					Spec podSpec `yaml:"spec"`
-				} `yaml:"template"`
-				JobTemplate struct {
-					Spec struct {
-						Template struct {
-							Spec podSpec `yaml:"spec"`
-						} `yaml:"template"`
-					} `yaml:"spec"`
-				} `yaml:"jobTemplate"`
-			} `yaml:"spec"`
-		}
-		if err := yaml.Unmarshal(data, &m); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		switch m.Kind {
-		case "ConfigMap":
-			config = m.Data
-		case "Deployment":
-			pods[path] = m.Spec.Template.Spec
-		case "CronJob":
-			pods[path] = m.Spec.JobTemplate.Spec.Template.Spec
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var o kubeObject
+			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			out[path] = append(out[path], o)
 		}
 	}
-	if len(pods) != 2 {
-		t.Fatalf("pods in %v, want the Deployment and the CronJob", pods)
+	return out
+}
+
+// The daemon, the CronJob and the sharded daemons run locked down, without service links (a
+// service named like a key would set CEKAT_ARCHIVER_* variables), and read secrets from
+// files only.
+func TestKubernetesPods(t *testing.T) {
+	var config map[string]string
+	pods := map[string]podSpec{}
+	for path, objs := range kubeObjects(t) {
+		for _, m := range objs {
+			switch m.Kind {
+			case "ConfigMap":
+				config = m.Data
+			case "Deployment", "StatefulSet":
+				pods[path] = m.Spec.Template.Spec
+			case "CronJob":
+				pods[path] = m.Spec.JobTemplate.Spec.Template.Spec
+			}
+		}
+	}
+	if len(pods) != 3 {
+		t.Fatalf("pods in %v, want the Deployment, the CronJob and the StatefulSet", pods)
 	}
 	for path, p := range pods {
 		if p.EnableServiceLinks == nil || *p.EnableServiceLinks {
@@ -179,6 +211,53 @@ func TestKubernetesPods(t *testing.T) {
 	}
 }
 
+// The StatefulSet's pods are its shards: each pod's name gives a valid shard.index of
+// its ordinal, and shard.count is the number of replicas.
+func TestKubernetesShards(t *testing.T) {
+	var sets []kubeObject
+	for _, objs := range kubeObjects(t) {
+		for _, o := range objs {
+			if o.Kind == "StatefulSet" {
+				sets = append(sets, o)
+			}
+		}
+	}
+	if len(sets) != 1 || sets[0].Spec.Replicas == nil {
+		t.Fatalf("want one StatefulSet with replicas, got %+v", sets)
+	}
+	set := sets[0]
+	env := map[string]string{}
+	for _, c := range set.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+			if e.ValueFrom.FieldRef.FieldPath != "" {
+				env[e.Name] = "fieldRef:" + e.ValueFrom.FieldRef.FieldPath
+			}
+		}
+	}
+	if got := env["CEKAT_ARCHIVER_SHARD_INDEX"]; got != "fieldRef:metadata.name" {
+		t.Errorf("CEKAT_ARCHIVER_SHARD_INDEX is %q, want the pod's name (fieldRef metadata.name)", got)
+	}
+	replicas := *set.Spec.Replicas
+	for i := range replicas + 1 {
+		// A StatefulSet names its pods NAME-ORDINAL.
+		pod := set.Metadata.Name + "-" + strconv.Itoa(i)
+		cfg, err := config.Load("", func(key string) (string, bool) {
+			v, ok := map[string]string{"CEKAT_ARCHIVER_API_BASE_URL": "https://api.example", "CEKAT_ARCHIVER_API_KEY": "k",
+				"CEKAT_ARCHIVER_SHARD_INDEX": pod, "CEKAT_ARCHIVER_SHARD_COUNT": env["CEKAT_ARCHIVER_SHARD_COUNT"]}[key]
+			return v, ok
+		})
+		switch {
+		case i == replicas && err == nil:
+			t.Errorf("pod %s, beyond replicas %d, is accepted as a shard of %s", pod, replicas, env["CEKAT_ARCHIVER_SHARD_COUNT"])
+		case i < replicas && err != nil:
+			t.Errorf("pod %s: %v", pod, err)
+		case i < replicas && (cfg.Shard.Ordinal() != i || cfg.Shard.Count != replicas):
+			t.Errorf("pod %s is shard %d of %d, want %d of %d (replicas)", pod, cfg.Shard.Ordinal(), cfg.Shard.Count, i, replicas)
+		}
+	}
+}
+
 func secretLike(name string) bool {
 	if strings.HasSuffix(name, "_FILE") {
 		return false
@@ -199,6 +278,7 @@ func exported(t *testing.T) map[string]bool {
 	syncer.NewMetrics(reg)
 	syncer.NewBudgetMetrics(reg)
 	purge.NewMetrics(reg)
+	reg.MustRegister(shard.Info(shard.Shard{}))
 	// The daemon takes a registry of its own (it serves it): register what it made there.
 	dreg := prometheus.NewRegistry()
 	schedule, err := config.ParseSchedule("*/5 * * * *", time.UTC)

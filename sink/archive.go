@@ -587,12 +587,12 @@ func (a *Archive) insertStates(ctx context.Context, states map[string]State) err
 // SaveRun records a run's summary.
 func (a *Archive) SaveRun(ctx context.Context, r RunRow) error {
 	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("sync_runs")+
-		" (run_id, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error)")
+		" (run_id, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error)")
 	if err != nil {
 		return fmt.Errorf("prepare run insert: %w", err)
 	}
 	defer b.Abort()
-	if err := b.Append(r.RunID, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
+	if err := b.Append(r.RunID, r.Shard, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
 		r.Enriched, r.Rechecked, r.Quarantined, r.Requests, r.Error); err != nil {
 		return fmt.Errorf("run row: %w", err)
 	}
@@ -910,13 +910,14 @@ func boolU8(b bool) uint8 {
 	return 0
 }
 
-// RequestsSince is how many API requests the runs recorded in sync_runs
-// made since t: what earlier processes spent of today's API budget. Runs
-// killed before their summary was written are not counted.
-func (a *Archive) RequestsSince(ctx context.Context, t time.Time) (int, error) {
+// RequestsSince is how many API requests the runs of a shard ("" when not
+// sharded) recorded in sync_runs made since t: what earlier processes of
+// that shard spent of today's API budget. Runs killed before their summary
+// was written are not counted.
+func (a *Archive) RequestsSince(ctx context.Context, t time.Time, shard string) (int, error) {
 	var n uint64
 	if err := a.s.conn.QueryRow(ctx, "SELECT sum(requests) FROM "+a.s.TableName("sync_runs")+
-		" WHERE started_at >= ?", dt(t)).Scan(&n); err != nil {
+		" WHERE started_at >= ? AND shard = ?", dt(t), shard).Scan(&n); err != nil {
 		return 0, fmt.Errorf("query today's requests: %w", err)
 	}
 	return int(n), nil

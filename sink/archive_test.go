@@ -258,13 +258,20 @@ func TestRequestsSince(t *testing.T) {
 		{RunID: "yesterday", StartedAt: ts("2025-03-26T23:59:59Z"), Requests: 1000},
 		{RunID: "a", StartedAt: ts("2025-03-27T00:00:00Z"), Requests: 7},
 		{RunID: "b", StartedAt: ts("2025-03-27T12:00:00Z"), Requests: 5},
+		{RunID: "shard 1", Shard: "1/3", StartedAt: ts("2025-03-27T12:00:00Z"), Requests: 20},
+		{RunID: "shard 2", Shard: "2/3", StartedAt: ts("2025-03-27T12:00:00Z"), Requests: 300},
+		{RunID: "shard 1 again", Shard: "1/3", StartedAt: ts("2025-03-27T13:00:00Z"), Requests: 1},
 	} {
 		if err := a.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := a.RequestsSince(ctx, ts("2025-03-27T00:00:00Z")); err != nil || n != 12 {
-		t.Errorf("RequestsSince = %d, %v; want 12", n, err)
+	// Each shard counts its own runs: the shards' daily budgets are parts
+	// of the one upstream limit.
+	for shard, want := range map[string]int{"": 12, "1/3": 21, "2/3": 300, "0/3": 0} {
+		if n, err := a.RequestsSince(ctx, ts("2025-03-27T00:00:00Z"), shard); err != nil || n != want {
+			t.Errorf("RequestsSince(shard %q) = %d, %v; want %d", shard, n, err, want)
+		}
 	}
 }
 

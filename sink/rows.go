@@ -85,7 +85,10 @@ type State struct {
 
 // RunRow summarises one sync run.
 type RunRow struct {
-	RunID         string
+	RunID string
+	// Shard is the archiver shard that made the run ("index/count"); ""
+	// when not sharded.
+	Shard         string
 	StartedAt     time.Time
 	FinishedAt    time.Time
 	Result        string

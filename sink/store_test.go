@@ -48,6 +48,8 @@ var allMigrations = []string{
 	"00030_create_conversations.sql",
 	"00031_create_webhook_events.sql",
 	"00032_comment_conversations_and_webhook_events.sql",
+	"00033_add_sync_runs_shard.sql",
+	"00034_comment_sync_runs_shard.sql",
 }
 
 func testContext(t *testing.T) context.Context {
@@ -271,6 +273,7 @@ var wantSchema = []sink.Table{
 	}},
 	{Name: "sync_runs", Engine: "MergeTree", Columns: []sink.Column{
 		{Name: "run_id", Type: "String"},
+		{Name: "shard", Type: "String", Default: "DEFAULT ''"},
 		{Name: "started_at", Type: "DateTime('UTC')"},
 		{Name: "finished_at", Type: "DateTime('UTC')"},
 		{Name: "result", Type: "String"},

@@ -108,7 +108,10 @@ func (e *Engine) discover(ctx context.Context, r *run) (*listing, error) {
 			}
 		}
 		for _, c := range page.Conversations {
-			if d.matches(c.InboxID, c.PlatformType, c.StageStatus) {
+			// Every shard pages the whole list (it has no other way to find
+			// its conversations), but records and tracks only its own: the
+			// row of a conversation says what its shard's walk archived.
+			if d.matches(c.InboxID, c.PlatformType, c.StageStatus) && e.opts.Shard.Owns(c.ID) {
 				l.items[c.ID] = c
 				l.note(c)
 			}

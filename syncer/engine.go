@@ -23,6 +23,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/shard"
 )
 
 // API is what the engine needs of the Cekat API.
@@ -78,6 +79,10 @@ type Options struct {
 	// Discovery, when set, tracks the conversations the API lists and polls
 	// only those whose last message changed.
 	Discovery *Discovery
+	// Shard is this engine's part of the conversations: every run, re-check
+	// and webhook event is about the conversations it owns only, whichever
+	// way they became tracked. The zero value owns them all.
+	Shard shard.Shard
 	// GoneRetry is how long a conversation answered 404 is left alone.
 	GoneRetry time.Duration // (24h)
 	// Adaptive polling: after PollIdleRuns runs in a row without a new
@@ -208,7 +213,7 @@ type Summary struct {
 	Gone          int
 	NotDue        int
 	// Listed counts the conversations the conversation list showed (and the
-	// filters took); Unchanged those of them with nothing new, not polled.
+	// filters and the shard took); Unchanged those of them with nothing new, not polled.
 	Listed       int
 	Unchanged    int
 	NewMessages  int64
@@ -425,7 +430,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 			zap.Strings("first_errors", r.errors[:min(len(r.errors), 3)]))
 	}
 
-	row := sink.RunRow{RunID: r.id, StartedAt: sum.Started, FinishedAt: sum.Finished, Result: "ok",
+	row := sink.RunRow{RunID: r.id, Shard: e.opts.Shard.ID(), StartedAt: sum.Started, FinishedAt: sum.Finished, Result: "ok",
 		Conversations: uint32(sum.Conversations), NewMessages: uint64(sum.NewMessages), Enriched: uint64(sum.Enriched),
 		Rechecked: uint64(sum.Rechecked), Quarantined: uint64(sum.Quarantined)}
 	for _, n := range sum.Requests {
@@ -485,6 +490,15 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			sum.Listed = len(l.items)
 		}
 	}
+	// Another shard's conversations are its own to sync, even when named:
+	// two shards never walk one conversation.
+	if own := e.opts.Shard.Filter(ids); len(own) < len(ids) {
+		if len(only) > 0 {
+			log.Info("conversations named for this run belong to other shards and are left to them",
+				zap.Int("named", len(ids)), zap.Int("own", len(own)))
+		}
+		ids = own
+	}
 	states, err := e.store.LoadStates(ctx)
 	if err != nil {
 		return storeErr(fmt.Errorf("load sync state: %w", err))
@@ -495,6 +509,9 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		if err != nil {
 			return storeErr(fmt.Errorf("load due status checks: %w", err))
 		}
+		// The schedule is shared by the shards; each re-checks the
+		// messages of its own conversations.
+		checks = slices.DeleteFunc(checks, func(c sink.StatusCheck) bool { return !e.opts.Shard.Owns(c.ConversationID) })
 		r.due = newDueSet(checks)
 		e.opts.Metrics.checksDue.Set(float64(len(checks)))
 	}

@@ -51,9 +51,12 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, nil
 	}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
+	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
+	if events, err = e.ownEvents(ctx, store, events, fetched, now); err != nil || len(events) == 0 {
+		return out, err
+	}
 	var convs, tracked []string
 	var checks []sink.StatusCheck
-	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
 	done := make([]sink.WebhookEvent, 0, len(events))
 	for _, ev := range events {
 		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, fetched, now)
@@ -157,4 +160,68 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 		return "conversation " + conv + " tracked", nil
 	}
 	return "ignored", nil
+}
+
+// ownEvents returns the events of this shard's conversations. The shards
+// share the stored events; each acts on its own and leaves the others
+// pending for their shards. An event that names only a message is its
+// message's shard's to resolve: that shard pays the detail call that finds
+// the conversation (kept in fetched for its run, as applyEvent does) and,
+// when the conversation is another shard's, stores the event again naming
+// it, still pending, for that shard, whose run then pays for the detail
+// again: a shard never writes another's conversation.
+func (e *Engine) ownEvents(ctx context.Context, store EventStore, events []sink.WebhookEvent, fetched map[string]cekat.Message,
+	now time.Time) ([]sink.WebhookEvent, error) {
+	sh := e.opts.Shard
+	if !sh.Sharded() {
+		return events, nil
+	}
+	own := events[:0:0]
+	var save []sink.WebhookEvent // handed over, or settled here
+	settle := func(ev sink.WebhookEvent) {
+		ev.Version = max(ev.Version+1, uint64(now.UnixNano()))
+		save = append(save, ev)
+	}
+events:
+	for _, ev := range events {
+		switch {
+		case ev.ConversationID != "":
+			if sh.Owns(ev.ConversationID) {
+				own = append(own, ev)
+			}
+			continue
+		case ev.MessageID == "":
+			// Names neither: this shard's to mark as not acted on by the
+			// same rule, applied to the event's id.
+			if sh.Owns(ev.EventID) {
+				own = append(own, ev)
+			}
+			continue
+		case !sh.Owns(ev.MessageID):
+			continue
+		}
+		m, err := e.api.GetMessage(ctx, ev.MessageID)
+		switch {
+		case err != nil && (ctx.Err() != nil || stopsRun(err)):
+			break events // the rest stays pending
+		case err != nil:
+			ev.Processed = true
+			ev.Outcome = "not acted on: " + truncateError(fmt.Sprintf("find the conversation of message %s: %v", ev.MessageID, err))
+			settle(ev)
+		case m.ConversationID == "":
+			ev.Processed = true
+			ev.Outcome = "not acted on: the detail of message " + ev.MessageID + " names no conversation"
+			settle(ev)
+		case sh.Owns(m.ConversationID):
+			fetched[ev.MessageID] = m
+			own = append(own, ev)
+		default:
+			ev.ConversationID = m.ConversationID
+			settle(ev)
+		}
+	}
+	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), save...); err != nil {
+		return nil, storeErr(err)
+	}
+	return own, nil
 }

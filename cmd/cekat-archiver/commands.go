@@ -125,7 +125,7 @@ func (s sendCmd) Run(ctx context.Context, e *env) error {
 	}
 	archive := sink.NewArchive(store, sink.ArchiveOptions{})
 	defer archive.Close(context.WithoutCancel(ctx)) // nothing is written: it only stops its timer
-	limiter, err := newLimiter(ctx, cfg.API, archive, prometheus.NewRegistry())
+	limiter, err := newLimiter(ctx, cfg, archive, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func newPurgeRig(ctx context.Context, cfg config.Config, store *sink.Store, reg 
 			log.Warn("closing the archive", zap.Error(err))
 		}
 	}
-	limiter, err := newSharedLimiter(ctx, cfg.API, archive, reg, 0)
+	limiter, err := newSharedLimiter(ctx, cfg, archive, reg, 0)
 	if err != nil {
 		closeArchive()
 		return nil, nil, nil, err
@@ -163,7 +163,7 @@ func newPurger(cfg config.Config, client *cekat.Client, archive *sink.Archive, e
 	return purge.New(client, archive, purge.Options{
 		PurgeAfter: cfg.Retention.PurgeAfter, MaxPerRun: cfg.Retention.MaxPerRun, BatchSize: cfg.Retention.BatchSize,
 		DryRun: cfg.Retention.DryRun, PageSize: cfg.API.PageSize, Syncer: engineSyncer{engine, log},
-		Metrics: purge.NewMetrics(reg), Logger: log.Named("purge"),
+		Metrics: purge.NewMetrics(reg), Logger: log.Named("purge"), Shard: shardOf(cfg),
 	})
 }
 
@@ -189,9 +189,9 @@ func purgeJob(cfg config.Config, client *cekat.Client, archive *sink.Archive, en
 // purge when it runs one.
 func daemonLimiter(ctx context.Context, cfg config.Config, archive requestCounter, reg prometheus.Registerer) (*budget.Limiter, error) {
 	if cfg.Retention.Enabled {
-		return newSharedLimiter(ctx, cfg.API, archive, reg, 0)
+		return newSharedLimiter(ctx, cfg, archive, reg, 0)
 	}
-	return newLimiter(ctx, cfg.API, archive, reg)
+	return newLimiter(ctx, cfg, archive, reg)
 }
 
 // engineSyncer syncs the conversations the purge found with new messages.

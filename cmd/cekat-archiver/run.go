@@ -14,6 +14,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
+	"github.com/cekat-archiver/cekat-archiver/syncer/shard"
 )
 
 type runCmd struct{}
@@ -30,7 +31,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo(), shard.Info(shardOf(cfg)))
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
 	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
@@ -137,6 +138,7 @@ func engineOptions(cfg config.Config, client *cekat.Client, requests *syncer.Req
 	}
 	return syncer.Options{
 		Discovery:           discovery,
+		Shard:               shardOf(cfg),
 		PageSize:            cfg.API.PageSize,
 		Concurrency:         cfg.Sync.Concurrency,
 		DetailConcurrency:   cfg.Sync.DetailConcurrency,

@@ -43,7 +43,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	}
 	requests := syncer.NewRequestStats(nil)
 	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval})
-	limiter, err := newLimiter(ctx, cfg.API, archive, prometheus.NewRegistry())
+	limiter, err := newLimiter(ctx, cfg, archive, prometheus.NewRegistry())
 	if err != nil {
 		return stoppedBeforeRun(ctx, e, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/shard"
 )
 
 func (e *env) config() (config.Config, error) {
@@ -60,6 +61,10 @@ func (e *env) openArchive(ctx context.Context) (config.Config, *zap.Logger, *sin
 	log, err := e.logger(cfg.Log)
 	if err != nil {
 		return config.Config{}, nil, nil, err
+	}
+	if sh := shardOf(cfg); sh.Sharded() {
+		// Every line says which shard wrote it: the shards' logs meet.
+		log = log.With(zap.String("shard", sh.ID()))
 	}
 	if unknown := config.UnknownEnv(os.Environ()); len(unknown) > 0 {
 		log.Warn("environment variables name no configuration key and are ignored (misspelt?)", zap.Strings("variables", unknown))
@@ -112,16 +117,22 @@ func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.Reque
 }
 
 // requestCounter is what newLimiter needs of the archive
-// (*sink.Archive): the requests that runs recorded since a time.
+// (*sink.Archive): the requests that a shard's runs recorded since a time.
 type requestCounter interface {
-	RequestsSince(ctx context.Context, t time.Time) (int, error)
+	RequestsSince(ctx context.Context, t time.Time, shard string) (int, error)
 }
 
-// newLimiter is the one API budget every call of the process shares. The
+// shardOf is this process's shard, as the configuration says.
+func shardOf(cfg config.Config) shard.Shard {
+	return shard.Shard{Index: cfg.Shard.Ordinal(), Count: cfg.Shard.Count}
+}
+
+// newLimiter is the one API budget every call of the process shares: this
+// shard's part of the API's rate limit (all of it when not sharded). The
 // daily budget resets at midnight in the API's zone (api.timezone, where the
-// service's day is), and the day's count starts from what earlier runs
-// recorded in the archive since that midnight.
-func newLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg prometheus.Registerer) (*budget.Limiter, error) {
+// service's day is), and the day's count starts from what this shard's
+// earlier runs recorded in the archive since that midnight.
+func newLimiter(ctx context.Context, cfg config.Config, archive requestCounter, reg prometheus.Registerer) (*budget.Limiter, error) {
 	// No retention purge runs in this process: ingestion gets the whole budget.
 	return newSharedLimiter(ctx, cfg, archive, reg, -1)
 }
@@ -129,15 +140,16 @@ func newLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg
 // newSharedLimiter is newLimiter with purgeShare of the budget reserved for
 // the retention purge's calls (budget.PriorityPurge): 0 is
 // budget.DefaultPurgeShare, negative none.
-func newSharedLimiter(ctx context.Context, cfg config.API, archive requestCounter, reg prometheus.Registerer, purgeShare float64) (*budget.Limiter, error) {
-	loc := cfg.Location()
+func newSharedLimiter(ctx context.Context, cfg config.Config, archive requestCounter, reg prometheus.Registerer, purgeShare float64) (*budget.Limiter, error) {
+	loc := cfg.API.Location()
 	y, mo, d := time.Now().In(loc).Date()
-	used, err := archive.RequestsSince(ctx, time.Date(y, mo, d, 0, 0, 0, 0, loc))
+	used, err := archive.RequestsSince(ctx, time.Date(y, mo, d, 0, 0, 0, 0, loc), shardOf(cfg).ID())
 	if err != nil {
 		return nil, err
 	}
 	m := syncer.NewBudgetMetrics(reg)
-	l, err := budget.New(budget.Options{PerMinute: cfg.RateLimit.PerMinute, PerDay: cfg.RateLimit.PerDay,
+	rate := cfg.RateLimit()
+	l, err := budget.New(budget.Options{PerMinute: rate.PerMinute, PerDay: rate.PerDay,
 		PurgeShare:  purgeShare,
 		DayLocation: loc,
 		UsedToday:   used, OnWait: m.OnWait})

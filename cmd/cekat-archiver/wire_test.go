@@ -11,12 +11,14 @@ import (
 )
 
 type fakeCounter struct {
-	since []time.Time
-	n     int
+	since  []time.Time
+	shards []string
+	n      int
 }
 
-func (f *fakeCounter) RequestsSince(_ context.Context, t time.Time) (int, error) {
+func (f *fakeCounter) RequestsSince(_ context.Context, t time.Time, shard string) (int, error) {
 	f.since = append(f.since, t)
+	f.shards = append(f.shards, shard)
 	return f.n, nil
 }
 
@@ -24,15 +26,15 @@ func (f *fakeCounter) RequestsSince(_ context.Context, t time.Time) (int, error)
 // and what today's runs spent is counted from that midnight.
 func TestLimiterDayIsTheAPIsDay(t *testing.T) {
 	for _, zone := range []string{"", "UTC", "America/New_York"} {
-		cfg := config.Default().API
+		cfg := config.Default()
 		if zone != "" {
-			cfg.Timezone = zone
+			cfg.API.Timezone = zone
 		}
-		loc := cfg.Location()
+		loc := cfg.API.Location()
 		if zone == "" && loc.String() != "Asia/Jakarta" {
 			t.Fatalf("default api.timezone %s, want Asia/Jakarta", loc)
 		}
-		cfg.RateLimit.PerDay = 100
+		cfg.API.RateLimit.PerDay = 100
 		spent := &fakeCounter{n: 40}
 		before := time.Now()
 		l, err := newLimiter(context.Background(), cfg, spent, prometheus.NewRegistry())
@@ -57,5 +59,27 @@ func TestLimiterDayIsTheAPIsDay(t *testing.T) {
 		if st.DayUsed != 40 {
 			t.Errorf("%s: day used %d, want the 40 recorded", loc, st.DayUsed)
 		}
+	}
+}
+
+// A shard spends its part of the one upstream limit, and its day starts
+// from what its own runs recorded.
+func TestLimiterOfAShard(t *testing.T) {
+	cfg := config.Default()
+	cfg.API.RateLimit = config.RateLimit{PerMinute: 60, PerDay: 900}
+	cfg.Shard = config.Shard{Index: "cekat-archiver-1", Count: 3}
+	spent := &fakeCounter{n: 40}
+	l, err := newLimiter(context.Background(), cfg, spent, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spent.shards) != 1 || spent.shards[0] != "1/3" {
+		t.Errorf("today's spend read for shards %q, want [1/3]", spent.shards)
+	}
+	if got := l.Stats().Limit; got != 20 {
+		t.Errorf("paced to %d a minute, want 60 / 3 = 20", got)
+	}
+	if _, day := l.Remaining(); day != 300-40 {
+		t.Errorf("%d requests left today, want 900 / 3 - 40 = 260", day)
 	}
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/shard"
 )
 
 // API is what the purge needs of the Cekat API.
@@ -82,6 +83,10 @@ type Options struct {
 	BatchSize  int  // ids per delete call, 1 to 100 (20)
 	DryRun     bool // print and record what would be deleted; delete nothing
 	PageSize   int  // of the newest page fetched again before a delete (100)
+	// Shard limits the purge to the conversations of this archiver's shard,
+	// the one that syncs them (the zero value: all). Erasure is not
+	// limited: it is an operator's request about a customer, run once.
+	Shard shard.Shard
 	// Syncer syncs the conversations that turn out to have new messages;
 	// nil leaves them for the next sync.
 	Syncer Syncer
@@ -332,6 +337,9 @@ func (p *Purger) resolve(ctx, pctx context.Context, r *run) error {
 	byConv := map[string][]sink.AuditRow{}
 	var order []string
 	for _, in := range intents {
+		if !p.opts.Shard.Owns(in.ConversationID) {
+			continue // another shard's to confirm
+		}
 		if byConv[in.ConversationID] == nil {
 			order = append(order, in.ConversationID)
 		}
@@ -417,6 +425,9 @@ func (p *Purger) plan(ctx context.Context, r *run) ([]sink.ConversationSummary, 
 	var ready []sink.ConversationSummary
 	for _, c := range sums {
 		found[c.ConversationID] = true
+		if !p.opts.Shard.Owns(c.ConversationID) {
+			continue // another shard's to decide, with its own budget
+		}
 		st, ok := r.states[c.ConversationID]
 		switch {
 		case ok && !st.PurgedAt.IsZero():
@@ -445,10 +456,17 @@ func (p *Purger) plan(ctx context.Context, r *run) ([]sink.ConversationSummary, 
 			ready = append(ready, c)
 		}
 	}
+	var others []string
 	for _, id := range only {
-		if !found[id] {
+		switch {
+		case !p.opts.Shard.Owns(id):
+			others = append(others, id)
+		case !found[id]:
 			skip(sink.ConversationSummary{ConversationID: id}, SkipNotArchived, "no message of it is archived")
 		}
+	}
+	if len(others) > 0 {
+		r.log.Info("conversations named belong to other shards; their shards decide about them", zap.Strings("conversations", others))
 	}
 	return ready, p.audit(ctx, skips...)
 }
