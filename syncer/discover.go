@@ -164,8 +164,10 @@ func activity(c cekat.Conversation) string {
 }
 
 // unchanged says whether the list shows nothing new in a conversation
-// since its last complete walk from the top.
-func (l *listing) unchanged(id string) (known, same bool) {
+// since its last complete walk from the top: the activity listed before
+// that walk, or the newest message the walk found (a walk between
+// listings, for a webhook event).
+func (l *listing) unchanged(id string, h *heads) (known, same bool) {
 	if l == nil {
 		return false, false
 	}
@@ -173,7 +175,14 @@ func (l *listing) unchanged(id string) (known, same bool) {
 	if !ok || activity(c) == "" {
 		return false, false
 	}
-	return true, l.rows[id].SyncedActivity == activity(c)
+	if l.rows[id].SyncedActivity == activity(c) {
+		return true, true
+	}
+	if h.shownBy(c) {
+		l.synced(id)
+		return true, true
+	}
+	return true, false
 }
 
 // synced records that a walk from the top completed after the listing: the

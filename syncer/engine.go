@@ -121,6 +121,9 @@ type Engine struct {
 	// listHasStatus: list answers carry statuses (the flat shape), so a
 	// list page can re-check many messages at once.
 	listHasStatus atomic.Bool
+	// heads: the newest message of each conversation synced since the
+	// last listing of the conversations.
+	heads heads
 }
 
 // New returns an engine reading from api and writing to store.
@@ -532,7 +535,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		}
 		// What the conversation list says decides, where it says it: a
 		// conversation with nothing new since its last walk is not polled.
-		if known, same := l.unchanged(id); known && !opts.All {
+		if known, same := l.unchanged(id, &e.heads); known && !opts.All {
 			if same && ok && !hasNewMessagesGap(st) {
 				sum.Unchanged++
 				continue

@@ -642,3 +642,48 @@ func TestRecheckFloorSpacesScheduledChecks(t *testing.T) {
 		t.Fatalf("next checks by age %v: the test needs messages younger than 6h and 24h", byAge)
 	}
 }
+
+// A conversation synced for a webhook event between two listings is not
+// polled again by the next cron run only because the list now shows the
+// message the event told of; one whose event was lost is.
+func TestEventSyncedConversationNotPolledAgain(t *testing.T) {
+	sim, err := cekatsim.New(cekatsim.Options{Seed: 23, Shape: cekatsim.ShapeReal, Conversations: 20, MeanMessages: 6,
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := memarchive.New()
+	e := syncer.New(client, archive, syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now,
+		Logger: zaptest.NewLogger(t), Discovery: &syncer.Discovery{API: client}})
+	ctx := context.Background()
+	if sum := e.Sync(ctx, nil); sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	ids := sim.ConversationIDs()
+	events := &memEvents{}
+	sim.Advance(time.Minute)
+	sim.AddMessages(ids[3], 2)
+	events.add("message.received", ids[3], "")
+	if out, err := e.ApplyEvents(ctx, events); err != nil || out.Sync.Failure() != nil || out.Sync.NewMessages != 2 {
+		t.Fatalf("event: %+v, %v", out, err)
+	}
+	sim.Advance(time.Minute)
+	sim.AddMessages(ids[5], 1) // its event is lost
+	lists := sim.Counts().Endpoint(cekatsim.EndpointList)
+	sum := e.Sync(ctx, nil)
+	if sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	if got := sim.Counts().Endpoint(cekatsim.EndpointList) - lists; got != 1 || sum.NewMessages != 1 || sum.Unchanged != 19 {
+		t.Errorf("cron run: %d message list calls, %d new messages, %d unchanged; want 1, 1, 19", got, sum.NewMessages, sum.Unchanged)
+	}
+	if got, want := len(archive.Messages()), len(sim.Truth()); got != want {
+		t.Errorf("%d messages archived of %d", got, want)
+	}
+}

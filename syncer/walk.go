@@ -36,9 +36,10 @@ type convSync struct {
 	r        *run
 	st       sink.State
 	version  uint64
-	fresh    int64     // messages archived by this run
-	upstream int64     // messages found above the stop, archived before or not
-	deadline time.Time // backfill pauses when it passes
+	head     *cekat.Message // the newest message a walk from the top found
+	fresh    int64          // messages archived by this run
+	upstream int64          // messages found above the stop, archived before or not
+	deadline time.Time      // backfill pauses when it passes
 }
 
 // syncTop archives a conversation's new messages: it walks from the top
@@ -62,6 +63,9 @@ func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State
 		c.st.Gone = false
 		c.st.LastSuccessAt = now
 		c.st.LastError = ""
+		if c.head != nil {
+			e.heads.note(c.st.ConversationID, *c.head)
+		}
 		if c.upstream == 0 {
 			c.st.IdleRuns++
 		} else {
@@ -122,6 +126,7 @@ func (c *convSync) walkTop(ctx context.Context) error {
 			if n := len(own); n > 0 {
 				c.st.HeadMessageID = own[n-1].ID
 				c.st.HeadSentAt = own[n-1].Timestamp
+				c.head = &own[n-1]
 			}
 			if !done {
 				if stop == "" {
