@@ -83,11 +83,11 @@ func (s *Store) ensureDailyView(ctx context.Context) error {
 		return nil
 	}
 	if current != "" {
-		if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+s.TableName(DailyView)); err != nil {
+		if err := s.conn.Exec(ctx, "DROP TABLE IF EXISTS "+s.TableName(DailyView)+s.onCluster()); err != nil {
 			return fmt.Errorf("sink: drop view %s to change its zone: %w", DailyView, err)
 		}
 	}
-	if err := s.conn.Exec(ctx, dailyViewQuery(s.TableName(DailyView), s.TableName("message_rollup"), zone)); err != nil {
+	if err := s.conn.Exec(ctx, dailyViewQuery(s.TableName(DailyView)+s.onCluster(), s.TableName("message_rollup"), zone)); err != nil {
 		return fmt.Errorf("sink: create view %s in zone %s: %w", DailyView, zone, err)
 	}
 	s.log.Info("made the daily view", zap.String("view", DailyView), zap.String("zone", zone))

@@ -226,7 +226,7 @@ func BenchmarkArchiveHeap(b *testing.B) {
 		bytesPerRow += rows[i].size()
 	}
 	bytesPerRow /= nRows
-	shipped := clickhouseOptions(Options{}, "")
+	shipped := (&Store{}).clickhouseOptions("")
 	type config struct {
 		name      string
 		batchRows int
@@ -246,7 +246,7 @@ func BenchmarkArchiveHeap(b *testing.B) {
 	for b.Loop() {
 		for i, c := range configs {
 			st := benchFreshStore(b, addr)
-			opts := clickhouseOptions(st.opts, "")
+			opts := st.clickhouseOptions("")
 			if c.free != nil {
 				opts.FreeBufOnConnRelease = *c.free
 			}

@@ -61,16 +61,25 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 // migrate applies the migrations in fsys; tests give it files of their own.
 func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 	applied := []string{}
-	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.database)); err != nil {
+	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.database)+s.onCluster()); err != nil {
 		return applied, fmt.Errorf("sink: create database %s: %w", s.database, err)
+	}
+	store := versionStore{}
+	if s.opts.Cluster != "" {
+		ddl := s.clusterDDL()
+		store.ddl = &ddl
+		var err error
+		if fsys, err = ddl.migrations(fsys); err != nil {
+			return applied, fmt.Errorf("sink: migrations for cluster %s: %w", s.opts.Cluster, err)
+		}
 	}
 
 	// goose needs a *sql.DB; this one selects the archive's database, which now exists.
-	db := clickhouse.OpenDB(clickhouseOptions(s.opts, s.database))
+	db := clickhouse.OpenDB(s.clickhouseOptions(s.database))
 	defer db.Close()
 
 	provider, err := goose.NewProvider(goose.DialectCustom, db, fsys,
-		goose.WithStore(versionStore{}),
+		goose.WithStore(store),
 		// Never wrap anything in a transaction: clickhouse-go's Begin is a no-op and its
 		// Rollback closes the connection.
 		goose.WithIsolateDDL(true),
@@ -116,18 +125,27 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 //
 // Rows are only ever appended (a version may appear twice if two processes migrate at once);
 // queries group by version.
-type versionStore struct{}
+type versionStore struct {
+	// ddl makes the table replicated on a cluster; nil on a single server.
+	ddl *clusterDDL
+}
 
 var _ database.StoreExtender = versionStore{}
 
 func (versionStore) Tablename() string { return MigrationsTable }
 
-func (versionStore) CreateVersionTable(ctx context.Context, db database.DBTxConn) error {
+func (v versionStore) CreateVersionTable(ctx context.Context, db database.DBTxConn) error {
 	q := `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
     version_id Int64 COMMENT 'A migration applied: the number of its file in sink/migrations (0 is goose''s own start).',
     is_applied UInt8 COMMENT '1: applied. Migrations are forward-only.',
     tstamp     DateTime('UTC') DEFAULT now() COMMENT 'When it was recorded, UTC.'
 ) ENGINE = MergeTree ORDER BY (version_id, tstamp)`
+	if v.ddl != nil {
+		var err error
+		if q, err = v.ddl.statement(q); err != nil {
+			return fmt.Errorf("create table %s: %w", MigrationsTable, err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("create table %s: %w", MigrationsTable, err)
 	}

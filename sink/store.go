@@ -50,6 +50,20 @@ type Options struct {
 	// Compression of the data sent and received: CompressionLZ4 (the default, "" too) or
 	// CompressionNone. On loopback LZ4 costs more CPU than the bytes it saves.
 	Compression string
+	// Cluster, when set, names the cluster (in the servers' remote_servers)
+	// of one shard whose replicas hold the archive: Migrate makes replicated
+	// tables and runs its DDL ON CLUSTER, and every insert waits until all
+	// the replicas hold its rows (insert_quorum), so that whichever replica a
+	// reader asks, a state it sees never claims rows that replica lacks.
+	// Empty: a single server.
+	Cluster string
+	// ZooKeeperPath is the path of a replicated table in ZooKeeper, with
+	// the server's macros and {database} and {table}; it defaults to
+	// DefaultZooKeeperPath. Used only with Cluster.
+	ZooKeeperPath string
+	// ReplicaName is a replicated table's replica name, usually a server
+	// macro; it defaults to DefaultReplicaName. Used only with Cluster.
+	ReplicaName string
 	// AnalyticsTimezone is the IANA zone whose days the view messages_daily
 	// cuts (Migrate makes it); empty means UTC.
 	AnalyticsTimezone string
@@ -72,6 +86,9 @@ type Store struct {
 	database string
 	opts     Options // normalized; used to open the migration connection
 	log      *zap.Logger
+	// quorum is the insert_quorum of every session: the cluster's number of
+	// replicas; 0 without a cluster.
+	quorum int
 
 	migrateMu sync.Mutex // serializes Migrate within the process
 }
@@ -105,25 +122,62 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	// The pool's current database is left to the server (see Store).
-	conn, err := clickhouse.Open(clickhouseOptions(opts, ""))
+	if opts.ZooKeeperPath == "" {
+		opts.ZooKeeperPath = DefaultZooKeeperPath
+	}
+	if opts.ReplicaName == "" {
+		opts.ReplicaName = DefaultReplicaName
+	}
+	s := &Store{database: opts.Database, opts: opts, log: opts.Logger}
+	if err := s.connect(ctx); err != nil {
+		return nil, err
+	}
+	if opts.Cluster == "" {
+		return s, nil
+	}
+	replicas, err := clusterReplicas(ctx, s)
 	if err != nil {
-		return nil, fmt.Errorf("sink: open ClickHouse connection to %s: %w", strings.Join(opts.Addr, ", "), err)
+		_ = s.conn.Close()
+		return nil, err
+	}
+	if replicas > 1 {
+		// The quorum is a setting of the session: connect again with it.
+		_ = s.conn.Close()
+		s.quorum = replicas
+		if err := s.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// connect opens s.conn and pings it. clickhouse-go dials the addresses in
+// order and takes the first that answers, for every new connection of the
+// pool: when a replica stops, the next connection goes to another.
+func (s *Store) connect(ctx context.Context) error {
+	// The pool's current database is left to the server (see Store).
+	conn, err := clickhouse.Open(s.clickhouseOptions(""))
+	if err != nil {
+		return fmt.Errorf("sink: open ClickHouse connection to %s: %w", strings.Join(s.opts.Addr, ", "), err)
 	}
 	if err := conn.Ping(ctx); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("sink: cannot reach ClickHouse at %s (native protocol): %w", strings.Join(opts.Addr, ", "), err)
+		return fmt.Errorf("sink: cannot reach ClickHouse at %s (native protocol): %w", strings.Join(s.opts.Addr, ", "), err)
 	}
-	return &Store{
-		conn:     conn,
-		database: opts.Database,
-		opts:     opts,
-		log:      opts.Logger,
-	}, nil
+	s.conn = conn
+	return nil
 }
 
 // clickhouseOptions builds clickhouse-go's options; database "" leaves the choice to the server.
-func clickhouseOptions(opts Options, database string) *clickhouse.Options {
+func (s *Store) clickhouseOptions(database string) *clickhouse.Options {
+	opts := s.opts
+	var settings clickhouse.Settings
+	if s.quorum > 1 {
+		settings = clickhouse.Settings{
+			"insert_quorum":         s.quorum,
+			"insert_quorum_timeout": int(insertQuorumTimeout / time.Millisecond),
+		}
+	}
 	var compression *clickhouse.Compression
 	if opts.Compression != CompressionNone {
 		compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
@@ -139,6 +193,7 @@ func clickhouseOptions(opts Options, database string) *clickhouse.Options {
 		TLS:         opts.TLS,
 		DialTimeout: opts.DialTimeout,
 		Compression: compression,
+		Settings:    settings,
 		Logger:      driverLogger(opts.Logger),
 		// Without it every pooled connection keeps the encode buffer of its
 		// largest batch: 110 MiB still live after a flush of 10,000 rows.

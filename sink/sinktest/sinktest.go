@@ -116,3 +116,53 @@ func uniqueName(t testing.TB) string {
 	}
 	return "t_" + b.String() + "_" + hex.EncodeToString(rnd[:])
 }
+
+// The environment variables naming the test cluster (deploy/clickhouse/cluster.sh env prints
+// them): its name in the servers' remote_servers, and its replicas' native host:port addresses,
+// comma-separated.
+const (
+	EnvCluster      = "CEKAT_ARCHIVER_TEST_CLUSTER"
+	EnvClusterAddrs = "CEKAT_ARCHIVER_TEST_CLUSTER_ADDRS"
+)
+
+// Cluster returns the test cluster's name and its replicas' addresses, or skips the test when
+// EnvCluster or EnvClusterAddrs is not set.
+func Cluster(t testing.TB) (string, []string) {
+	t.Helper()
+	name := strings.TrimSpace(os.Getenv(EnvCluster))
+	var addrs []string
+	for _, a := range strings.Split(os.Getenv(EnvClusterAddrs), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if name == "" || len(addrs) == 0 {
+		t.Skipf("no test cluster: start one with `deploy/clickhouse/cluster.sh start` and set %s and %s "+
+			"(`eval \"$(deploy/clickhouse/cluster.sh env)\"`)", EnvCluster, EnvClusterAddrs)
+	}
+	return name, addrs
+}
+
+// ClusterDatabaseName returns a database name unique to this call, without creating it, and
+// drops the database on every replica in addrs that answers when the test ends. Each replica
+// drops its own copy, so that a replica stopped by the test does not hold up the others.
+func ClusterDatabaseName(t testing.TB, addrs []string) string {
+	t.Helper()
+	name := uniqueName(t)
+	t.Cleanup(func() {
+		for _, addr := range addrs {
+			conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second})
+			if err != nil {
+				t.Logf("sinktest: open %s: %v (database %s left behind)", addr, err, name)
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+				t.Logf("sinktest: drop database %s on %s: %v (left behind)", name, addr, err)
+			}
+			cancel()
+			_ = conn.Close()
+		}
+	})
+	return name
+}
