@@ -108,6 +108,15 @@ type ClickHouse struct {
 	// Compression of the native protocol: lz4, or none (a server on the same
 	// machine: LZ4 then costs more CPU than the bytes it saves).
 	Compression string `yaml:"compression" env:"COMPRESSION"`
+	// Cluster names the cluster (one shard, its replicas, in the servers'
+	// remote_servers) that holds the archive; empty: a single server.
+	Cluster string `yaml:"cluster" env:"CLUSTER"`
+	// ZooKeeperPath places each replicated table in ZooKeeper: server
+	// macros such as {shard}, plus {database} and {table}.
+	ZooKeeperPath string `yaml:"zookeeper_path" env:"ZOOKEEPER_PATH"`
+	// ReplicaName names this server's replica of a table, usually the
+	// server's {replica} macro.
+	ReplicaName string `yaml:"replica_name" env:"REPLICA_NAME"`
 }
 
 // TLS is the client side of a TLS connection to ClickHouse.
@@ -310,11 +319,13 @@ func Default() Config {
 			RateLimit:      RateLimit{PerMinute: 60, PerDay: 1000},
 		},
 		ClickHouse: ClickHouse{
-			Addr:        []string{"127.0.0.1:9000"},
-			Database:    "cekat_archive",
-			User:        "default",
-			DialTimeout: 10 * time.Second,
-			Compression: "lz4",
+			Addr:          []string{"127.0.0.1:9000"},
+			Database:      "cekat_archive",
+			User:          "default",
+			DialTimeout:   10 * time.Second,
+			Compression:   "lz4",
+			ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}",
+			ReplicaName:   "{replica}",
 		},
 		Conversations: Conversations{IDs: []string{},
 			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},

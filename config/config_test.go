@@ -39,11 +39,13 @@ func TestDefault(t *testing.T) {
 			RateLimit:      RateLimit{PerMinute: 60, PerDay: 1000},
 		},
 		ClickHouse: ClickHouse{
-			Addr:        []string{"127.0.0.1:9000"},
-			Database:    "cekat_archive",
-			User:        "default",
-			DialTimeout: 10 * time.Second,
-			Compression: "lz4",
+			Addr:          []string{"127.0.0.1:9000"},
+			Database:      "cekat_archive",
+			User:          "default",
+			DialTimeout:   10 * time.Second,
+			Compression:   "lz4",
+			ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}",
+			ReplicaName:   "{replica}",
 		},
 		Conversations: Conversations{IDs: []string{},
 			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
@@ -111,13 +113,16 @@ func TestLoadGood(t *testing.T) {
 			RateLimit:       RateLimit{PerMinute: 10, PerDay: 0},
 		},
 		ClickHouse: ClickHouse{
-			Addr:        []string{"ch-1:9000", "[::1]:9440"},
-			Database:    "archive_2",
-			User:        "archiver",
-			Password:    "file-clickhouse-password",
-			TLS:         TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
-			DialTimeout: 2 * time.Second,
-			Compression: "none",
+			Addr:          []string{"ch-1:9000", "[::1]:9440"},
+			Database:      "archive_2",
+			User:          "archiver",
+			Password:      "file-clickhouse-password",
+			TLS:           TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
+			DialTimeout:   2 * time.Second,
+			Compression:   "none",
+			Cluster:       "replicas",
+			ZooKeeperPath: "/clickhouse/{shard}/{database}/{table}",
+			ReplicaName:   "{replica}",
 		},
 		Conversations: Conversations{IDs: []string{"conv-1", "conv-2"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"inbox-1"}, Platforms: []string{"whatsapp", "instagram"},
@@ -318,6 +323,9 @@ clickhouse.tls.ca_file: open testdata/tls/no-such-ca.pem: no such file or direct
 clickhouse.tls.key_file: open testdata/tls/no-such-client.key: no such file or directory
 clickhouse.dial_timeout: must be more than 0, got -1s
 clickhouse.compression: must be lz4 or none; got "zstd"
+clickhouse.cluster: must be letters, digits and underscores, not starting with a digit; got "2-replicas"
+clickhouse.zookeeper_path: must start with / and contain {table}; got "clickhouse/tables/{shard}"
+clickhouse.replica_name: must be set with clickhouse.cluster
 conversations.ids[1]: must not be empty
 conversations.ids[2]: must not be empty
 conversations.file: open testdata/no-such-conversations.txt: no such file or directory
@@ -377,6 +385,9 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_DAY":                "0",
 		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR":                       "ch-1:9000, ch-2:9000 ,ch-3:9440",
 		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE":                   "archive",
+		"CEKAT_ARCHIVER_CLICKHOUSE_CLUSTER":                    "archive_cluster",
+		"CEKAT_ARCHIVER_CLICKHOUSE_ZOOKEEPER_PATH":             "/ch/{shard}/{table}",
+		"CEKAT_ARCHIVER_CLICKHOUSE_REPLICA_NAME":               "{host}",
 		"CEKAT_ARCHIVER_CLICKHOUSE_USER":                       "archiver",
 		"CEKAT_ARCHIVER_CLICKHOUSE_PASSWORD":                   "env-password",
 		"CEKAT_ARCHIVER_CLICKHOUSE_TLS_SERVER_NAME":            "ch.internal",
@@ -439,13 +450,16 @@ func TestEnvOverrides(t *testing.T) {
 			RateLimit:       RateLimit{PerMinute: 10, PerDay: 0},
 		},
 		ClickHouse: ClickHouse{
-			Addr:        []string{"ch-1:9000", "ch-2:9000", "ch-3:9440"},
-			Database:    "archive",
-			User:        "archiver",
-			Password:    "env-password",
-			TLS:         TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
-			DialTimeout: 250 * time.Millisecond,
-			Compression: "none",
+			Addr:          []string{"ch-1:9000", "ch-2:9000", "ch-3:9440"},
+			Database:      "archive",
+			User:          "archiver",
+			Password:      "env-password",
+			TLS:           TLS{ServerName: "ch.internal", InsecureSkipVerify: true},
+			DialTimeout:   250 * time.Millisecond,
+			Compression:   "none",
+			Cluster:       "archive_cluster",
+			ZooKeeperPath: "/ch/{shard}/{table}",
+			ReplicaName:   "{host}",
 		},
 		Conversations: Conversations{IDs: []string{"conv-a", "conv-b", "conv-c"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"in-1", "in-2"}, Platforms: []string{"livechat"},

@@ -84,6 +84,19 @@ func (ch ClickHouse) validate(p *problems) {
 	if ch.Compression != "lz4" && ch.Compression != "none" {
 		p.add("clickhouse.compression", "must be lz4 or none; got %q", ch.Compression)
 	}
+	if ch.Cluster == "" {
+		return
+	}
+	if !identifier.MatchString(ch.Cluster) {
+		p.add("clickhouse.cluster", "must be letters, digits and underscores, not starting with a digit; got %q", ch.Cluster)
+	}
+	// Without {table} every table would claim the same ZooKeeper path.
+	if !strings.HasPrefix(ch.ZooKeeperPath, "/") || !strings.Contains(ch.ZooKeeperPath, "{table}") {
+		p.add("clickhouse.zookeeper_path", "must start with / and contain {table}; got %q", ch.ZooKeeperPath)
+	}
+	if strings.TrimSpace(ch.ReplicaName) == "" {
+		p.add("clickhouse.replica_name", "must be set with clickhouse.cluster")
+	}
 }
 
 func (t TLS) validate(p *problems) {

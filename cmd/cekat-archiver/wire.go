@@ -84,6 +84,7 @@ func openStore(ctx context.Context, cfg config.ClickHouse, analytics config.Anal
 	return sink.Open(ctx, sink.Options{
 		Addr: cfg.Addr, Database: cfg.Database, User: cfg.User, Password: cfg.Password.Reveal(),
 		TLS: tlsCfg, DialTimeout: cfg.DialTimeout, Compression: cfg.Compression, Logger: log.Named("sink"), AnalyticsTimezone: analytics.Timezone,
+		Cluster: cfg.Cluster, ZooKeeperPath: cfg.ZooKeeperPath, ReplicaName: cfg.ReplicaName,
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cekat-archiver/cekat-archiver/config"
+	"github.com/cekat-archiver/cekat-archiver/sink"
 )
 
 type fakeCounter struct {
@@ -81,5 +82,14 @@ func TestLimiterOfAShard(t *testing.T) {
 	}
 	if _, day := l.Remaining(); day != 300-40 {
 		t.Errorf("%d requests left today, want 900 / 3 - 40 = 260", day)
+	}
+}
+
+// The config's defaults for a cluster are the sink's: one value, whoever
+// opens the store.
+func TestClusterDefaultsAreTheSinks(t *testing.T) {
+	d := config.Default().ClickHouse
+	if d.ZooKeeperPath != sink.DefaultZooKeeperPath || d.ReplicaName != sink.DefaultReplicaName {
+		t.Errorf("config defaults %q, %q; sink's %q, %q", d.ZooKeeperPath, d.ReplicaName, sink.DefaultZooKeeperPath, sink.DefaultReplicaName)
 	}
 }
