@@ -9,18 +9,31 @@ demo:
 	deploy/demo.sh
 
 # Starts the private ClickHouse (installing Debian's package when missing), installs
-# Debian's Prometheus when missing (for the end-to-end metrics test), runs vet, the
-# gofmt check and every test with the race detector, and stops ClickHouse again if it
-# was not running before.
+# Debian's Prometheus when missing (for the end-to-end metrics test), starts the private
+# cluster (ZooKeeper and two replicas; deploy/clickhouse/cluster.sh) for the cluster tests,
+# runs vet, the gofmt check and every test with the race detector, and stops what it
+# started. The cluster tests are skipped, with the reason, only when Debian's zookeeper
+# package cannot be installed.
+CLUSTER := deploy/clickhouse/cluster.sh
+
 test:
 	@deploy/prometheus/prometheus.sh install || exit 1; \
 	was_running=0; $(CH) status >/dev/null 2>&1 && was_running=1; \
 	$(CH) start || exit 1; \
+	cluster_was_running=0; $(CLUSTER) status >/dev/null 2>&1 && cluster_was_running=1; \
+	cluster_env=""; \
+	if $(CLUSTER) install; then \
+		$(CLUSTER) start || { [ $$was_running -eq 1 ] || $(CH) stop; exit 1; }; \
+		cluster_env=$$($(CLUSTER) env | sed 's/^export //'); \
+	else \
+		echo "make test: the cluster tests are SKIPPED: Debian's zookeeper package could not be installed (see above)"; \
+	fi; \
 	status=0; \
 	$(MAKE) --no-print-directory vet fmt-check || status=1; \
 	if [ $$status -eq 0 ]; then \
-		CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 20m ./... || status=1; \
+		env $$cluster_env CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 20m ./... || status=1; \
 	fi; \
+	[ -z "$$cluster_env" ] || [ $$cluster_was_running -eq 1 ] || $(CLUSTER) stop; \
 	[ $$was_running -eq 1 ] || $(CH) stop; \
 	exit $$status
 
@@ -49,3 +62,4 @@ bench:
 
 stop:
 	$(CH) stop
+	$(CLUSTER) stop

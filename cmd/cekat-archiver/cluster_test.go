@@ -70,6 +70,7 @@ func TestClusterReplicaStopsDuringRun(t *testing.T) {
 		}
 	}
 	clusterReplica(t, "stop-replica", "1")
+	stopped := time.Now()
 	select {
 	case <-done:
 	case <-time.After(3 * time.Minute):
@@ -79,7 +80,7 @@ func TestClusterReplicaStopsDuringRun(t *testing.T) {
 	}
 	out := stderr.String() + stdout.String()
 	code := cmd.ProcessState.ExitCode()
-	t.Logf("the run exited %d after the replica stopped:\n%s", code, crashTail(out, 1500))
+	t.Logf("the run exited %d, %s after the replica had stopped:\n%s", code, time.Since(stopped).Round(time.Millisecond), crashTail(out, 1500))
 	switch {
 	case strings.Contains(out, "panic:") || strings.Contains(out, "WARNING: DATA RACE"):
 		t.Fatalf("the run did not fail cleanly:\n%s", crashTail(out, 6000))
