@@ -69,22 +69,70 @@ const (
 )
 
 // rewrite returns the cluster form of one migration file: its comment lines
-// as they are, its statement rewritten. A statement of a kind it does not
-// know is an error rather than a guess.
+// as they are, each of its statements rewritten. A statement of a kind it
+// does not know is an error rather than a guess.
 func (c clusterDDL) rewrite(file string) (string, error) {
-	var head, body []string
-	for _, line := range strings.Split(file, "\n") {
-		if len(body) == 0 && (strings.HasPrefix(strings.TrimSpace(line), "--") || strings.TrimSpace(line) == "") {
-			head = append(head, line)
-			continue
+	head, body := leadingComments(file)
+	out := []string{strings.TrimSuffix(head, "\n")}
+	for _, stmt := range splitStatements(body) {
+		comments, stmt := leadingComments(stmt)
+		rewritten, err := c.statement(stmt)
+		if err != nil {
+			return "", err
 		}
-		body = append(body, line)
+		out = append(out, comments+rewritten)
 	}
-	stmt, err := c.statement(strings.Join(body, "\n"))
-	if err != nil {
-		return "", err
+	return strings.Join(out, "\n") + "\n", nil
+}
+
+// leadingComments splits the comment and blank lines at the start of sql
+// (with their line ends) from the rest.
+func leadingComments(sql string) (string, string) {
+	i := 0
+	for i < len(sql) {
+		end := strings.IndexByte(sql[i:], '\n')
+		if end < 0 {
+			end = len(sql) - i
+		} else {
+			end++
+		}
+		line := strings.TrimSpace(sql[i : i+end])
+		if line != "" && !strings.HasPrefix(line, "--") {
+			break
+		}
+		i += end
 	}
-	return strings.Join(head, "\n") + "\n" + stmt, nil
+	return sql[:i], sql[i:]
+}
+
+// splitStatements cuts SQL at the semicolons outside string literals and
+// comments; each statement keeps its semicolon and the comments before it,
+// and loses the space around. A comment after the last semicolon is dropped.
+func splitStatements(sql string) []string {
+	var out []string
+	start, inLiteral := 0, false
+	for i := 0; i < len(sql); i++ {
+		switch ch := sql[i]; {
+		case inLiteral && ch == '\\':
+			i++
+		case ch == '\'':
+			inLiteral = !inLiteral // '' inside a literal toggles twice
+		case !inLiteral && ch == '-' && strings.HasPrefix(sql[i:], "--"):
+			if nl := strings.IndexByte(sql[i:], '\n'); nl >= 0 {
+				i += nl
+			} else {
+				i = len(sql)
+			}
+		case !inLiteral && ch == ';':
+			out = append(out, strings.TrimSpace(sql[start:i+1]))
+			start = i + 1
+		}
+	}
+	// What follows the last semicolon is a statement unless it is only comments.
+	if _, rest := leadingComments(sql[start:]); strings.TrimSpace(rest) != "" {
+		out = append(out, strings.TrimSpace(sql[start:]))
+	}
+	return out
 }
 
 // statement rewrites one statement (without leading comments).

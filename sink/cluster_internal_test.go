@@ -37,30 +37,51 @@ func TestClusterFormOfEveryMigration(t *testing.T) {
 		if !strings.HasPrefix(text, "-- +goose Up\n-- +goose NO TRANSACTION\n") {
 			t.Errorf("%s: goose annotations lost:\n%s", name, text)
 		}
-		stmt := stripCommentLines(text)
-		upper := strings.ToUpper(stmt)
-		switch {
-		case strings.HasPrefix(upper, "CREATE TABLE"):
-			table := createTableRE.FindStringSubmatch(stmt)[1]
-			wantEngine := "MergeTree('/clickhouse/tables/{shard}/arch/" + table + "', '{replica}'"
-			if !strings.Contains(stmt, "ENGINE = Replicated") || !strings.Contains(stmt, wantEngine) {
-				t.Errorf("%s: want a Replicated engine with %s:\n%s", name, wantEngine, stmt)
-			}
-			if strings.Contains(upper, " COMMENT ") {
-				t.Errorf("%s: column comments left:\n%s", name, stmt)
-			}
-		case strings.HasPrefix(upper, "CREATE"):
-			for _, m := range unqualified.FindAllStringSubmatch(stmt, -1) {
-				if m[1] == "" {
-					t.Errorf("%s: a view reads %s without its database:\n%s", name, m[2], stmt)
-				}
-			}
-		case strings.HasPrefix(upper, "INSERT"), strings.HasPrefix(upper, "SELECT 1"):
-			continue
+		orig, err := fs.ReadFile(sub, name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.HasPrefix(upper, "INSERT") && !strings.HasPrefix(upper, "SELECT 1") && !strings.Contains(stmt, "ON CLUSTER `c1`") {
-			t.Errorf("%s: no ON CLUSTER:\n%s", name, stmt)
+		_, origBody := leadingComments(string(orig))
+		_, body := leadingComments(text)
+		stmts := splitStatements(body)
+		if want := len(splitStatements(origBody)); len(stmts) != want {
+			t.Errorf("%s: %d statements, the file has %d:\n%s", name, len(stmts), want, text)
 		}
+		for _, stmt := range stmts {
+			_, stmt = leadingComments(stmt)
+			checkClusterStatement(t, name, stmt, unqualified)
+		}
+	}
+}
+
+func checkClusterStatement(t *testing.T, name, stmt string, unqualified *regexp.Regexp) {
+	t.Helper()
+	upper := strings.ToUpper(stmt)
+	switch {
+	case strings.HasPrefix(upper, "INSERT"), strings.HasPrefix(upper, "SELECT 1;"):
+		return
+	case strings.HasPrefix(upper, "CREATE TABLE"):
+		table := createTableRE.FindStringSubmatch(stmt)[1]
+		wantEngine := "MergeTree('/clickhouse/tables/{shard}/arch/" + table + "', '{replica}'"
+		if !strings.Contains(stmt, "ENGINE = Replicated") || !strings.Contains(stmt, wantEngine) {
+			t.Errorf("%s: want a Replicated engine with %s:\n%s", name, wantEngine, stmt)
+		}
+		if strings.Contains(upper, " COMMENT ") {
+			t.Errorf("%s: column comments left:\n%s", name, stmt)
+		}
+	case strings.HasPrefix(upper, "CREATE"):
+		for _, m := range unqualified.FindAllStringSubmatch(stmt, -1) {
+			if m[1] == "" {
+				t.Errorf("%s: a view reads %s without its database:\n%s", name, m[2], stmt)
+			}
+		}
+	case strings.HasPrefix(upper, "ALTER"):
+		if strings.Contains(upper, "COMMENT") {
+			t.Errorf("%s: comments left in an ALTER:\n%s", name, stmt)
+		}
+	}
+	if !strings.Contains(stmt, "ON CLUSTER `c1`") {
+		t.Errorf("%s: no ON CLUSTER:\n%s", name, stmt)
 	}
 }
 
@@ -101,6 +122,16 @@ func TestClusterStatements(t *testing.T) {
 			t.Errorf("%q:\n got %s\nwant %s", tc.in, got, tc.want)
 		}
 	}
+	// A file of several statements, comments between them.
+	file := "-- +goose Up\n-- +goose NO TRANSACTION\n-- two tables\nALTER TABLE a\n    COMMENT COLUMN x 'x; or ''y''';\n" +
+		"-- the second\nALTER TABLE b ADD COLUMN z String; -- trailing\n"
+	want := "-- +goose Up\n-- +goose NO TRANSACTION\n-- two tables\n" +
+		"SELECT 1; -- on a cluster: only column comments, which replicated tables of ClickHouse 18.16 cannot have\n" +
+		"-- the second\nALTER TABLE b ON CLUSTER `c1` ADD COLUMN z String;\n"
+	if got, err := testClusterDDL().rewrite(file); err != nil || got != want {
+		t.Errorf("rewrite(%q):\n got %q, %v\nwant %q", file, got, err, want)
+	}
+
 	for _, in := range []string{
 		"CREATE TABLE IF NOT EXISTS t (a String) ENGINE = Log;",
 		"OPTIMIZE TABLE t FINAL;",
