@@ -85,16 +85,6 @@ func checkClusterStatement(t *testing.T, name, stmt string, unqualified *regexp.
 	}
 }
 
-func stripCommentLines(s string) string {
-	var keep []string
-	for _, line := range strings.Split(s, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.TrimSpace(strings.Join(keep, "\n"))
-}
-
 func TestClusterStatements(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"CREATE TABLE IF NOT EXISTS t (a String COMMENT 'it''s a', v UInt64 COMMENT 'x') ENGINE = ReplacingMergeTree(v) ORDER BY a;",
