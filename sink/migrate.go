@@ -26,7 +26,12 @@ import (
 //     a version is recorded after its statement ran;
 //   - use unqualified table names (the migration connection selects the archive's database);
 //   - stay within what ClickHouse 18.16 and current releases both support: no DateTime64, TTL,
-//     CODEC, LowCardinality, table comments, nor ADD COLUMN IF NOT EXISTS.
+//     CODEC, LowCardinality, table comments, nor ADD COLUMN IF NOT EXISTS;
+//   - stay within the statements that have a cluster form (clusterDDL, which rewrites every
+//     file when Options.Cluster is set): CREATE TABLE IF NOT EXISTS with a (Replacing,
+//     Aggregating, Summing) MergeTree engine, CREATE [MATERIALIZED] VIEW IF NOT EXISTS, ALTER
+//     TABLE, RENAME TABLE, DROP TABLE IF EXISTS and INSERT; TestClusterFormOfEveryMigration
+//     fails on any other.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
