@@ -66,8 +66,16 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 // migrate applies the migrations in fsys; tests give it files of their own.
 func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 	applied := []string{}
-	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.database)+s.onCluster()); err != nil {
-		return applied, fmt.Errorf("sink: create database %s: %w", s.database, err)
+	// Only when missing: on a cluster, ON CLUSTER waits for every replica, and
+	// an archiver starting while one is down must not wait for it here.
+	var exists uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", s.database).Scan(&exists); err != nil {
+		return applied, fmt.Errorf("sink: look up database %s: %w", s.database, err)
+	}
+	if exists == 0 {
+		if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(s.database)+s.onCluster()); err != nil {
+			return applied, fmt.Errorf("sink: create database %s: %w", s.database, err)
+		}
 	}
 	store := versionStore{}
 	if s.opts.Cluster != "" {

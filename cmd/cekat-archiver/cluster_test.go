@@ -97,6 +97,12 @@ func TestClusterReplicaStopsDuringRun(t *testing.T) {
 	if out, err := rig.command("status"); err != nil {
 		t.Errorf("status with replica 1 down: %v\n%s", err, crashTail(out, 3000))
 	}
+	// A run started while the replica is down gets as far as its first
+	// write, and fails on the quorum (not on the schema check at start,
+	// which must not wait for the missing replica).
+	if out, err := rig.command("sync", "--once", "--progress=none"); err == nil || !strings.Contains(out, "quorum") {
+		t.Errorf("sync with replica 1 down: %v, want a failure naming the quorum:\n%s", err, crashTail(out, 3000))
+	}
 
 	clusterReplica(t, "start-replica", "1")
 	// The first run after the return may still find an insert of the
