@@ -87,6 +87,22 @@ func newMemHarnessFor(t *testing.T, sim *cekatsim.Server, engOpts syncer.Options
 	return h
 }
 
+// movedMessage is a message whose status upstream is not the archived one.
+func (h *memHarness) movedMessage() cekatsim.TruthMessage {
+	h.t.Helper()
+	archived := map[string]string{}
+	for _, r := range h.archive.Messages() {
+		archived[r.MessageID] = r.Status
+	}
+	for _, m := range h.sim.Truth() {
+		if s, ok := archived[m.ID]; ok && s != m.Status {
+			return m
+		}
+	}
+	h.t.Fatal("no archived status differs from upstream")
+	return cekatsim.TruthMessage{}
+}
+
 func (h *memHarness) setHook(f func(w http.ResponseWriter, r *http.Request) bool) {
 	if f == nil {
 		h.hook.Store(nil)
@@ -530,21 +546,8 @@ func TestWebhookEventsAreHintsActedOnOnce(t *testing.T) {
 	}
 
 	// A status that moved: that message alone is fetched again.
-	var moved cekatsim.TruthMessage
 	h.sim.Advance(3 * 24 * time.Hour)
-	archived := map[string]string{}
-	for _, r := range h.archive.Messages() {
-		archived[r.MessageID] = r.Status
-	}
-	for _, m := range h.sim.Truth() {
-		if s, ok := archived[m.ID]; ok && s != m.Status {
-			moved = m
-			break
-		}
-	}
-	if moved.ID == "" {
-		t.Fatal("no status moved in three days")
-	}
+	moved := h.movedMessage()
 	events.add("message.read", moved.ConversationID, moved.ID)
 	lists, details = h.lists.Load(), h.details.Load()
 	if _, err := h.engine.ApplyEvents(context.Background(), events); err != nil {
@@ -580,20 +583,7 @@ func TestStatusEventWithoutConversationCostsOneCall(t *testing.T) {
 		syncer.Options{RecheckWindow: -1})
 	h.sync(context.Background())
 	h.sim.Advance(3 * 24 * time.Hour)
-	archived := map[string]string{}
-	for _, r := range h.archive.Messages() {
-		archived[r.MessageID] = r.Status
-	}
-	var moved cekatsim.TruthMessage
-	for _, m := range h.sim.Truth() {
-		if s, ok := archived[m.ID]; ok && s != m.Status {
-			moved = m
-			break
-		}
-	}
-	if moved.ID == "" {
-		t.Fatal("no status moved in three days")
-	}
+	moved := h.movedMessage()
 	events := &memEvents{}
 	events.add("message.read", "", moved.ID)
 	lists, details := h.lists.Load(), h.details.Load()
