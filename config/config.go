@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -208,10 +209,15 @@ type Sync struct {
 	Concurrency int `yaml:"concurrency" env:"CONCURRENCY"`
 	// DetailConcurrency is how many message detail calls are in flight.
 	DetailConcurrency int `yaml:"detail_concurrency" env:"DETAIL_CONCURRENCY"`
-	// BatchRows and BatchInterval bound a batch of rows sent to ClickHouse.
+	// An INSERT of messages is kept open until it holds BatchRows rows or
+	// BatchInterval has passed; rows go to it in blocks of BatchBytes.
 	BatchRows     int           `yaml:"batch_rows" env:"BATCH_ROWS"`
 	BatchBytes    int           `yaml:"batch_bytes" env:"BATCH_BYTES"`
 	BatchInterval time.Duration `yaml:"batch_interval" env:"BATCH_INTERVAL"`
+	// SpoolDir keeps on disk what ClickHouse has not acknowledged yet, up to
+	// SpoolMaxBytes, so that a failed INSERT is retried without the API.
+	SpoolDir      string `yaml:"spool_dir" env:"SPOOL_DIR"`
+	SpoolMaxBytes int    `yaml:"spool_max_bytes" env:"SPOOL_MAX_BYTES"`
 	// RecheckWindow is how long after it was sent a message whose status is
 	// not final yet (not read, not failed) is checked again, in either
 	// direction, on a schedule by its age; 0 turns re-checks off.
@@ -307,6 +313,18 @@ type Log struct {
 // Default returns the configuration used for every key that the file and
 // the environment leave alone. It is not valid by itself: api.base_url and
 // api.key have no default.
+// DefaultSpoolDir is where Load puts the spool when sync.spool_dir is
+// empty: the XDG state directory, for state that outlives a restart.
+func DefaultSpoolDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "cekat-archiver", "spool")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "cekat-archiver", "spool")
+	}
+	return filepath.Join(os.TempDir(), "cekat-archiver", "spool")
+}
+
 func Default() Config {
 	return Config{
 		API: API{
@@ -332,9 +350,10 @@ func Default() Config {
 		Sync: Sync{
 			Concurrency:         4,
 			DetailConcurrency:   4,
-			BatchRows:           10000,
-			BatchBytes:          4 << 20,
+			BatchRows:           50000,
+			BatchBytes:          1 << 20,
 			BatchInterval:       5 * time.Second,
+			SpoolMaxBytes:       1 << 30,
 			RecheckWindow:       7 * 24 * time.Hour,
 			PollIdleRuns:        3,
 			PollBaseInterval:    15 * time.Minute,

@@ -52,9 +52,10 @@ func TestDefault(t *testing.T) {
 		Sync: Sync{
 			Concurrency:         4,
 			DetailConcurrency:   4,
-			BatchRows:           10000,
-			BatchBytes:          4 << 20,
+			BatchRows:           50000,
+			BatchBytes:          1 << 20,
 			BatchInterval:       5 * time.Second,
+			SpoolMaxBytes:       1 << 30,
 			RecheckWindow:       168 * time.Hour,
 			PollIdleRuns:        3,
 			PollBaseInterval:    15 * time.Minute,
@@ -93,6 +94,7 @@ func minimal() Config {
 	c := Default()
 	c.API.BaseURL = "https://api.cekat.example"
 	c.API.Key = "demo-key"
+	c.Sync.SpoolDir = DefaultSpoolDir()
 	return c
 }
 
@@ -132,8 +134,10 @@ func TestLoadGood(t *testing.T) {
 			Concurrency:         1,
 			DetailConcurrency:   64,
 			BatchRows:           1000000,
-			BatchBytes:          4 << 20,
+			BatchBytes:          1 << 20,
 			BatchInterval:       500 * time.Millisecond,
+			SpoolDir:            "/var/lib/archiver/spool",
+			SpoolMaxBytes:       2 << 20,
 			RecheckWindow:       0,
 			PollIdleRuns:        3,
 			PollBaseInterval:    15 * time.Minute,
@@ -158,6 +162,7 @@ func TestLoadGood(t *testing.T) {
 			c := Default()
 			c.API.BaseURL = "http://127.0.0.1:8090"
 			c.API.Key = "demo-api-key"
+			c.Sync.SpoolDir = DefaultSpoolDir()
 			return c
 		}()},
 	} {
@@ -424,6 +429,8 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY":               "2",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS":                       "500",
 		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL":                   "2s",
+		"CEKAT_ARCHIVER_SYNC_SPOOL_DIR":                        "/spool",
+		"CEKAT_ARCHIVER_SYNC_SPOOL_MAX_BYTES":                  "4194304",
 		"CEKAT_ARCHIVER_SYNC_RECHECK_WINDOW":                   "72h",
 		"CEKAT_ARCHIVER_ANALYTICS_TIMEZONE":                    "Asia/Makassar",
 		"CEKAT_ARCHIVER_LOG_FORMAT":                            "console",
@@ -469,8 +476,10 @@ func TestEnvOverrides(t *testing.T) {
 			Concurrency:         8,
 			DetailConcurrency:   2,
 			BatchRows:           500,
-			BatchBytes:          4 << 20,
+			BatchBytes:          1 << 20,
 			BatchInterval:       2 * time.Second,
+			SpoolDir:            "/spool",
+			SpoolMaxBytes:       4 << 20,
 			RecheckWindow:       72 * time.Hour,
 			PollIdleRuns:        3,
 			PollBaseInterval:    15 * time.Minute,
@@ -779,7 +788,7 @@ func TestValidate(t *testing.T) {
 		}, ""},
 		{"limits", func(c *Config) {
 			c.API.MaxRetries, c.API.PageSize, c.API.RateLimit = 20, 1, RateLimit{PerMinute: 1, PerDay: 0}
-			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchBytes: 1 << 10, BatchInterval: 1, RecheckWindow: 0,
+			c.Sync = Sync{Concurrency: 64, DetailConcurrency: 1, BatchRows: 1, BatchBytes: 1 << 10, BatchInterval: 1, SpoolDir: "s", SpoolMaxBytes: 1 << 20, RecheckWindow: 0,
 				PollIdleRuns: 1, PollBaseInterval: 1, PollMaxInterval: 1, BackfillMaxDuration: 1}
 		}, ""},
 	} {

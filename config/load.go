@@ -49,6 +49,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 	}
 	applyEnv(&cfg, lookupEnv, &p)
+	if cfg.Sync.SpoolDir == "" {
+		cfg.Sync.SpoolDir = DefaultSpoolDir()
+	}
 	read := len(p)
 	readSecretFiles(&cfg, &p)
 	cfg.validate(&p)

@@ -175,6 +175,7 @@ func (s Sync) validate(p *problems) {
 	p.between("sync.batch_rows", s.BatchRows, 1, 1_000_000)
 	p.between("sync.batch_bytes", s.BatchBytes, 1<<10, 1<<30)
 	p.positive("sync.batch_interval", s.BatchInterval)
+	p.between("sync.spool_max_bytes", s.SpoolMaxBytes, 1<<20, 1<<40)
 	if s.RecheckWindow < 0 {
 		p.add("sync.recheck_window", "must not be negative, got %s", s.RecheckWindow)
 	}

@@ -290,7 +290,10 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	reg.MustRegister(daemonCollectors(t, dreg)...)
-	a := sink.NewArchive(nil, sink.ArchiveOptions{Registerer: reg, BatchInterval: time.Hour})
+	a, err := sink.OpenArchive(context.Background(), nil, sink.ArchiveOptions{Registerer: reg, BatchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

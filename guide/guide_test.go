@@ -110,7 +110,10 @@ func archiveSimulation(t *testing.T, shape cekatsim.Shape) (*sink.Store, *cekats
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	archive := sink.NewArchive(st, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	archive, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { archive.Close(context.Background()) })
 	loc, err := time.LoadLocation(zone)
 	if err != nil {

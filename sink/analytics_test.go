@@ -56,7 +56,10 @@ func TestDailyViewFollowsTheZone(t *testing.T) {
 		return st
 	}
 	st := open("Asia/Jakarta")
-	a := sink.NewArchive(st, sink.ArchiveOptions{})
+	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer a.Close(context.Background())
 	// 20:00 UTC is 03:00 the next day in Jakarta.
 	late := time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)

@@ -84,7 +84,7 @@ func TestWriteRetriesAfterBackgroundFailure(t *testing.T) {
 	waitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
 
 	err := a.AddMessages(ctx, msgRow("c", "2", ts("2025-03-27T15:00:01Z"), 1))
-	if err == nil || !strings.Contains(err.Error(), "rows kept for the next flush") {
+	if err == nil || !strings.Contains(err.Error(), "rows kept in the spool") {
 		t.Fatalf("write while ClickHouse still fails: %v; want an error saying the rows are kept", err)
 	}
 
@@ -203,7 +203,10 @@ func TestCloseHonoursItsContext(t *testing.T) {
 		proxy.close() // first: it unblocks whatever still waits on the stalled connections
 		_ = st.Close()
 	})
-	a := sink.NewArchive(st, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
+	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	proxy.stall()
 	if err := a.AddMessages(testContext(t), msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
@@ -230,7 +233,10 @@ func TestCloseHonoursItsContext(t *testing.T) {
 // Close with a live context still flushes what waits.
 func TestCloseFlushes(t *testing.T) {
 	st := migratedStore(t)
-	a := sink.NewArchive(st, sink.ArchiveOptions{BatchInterval: time.Hour})
+	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := testContext(t)
 	for i := range 3 {
 		if err := a.AddMessages(ctx, msgRow("c", fmt.Sprint(i), ts("2025-03-27T15:00:00Z"), 1)); err != nil {

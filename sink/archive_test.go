@@ -14,7 +14,10 @@ import (
 func newArchive(t *testing.T, opts sink.ArchiveOptions) (*sink.Archive, *sink.Store) {
 	t.Helper()
 	st := migratedStore(t)
-	a := sink.NewArchive(st, opts)
+	a, err := sink.OpenArchive(context.Background(), st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
 	return a, st
 }

@@ -97,14 +97,17 @@ func BenchmarkSinkInsert(b *testing.B) {
 			defer cancel()
 			cpu0 := benchSelfCPU()
 			// A long interval: only full batches and the final flush write, as in a busy sync.
-			a := NewArchive(st, ArchiveOptions{BatchRows: batchRows, BatchBytes: batchBytes, BatchInterval: time.Hour})
+			a, err := OpenArchive(context.Background(), st, ArchiveOptions{BatchRows: batchRows, BatchBytes: batchBytes, BatchInterval: time.Hour})
+			if err != nil {
+				return 0, err
+			}
 			defer func() { inserts[name] = a.Stats().Flushes }()
 			for lo := 0; lo < len(rows); lo += benchSinkBatch {
 				if err := a.AddMessages(ctx, rows[lo:min(lo+benchSinkBatch, len(rows))]...); err != nil {
 					return 0, err
 				}
 			}
-			err := a.Close(ctx)
+			err = a.Close(ctx)
 			return benchSelfCPU() - cpu0, err
 		}
 	}
@@ -270,7 +273,10 @@ func BenchmarkArchiveHeap(b *testing.B) {
 			var base runtime.MemStats
 			runtime.ReadMemStats(&base)
 			stopPeak := benchPeakHeap()
-			a := NewArchive(st, ArchiveOptions{BatchRows: c.batchRows, BatchInterval: time.Hour})
+			a, err := OpenArchive(context.Background(), st, ArchiveOptions{BatchRows: c.batchRows, BatchInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
 			start := time.Now()
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -382,7 +388,10 @@ func BenchmarkArchived(b *testing.B) {
 	for b.Loop() {
 		st := benchFreshStore(b, addr)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		a := NewArchive(st, ArchiveOptions{BatchRows: 50000, BatchInterval: time.Hour})
+		a, err := OpenArchive(context.Background(), st, ArchiveOptions{BatchRows: 50000, BatchInterval: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
 		loaded := 0
 		var lastArch, lastHas, lastIn time.Duration
 		for _, n := range steps {

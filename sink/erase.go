@@ -82,10 +82,16 @@ func (a *Archive) ConversationRows(ctx context.Context, tables, ids []string) (m
 // 18.16 (and by default on current releases) ALTER TABLE ... DELETE is a
 // mutation that rewrites the parts in the background: it is done when
 // system.mutations says so for every table. Rows inserted after the
-// mutation was created are not removed: count afterwards.
+// mutation was created are not removed: count afterwards. So the archive's
+// own open INSERT is ended first, and what waits in its spool written: its
+// rows would otherwise land after the mutation and survive it (and on
+// current releases the mutation would wait for the INSERT to end).
 func (a *Archive) DeleteConversationRows(ctx context.Context, tables, ids []string) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	if err := a.Flush(ctx); err != nil {
+		return fmt.Errorf("write what waits before deleting: %w", err)
 	}
 	for _, table := range tables {
 		if err := a.s.conn.Exec(ctx, "ALTER TABLE "+a.s.TableName(table)+" DELETE WHERE conversation_id IN ?", groupSet(ids)); err != nil {

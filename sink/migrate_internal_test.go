@@ -122,7 +122,10 @@ func TestSeedStatusChecksFromAnOlderArchive(t *testing.T) {
 	if _, err := st.migrate(ctx, older); err != nil {
 		t.Fatal(err)
 	}
-	a := NewArchive(st, ArchiveOptions{})
+	a, err := OpenArchive(context.Background(), st, ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer a.Close(ctx)
 	now := time.Now().UTC()
 	row := func(id, status string, sent time.Time, version uint64) MessageRow {
@@ -240,7 +243,10 @@ func TestPartitionMessagesOfAnOlderArchive(t *testing.T) {
 	}
 
 	// The sync engine's lookups find the copied messages through the index.
-	a := NewArchive(st, ArchiveOptions{})
+	a, err := OpenArchive(context.Background(), st, ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer a.Close(ctx)
 	got, err := a.Archived(ctx, "c0", []string{"m00", "m03", "m01", "nope"})
 	if err != nil {

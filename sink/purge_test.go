@@ -14,7 +14,10 @@ import (
 func purgeArchive(t *testing.T) (*sink.Store, *sink.Archive) {
 	t.Helper()
 	st := migratedStore(t)
-	a := sink.NewArchive(st, sink.ArchiveOptions{})
+	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { a.Close(context.Background()) })
 	return st, a
 }

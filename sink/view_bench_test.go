@@ -119,7 +119,10 @@ func BenchmarkWeekCount(b *testing.B) {
 		// The sync engine's per-page lookup in this archive of many conversations: 100 ids of
 		// one conversation, through Archived (message_index), against the same question to the
 		// table before (its primary key served it).
-		a := NewArchive(st, ArchiveOptions{BatchInterval: time.Hour})
+		a, err := OpenArchive(context.Background(), st, ArchiveOptions{BatchInterval: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
 		var conv string
 		var ids []string
 		if err := st.Conn().QueryRow(ctx, "SELECT conversation_id, groupArray(message_id) FROM (SELECT conversation_id, message_id FROM "+

@@ -328,7 +328,10 @@ func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int, limiter bool
 	if _, err := store.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: 10000, BatchInterval: 5 * time.Second})
+	archive, err := sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{BatchRows: 10000, BatchInterval: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { archive.Close(context.Background()) })
 	loc, err := time.LoadLocation("Asia/Jakarta")
 	if err != nil {

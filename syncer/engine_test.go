@@ -75,7 +75,10 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 		t.Fatal(err)
 	}
 	h.store = store
-	h.archive = sink.NewArchive(store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	h.archive, err = sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { h.archive.Close(context.Background()) })
 
 	requests := syncer.NewRequestStats(nil)

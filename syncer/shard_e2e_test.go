@@ -115,7 +115,10 @@ func TestShardsShareTheWorkAndTheLimit(t *testing.T) {
 		if _, err := store.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		a := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+		a, err := sink.OpenArchive(ctx, store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { a.Close(context.Background()) })
 		return a
 	}

@@ -123,7 +123,10 @@ func (s sendCmd) Run(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
-	archive := sink.NewArchive(store, sink.ArchiveOptions{})
+	archive, err := sink.OpenArchive(ctx, store, sink.ArchiveOptions{}) // writes nothing: a private spool
+	if err != nil {
+		return err
+	}
 	defer archive.Close(context.WithoutCancel(ctx)) // nothing is written: it only stops its timer
 	limiter, err := newLimiter(ctx, cfg, archive, prometheus.NewRegistry())
 	if err != nil {

@@ -269,7 +269,10 @@ func newRig(t *testing.T, chAddr string, opts cekatsim.Options, env ...string) *
 	}
 	t.Cleanup(func() { store.Close() })
 	rig.store = store
-	rig.archive = sink.NewArchive(store, sink.ArchiveOptions{})
+	rig.archive, err = sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { rig.archive.Close(context.Background()) })
 
 	t.Cleanup(func() {

@@ -128,7 +128,10 @@ func (c eraseCmd) Run(ctx context.Context, e *env) error {
 // given, is the daemon's.
 func newPurgeRig(ctx context.Context, cfg config.Config, store *sink.Store, reg *prometheus.Registry, engine *syncer.Engine,
 	log *zap.Logger) (*purge.Purger, *sink.Archive, func(), error) {
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval})
+	archive, err := sink.OpenArchive(ctx, store, archiveOptions(cfg.Sync, nil))
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	closeArchive := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()

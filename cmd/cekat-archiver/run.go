@@ -34,7 +34,10 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo(), shard.Info(shardOf(cfg)))
 	metrics := syncer.NewMetrics(reg)
 	requests := syncer.NewRequestStats(metrics)
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval, Registerer: reg})
+	archive, err := sink.OpenArchive(ctx, store, archiveOptions(cfg.Sync, reg))
+	if err != nil {
+		return err
+	}
 	limiter, err := daemonLimiter(ctx, cfg, archive, reg)
 	if err != nil {
 		return err

@@ -26,7 +26,10 @@ func (s statusCmd) Run(ctx context.Context, e *env) error {
 	if err := needSchema(ctx, store); err != nil {
 		return err
 	}
-	archive := sink.NewArchive(store, sink.ArchiveOptions{})
+	archive, err := sink.OpenArchive(ctx, store, sink.ArchiveOptions{}) // reads only: a private spool
+	if err != nil {
+		return err
+	}
 	defer archive.Close(ctx)
 	rows, err := archive.Status(ctx)
 	if err != nil {

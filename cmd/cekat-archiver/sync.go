@@ -42,7 +42,10 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 		return stoppedBeforeRun(ctx, e, err)
 	}
 	requests := syncer.NewRequestStats(nil)
-	archive := sink.NewArchive(store, sink.ArchiveOptions{BatchRows: cfg.Sync.BatchRows, BatchBytes: cfg.Sync.BatchBytes, BatchInterval: cfg.Sync.BatchInterval})
+	archive, err := sink.OpenArchive(ctx, store, archiveOptions(cfg.Sync, nil))
+	if err != nil {
+		return stoppedBeforeRun(ctx, e, err)
+	}
 	limiter, err := newLimiter(ctx, cfg, archive, prometheus.NewRegistry())
 	if err != nil {
 		return stoppedBeforeRun(ctx, e, err)

@@ -160,3 +160,9 @@ func newSharedLimiter(ctx context.Context, cfg config.Config, archive requestCou
 	m.Watch(l)
 	return l, nil
 }
+
+// archiveOptions is the write path the sync settings ask for.
+func archiveOptions(cfg config.Sync, reg prometheus.Registerer) sink.ArchiveOptions {
+	return sink.ArchiveOptions{BatchRows: cfg.BatchRows, BatchBytes: cfg.BatchBytes, BatchInterval: cfg.BatchInterval,
+		SpoolDir: cfg.SpoolDir, SpoolMaxBytes: int64(cfg.SpoolMaxBytes), Registerer: reg}
+}

@@ -82,7 +82,10 @@ func newHarness(t *testing.T, counts []int) *harness {
 		t.Fatal(err)
 	}
 	h.store = store
-	h.archive = sink.NewArchive(store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	h.archive, err = sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { h.archive.Close(context.Background()) })
 	h.client, err = cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, BackofficeURL: bo.URL,
 		BackofficeToken: cekatsim.DefaultBackofficeToken, BackofficeAuth: cekat.BackofficeBearer, MaxRetries: 2,
