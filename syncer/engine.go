@@ -294,6 +294,9 @@ func storeErr(err error) error {
 
 // run is the state shared by the conversations of one run.
 type run struct {
+	// stopped is the run's own context: done when the run is told to stop,
+	// not when a sibling's failure ends a phase.
+	stopped   context.Context
 	id        string
 	log       *zap.Logger // carries the run id
 	started   time.Time
@@ -381,8 +384,8 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	r := &run{id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil), fetched: opts.Fetched,
-		changed: opts.Changed}
+	r := &run{stopped: ctx, id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil),
+		fetched: opts.Fetched, changed: opts.Changed}
 	e.live.Store(r.progress)
 	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))

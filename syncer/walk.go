@@ -481,6 +481,12 @@ func (e *Engine) enrichEach(ctx context.Context, r *run, conv string, order []ce
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A call in flight ends early only when the run is told to stop: when a
+	// failing archive ends the walk, its answer is still paid for, and the
+	// archive's spool takes it.
+	calls, endCalls := context.WithCancel(context.WithoutCancel(ctx))
+	defer endCalls()
+	defer context.AfterFunc(r.stopped, endCalls)()
 	results := make(chan result)
 	var stopErr error
 	take := func(res result) {
@@ -490,7 +496,7 @@ func (e *Engine) enrichEach(ctx context.Context, r *run, conv string, order []ce
 		}
 		if err != nil && stopErr == nil {
 			stopErr = err
-			cancel() // the calls in flight end early; failures after a stop are dropped
+			cancel() // no new calls; failures after a stop are dropped
 		}
 	}
 	// Details fetched just before the run are used as they are.
@@ -513,7 +519,7 @@ func (e *Engine) enrichEach(ctx context.Context, r *run, conv string, order []ce
 				inflight++
 				go func() {
 					defer func() { <-e.detail }()
-					d, err := e.api.GetMessage(ctx, order[k].ID)
+					d, err := e.api.GetMessage(calls, order[k].ID)
 					if err != nil {
 						results <- result{k: k, err: err}
 						return

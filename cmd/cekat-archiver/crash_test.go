@@ -156,7 +156,9 @@ type crashRig struct {
 	store   *sink.Store
 	archive *sink.Archive
 	live    atomic.Bool // add live traffic before list requests
-	results []crashRun
+	// onRequest, when set, sees every API request before the simulator.
+	onRequest atomic.Pointer[func(*http.Request)]
+	results   []crashRun
 }
 
 // crashRun is one subprocess run.
@@ -224,6 +226,9 @@ func newRig(t *testing.T, chAddr string, opts cekatsim.Options, env ...string) *
 				sim.AddMessages(conv, n)
 			}
 		}
+		if h := rig.onRequest.Load(); h != nil {
+			(*h)(r)
+		}
 		api.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -248,6 +253,7 @@ func newRig(t *testing.T, chAddr string, opts cekatsim.Options, env ...string) *
 		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+chAddr,
 		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE="+db,
 		"CEKAT_ARCHIVER_CONVERSATIONS_FILE="+convFile,
+		"CEKAT_ARCHIVER_SYNC_SPOOL_DIR="+filepath.Join(rig.dir, "spool"),
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY=16",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=150",
 		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=200ms",

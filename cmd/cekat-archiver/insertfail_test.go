@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+)
+
+// cutProxy forwards TCP to ClickHouse until cut: then it closes every
+// connection and refuses new ones, as a server gone away would, until
+// restored. (Stopping the shared test server is not an option.)
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	cutNow atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if p.cutNow.Load() {
+				c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.cutNow.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cutProxy) restore() { p.cutNow.Store(false) }
+
+// TestFailedInsertCostsNoAPICall cuts ClickHouse off in the middle of a
+// first sync (through a proxy, while INSERTs are open and detail calls in
+// flight), then lets a second run go to the end with ClickHouse back: the
+// detail calls of the two runs together equal the messages archived (none
+// paid twice: what the first run was given waited in its spool), and the
+// archive is exactly the simulator's truth, with no gap left.
+func TestFailedInsertCostsNoAPICall(t *testing.T) {
+	chAddr := sinktest.Addr(t)
+	if testing.Short() {
+		t.Skip("builds the archiver and runs it twice")
+	}
+	proxy := newCutProxy(t, chAddr)
+	rig := newRig(t, chAddr, cekatsim.Options{
+		Seed:          13,
+		Shape:         cekatsim.ShapeReal,
+		MessageCounts: []int{1, 250, 900, 1800, 2600},
+		Latency:       time.Millisecond,
+	},
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+proxy.ln.Addr().String(),
+		// One INSERT open across many blocks, ended by the interval.
+		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=50000",
+		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=1s",
+		// Every detail call is then an enrichment: re-checks would be
+		// calls paid again on purpose.
+		"CEKAT_ARCHIVER_SYNC_RECHECK_WINDOW=0s",
+	)
+	total := len(rig.sim.Truth())
+	var details atomic.Int64
+	cutAt := int64(total * 2 / 5)
+	hook := func(r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/messages/") && details.Add(1) == cutAt {
+			proxy.cut() // before this call is answered: its row cannot be stored through the proxy
+		}
+	}
+	rig.onRequest.Store(&hook)
+
+	first := rig.signalledRun("cut off", time.Hour, 0) // no signal: it ends by itself
+	if first.exitCode == 0 {
+		t.Fatalf("the run whose ClickHouse was cut off succeeded:\n%s", crashTail(first.output, 3000))
+	}
+	paid := rig.sim.Counts().Status(cekatsim.EndpointDetail, http.StatusOK)
+	stored := len(rig.storedMessages())
+	spooled, _ := filepath.Glob(filepath.Join(rig.dir, "spool", "*", "*.spool"))
+	t.Logf("first run: %d of %d messages enriched, %d stored, spool %v", paid, total, stored, spooled)
+	if paid <= stored {
+		t.Fatalf("the cut left nothing paid for unstored (%d enriched, %d stored): it came too late to test anything", paid, stored)
+	}
+	if len(spooled) != 1 || fileSize(t, spooled[0]) == 0 {
+		t.Fatalf("spool after the failed run: %v, want one file holding the unstored rows", spooled)
+	}
+
+	proxy.restore()
+	rig.cleanRun("ClickHouse back")
+	if spooled, _ := filepath.Glob(filepath.Join(rig.dir, "spool", "*", "*.spool")); len(spooled) != 0 {
+		t.Errorf("spool files left after a clean run: %v", spooled)
+	}
+	counts := rig.sim.Counts()
+	archived := len(rig.storedMessages())
+	if got := counts.Endpoint(cekatsim.EndpointDetail); got != archived {
+		t.Errorf("%d detail calls over both runs for %d messages archived: %d paid twice", got, archived, got-archived)
+	}
+	rig.assertArchiveMatchesTruth()
+	rig.assertNoGaps()
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// storedMessages are the distinct messages in the archive.
+func (rig *crashRig) storedMessages() map[string]bool {
+	rig.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rows, err := rig.store.Conn().Query(ctx, "SELECT DISTINCT conversation_id, message_id FROM "+rig.store.TableName("messages"))
+	if err != nil {
+		if strings.Contains(err.Error(), "doesn't exist") {
+			return nil
+		}
+		rig.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var conv, id string
+		if err := rows.Scan(&conv, &id); err != nil {
+			rig.t.Fatal(err)
+		}
+		out[conv+"/"+id] = true
+	}
+	if err := rows.Err(); err != nil {
+		rig.t.Fatal(err)
+	}
+	return out
+}
