@@ -2,7 +2,9 @@
 // engine. It keeps the write-ordering rule of the ClickHouse archive:
 // writes wait in a buffer and a flush stores them in the order messages,
 // quarantine, schedule entries, conversations, states, so a stored state never claims rows
-// that are not stored. Crash drops the buffer, as a killed process would.
+// that are not stored; a failed flush keeps the whole buffer. (The ClickHouse archive keeps
+// its buffer in a spool on disk, which the next start stores before any run: a killed
+// process loses none of it, so there is nothing here to drop on a crash.)
 package memarchive
 
 import (
@@ -60,13 +62,6 @@ func (a *Archive) Track(ids ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.tracked = append(a.tracked, ids...)
-}
-
-// Crash drops what waits in the buffer.
-func (a *Archive) Crash() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufConvs, a.bufStates = nil, nil, nil, nil, map[string]sink.State{}
 }
 
 // TrackedConversations implements syncer.Archive.
