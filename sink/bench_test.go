@@ -4,8 +4,8 @@ package sink
 // Go heap a batch needs) and BenchmarkArchived (the per-page lookup as a conversation
 // grows).
 //
-// Issue: "Sink: rows per second inserting archive rows, beside clickhouse-client loading the
-// same rows as TSV into the same table in the same run; the goal is at least 0.8 of its rate."
+// Issue 13: "Sink rows/s beside clickhouse-client (TSV) on the same rows and table: goal ≥ 0.9
+// at defaults."
 //
 // Run (ClickHouse from deploy/clickhouse/clickhouse.sh start):
 //
@@ -127,14 +127,14 @@ func BenchmarkSinkInsert(b *testing.B) {
 			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 		}, "client", ""},
-		// As the archiver is configured by default: 10,000 rows or 4 MiB, whichever comes first.
+		// As the archiver is configured by default: one INSERT open until 50,000 rows, fed
+		// blocks of 1,000 rows or 1 MiB, every write spooled to disk first.
 		{"archive-default", archiveLoad("archive-default", 0, 0), "archive_default", ""},
 		// The same without compression (clickhouse.compression: none), as clickhouse-client's
 		// loopback default is none too.
 		{"archive-default-none", archiveLoad("archive-default-none", 0, 0), "archive_default_none", CompressionNone},
-		// Batches of a row count only (the byte bound set out of reach).
-		{"archive-10000-rows", archiveLoad("archive-10000-rows", 10000, 1<<30), "archive10k", ""},
-		{"archive-50000-rows", archiveLoad("archive-50000-rows", 50000, 1<<30), "archive50k", ""},
+		// INSERTs of 10,000 rows: five times as many.
+		{"archive-10000-rows", archiveLoad("archive-10000-rows", 10000, 0), "archive10k", ""},
 	}
 
 	best := make([]time.Duration, len(methods))
@@ -199,7 +199,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 			summary += fmt.Sprintf("; %s %.0f rows/s = %.2f of it", m.name, rate(i), rate(i)/rate(0))
 		}
 	}
-	benchLogf(b, "%s (goal: at least 0.80)", summary)
+	benchLogf(b, "%s (goal: at least 0.90 at the defaults)", summary)
 }
 
 // BenchmarkArchiveHeap measures the Go heap the archive's writes need (with GOGC at 5 during

@@ -328,7 +328,7 @@ func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int, limiter bool
 	if _, err := store.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	archive, err := sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{BatchRows: 10000, BatchInterval: 5 * time.Second})
+	archive, err := sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{}) // the defaults, as the archiver runs
 	if err != nil {
 		b.Fatal(err)
 	}
