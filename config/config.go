@@ -351,7 +351,7 @@ func Default() Config {
 			Concurrency:         4,
 			DetailConcurrency:   4,
 			BatchRows:           50000,
-			BatchBytes:          1 << 20,
+			BatchBytes:          512 << 10,
 			BatchInterval:       5 * time.Second,
 			SpoolMaxBytes:       1 << 30,
 			RecheckWindow:       7 * 24 * time.Hour,

@@ -29,7 +29,7 @@ type ArchiveOptions struct {
 	// a commit each), not the rows in them.
 	BatchRows int
 	// BatchBytes sends the rows waiting in memory as one block of the open
-	// INSERT once they hold this many bytes of text and JSON (1 MiB), or
+	// INSERT once they hold this many bytes of text and JSON (512 KiB), or
 	// at 1,000 rows. clickhouse-go copies a block into column buffers and
 	// again into its wire buffer, so memory follows it.
 	BatchBytes int
@@ -145,7 +145,7 @@ func OpenArchive(ctx context.Context, s *Store, opts ArchiveOptions) (*Archive, 
 		opts.BatchRows = 50000
 	}
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 1 << 20
+		opts.BatchBytes = 512 << 10
 	}
 	if opts.BatchInterval <= 0 {
 		opts.BatchInterval = 5 * time.Second
