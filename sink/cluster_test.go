@@ -87,7 +87,10 @@ func TestClusterMigrateAndQuorum(t *testing.T) {
 		t.Errorf("insert_quorum %s, want %d", quorum, len(addrs))
 	}
 
-	a := sink.NewArchive(st, sink.ArchiveOptions{})
+	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
 	sent := ts("2025-03-27T15:00:00Z")
 	const n = 50
@@ -105,7 +108,11 @@ func TestClusterMigrateAndQuorum(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, r := range replicas {
-			ra := sink.NewArchive(r, sink.ArchiveOptions{})
+			ra, err := sink.OpenArchive(ctx, r, sink.ArchiveOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = ra.Close(context.Background()) })
 			states, err := ra.LoadStates(ctx)
 			if err != nil {
 				t.Fatal(err)

@@ -266,7 +266,10 @@ func clusterArchive(t *testing.T, addr, db string) *sink.Archive {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := sink.NewArchive(st, sink.ArchiveOptions{})
+	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = a.Close(context.Background())
 		_ = st.Close()
