@@ -96,6 +96,12 @@ type Options struct {
 	Now     func() time.Time
 	// WriteTimeout bounds the archive writes that follow a stop (30s).
 	WriteTimeout time.Duration
+	// CallWindow is how long a delete call may still be applied upstream
+	// after the run that sent it was killed (the client's request
+	// timeout): a conversation of such a call found still upstream sooner
+	// is looked at again once the window has passed, so that a late
+	// deletion is confirmed as the call's, not taken for someone else's.
+	CallWindow time.Duration
 }
 
 // Purger runs purges and erasures. Runs are not meant to overlap (the
@@ -354,6 +360,24 @@ func (p *Purger) resolve(ctx, pctx context.Context, r *run) error {
 			return ctx.Err()
 		}
 		_, err := p.api.ListMessages(pctx, conv, 1, "")
+		if err == nil {
+			var sent time.Time
+			for _, in := range byConv[conv] {
+				if in.At.After(sent) {
+					sent = in.At
+				}
+			}
+			if wait := sent.Add(p.opts.CallWindow).Sub(p.opts.Now()); wait > 0 {
+				r.log.Info("an interrupted delete call may still be applied; looking again when it cannot",
+					zap.String("conversation_id", conv), zap.Duration("wait", wait))
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(wait):
+				}
+				_, err = p.api.ListMessages(pctx, conv, 1, "")
+			}
+		}
 		var (
 			event  string
 			reason string

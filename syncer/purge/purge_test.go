@@ -669,3 +669,47 @@ func TestPurgeAlreadyDeletedIsNotAnError(t *testing.T) {
 		}
 	}
 }
+
+// A delete call cut by a crash may still be applied upstream after the
+// next run has begun: a conversation of such a call found still there is
+// looked at again once the call's window has passed, and its late
+// deletion is confirmed as that call's, never recorded as someone else's.
+func TestLateAppliedDeleteIsConfirmedAsTheCalls(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []int{3, 5, 8, 2, 13, 4, 6, 9, 1, 7, 3, 5, 11, 2, 4, 6})
+	h.sync()
+	old, _ := h.oldAndNew()
+	ctx := context.Background()
+	if err := h.archive.AddAudit(ctx, sink.AuditRow{At: time.Now().UTC(), RunID: "crashed", Action: sink.AuditPurge,
+		Event: sink.EventIntent, ConversationID: old[0], Operator: "cron"}); err != nil {
+		t.Fatal(err)
+	}
+	// The crashed run's call lands upstream only after the next run first
+	// looked at the conversation.
+	var once sync.Once
+	h.hook.Store(ptr(func(r *http.Request) {
+		if r.URL.Query().Get("conversation_id") == old[0] {
+			once.Do(func() {
+				go func() {
+					time.Sleep(200 * time.Millisecond)
+					h.sim.DeleteConversations(old[0])
+				}()
+			})
+		}
+	}))
+	sum := run(t, h.purger(false, func(o *purge.Options) { o.MaxPerRun = 1; o.CallWindow = time.Second }), purge.RunOptions{})
+	if err := sum.Failure(); err != nil {
+		t.Fatal(err)
+	}
+	if ev := h.events("crashed")[old[0]]; !cmp.Equal(ev, []string{sink.EventDeleted, sink.EventIntent}) {
+		t.Errorf("outcomes of the crashed run's intent: %v, want deleted", ev)
+	}
+	for _, r := range h.audit(old[0]) {
+		if r.Event == sink.EventGone || (r.RunID != "crashed" && r.Event == sink.EventDeleted) {
+			t.Errorf("the late deletion recorded as %s by run %s", r.Event, r.RunID)
+		}
+	}
+	if h.states()[old[0]].PurgedAt.IsZero() {
+		t.Error("the confirmed conversation is not marked purged")
+	}
+}
