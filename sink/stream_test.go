@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,75 +14,6 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
-
-// cutProxy forwards TCP to ClickHouse until cut: then it closes every
-// connection and refuses new ones, as a server gone away would, until
-// restored.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	cutNow atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	return p
-}
-
-func (p *cutProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *cutProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if p.cutNow.Load() {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		go p.pipe(s, c)
-		go p.pipe(c, s)
-	}
-}
-
-func (p *cutProxy) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-func (p *cutProxy) cut() {
-	p.cutNow.Store(true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) restore() { p.cutNow.Store(false) }
 
 // messageCount counts the rows of conv stored in messages (every version).
 func messageCount(t *testing.T, st *sink.Store, conv string) uint64 {
@@ -117,8 +44,8 @@ func TestFailedInsertRetriedFromSpool(t *testing.T) {
 	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	proxy := newCutProxy(t, sinktest.Addr(t))
-	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.addr()}, Database: db, Logger: zaptest.NewLogger(t)})
+	proxy := sinktest.NewCutProxy(t, sinktest.Addr(t))
+	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +62,7 @@ func TestFailedInsertRetriedFromSpool(t *testing.T) {
 	if err := a.AddMessages(ctx, manyRows("c", 0, accepted)...); err != nil { // two blocks sent, the INSERT open
 		t.Fatal(err)
 	}
-	proxy.cut()
+	proxy.Cut()
 	for i := 0; err == nil && i < 10; i++ { // the cut shows at the next block sent
 		err = a.AddMessages(ctx, manyRows("c", accepted, 500)...)
 		accepted += 500 // failed or not, the rows are in the spool
@@ -156,7 +83,7 @@ func TestFailedInsertRetriedFromSpool(t *testing.T) {
 		states.Close()
 	}
 
-	proxy.restore()
+	proxy.Restore()
 	if err := a.Flush(ctx); err != nil {
 		t.Fatalf("flush once ClickHouse is back: %v", err)
 	}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,70 +13,6 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
-
-// cutProxy forwards TCP to ClickHouse until cut: then it closes every
-// connection and refuses new ones, as a server gone away would, until
-// restored. (Stopping the shared test server is not an option.)
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	cutNow atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if p.cutNow.Load() {
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			go pipe(s, c)
-			go pipe(c, s)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.cutNow.Store(true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) restore() { p.cutNow.Store(false) }
 
 // TestFailedInsertCostsNoAPICall cuts ClickHouse off in the middle of a
 // first sync (through a proxy, while INSERTs are open and detail calls in
@@ -92,14 +25,14 @@ func TestFailedInsertCostsNoAPICall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the archiver and runs it twice")
 	}
-	proxy := newCutProxy(t, chAddr)
+	proxy := sinktest.NewCutProxy(t, chAddr)
 	rig := newRig(t, chAddr, cekatsim.Options{
 		Seed:          13,
 		Shape:         cekatsim.ShapeReal,
 		MessageCounts: []int{1, 250, 900, 1800, 2600},
 		Latency:       time.Millisecond,
 	},
-		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+proxy.ln.Addr().String(),
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+proxy.Addr(),
 		// One INSERT open across many blocks, ended by the interval.
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=50000",
 		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=1s",
@@ -112,7 +45,7 @@ func TestFailedInsertCostsNoAPICall(t *testing.T) {
 	cutAt := int64(total * 2 / 5)
 	hook := func(r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/messages/") && details.Add(1) == cutAt {
-			proxy.cut() // before this call is answered: its row cannot be stored through the proxy
+			proxy.Cut() // before this call is answered: its row cannot be stored through the proxy
 		}
 	}
 	rig.onRequest.Store(&hook)
@@ -132,7 +65,7 @@ func TestFailedInsertCostsNoAPICall(t *testing.T) {
 		t.Fatalf("spool after the failed run: %v, want one file holding the unstored rows", spooled)
 	}
 
-	proxy.restore()
+	proxy.Restore()
 	rig.cleanRun("ClickHouse back")
 	if spooled, _ := filepath.Glob(filepath.Join(rig.dir, "spool", "*", "*.spool")); len(spooled) != 0 {
 		t.Errorf("spool files left after a clean run: %v", spooled)
