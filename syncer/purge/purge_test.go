@@ -685,19 +685,14 @@ func TestLateAppliedDeleteIsConfirmedAsTheCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The crashed run's call lands upstream only after the next run first
-	// looked at the conversation.
-	var once sync.Once
+	// looked at the conversation: before it looks a second time.
+	var looks atomic.Int32
 	h.hook.Store(ptr(func(r *http.Request) {
-		if r.URL.Query().Get("conversation_id") == old[0] {
-			once.Do(func() {
-				go func() {
-					time.Sleep(200 * time.Millisecond)
-					h.sim.DeleteConversations(old[0])
-				}()
-			})
+		if r.URL.Query().Get("conversation_id") == old[0] && looks.Add(1) == 2 {
+			h.sim.DeleteConversations(old[0])
 		}
 	}))
-	sum := run(t, h.purger(false, func(o *purge.Options) { o.MaxPerRun = 1; o.CallWindow = time.Second }), purge.RunOptions{})
+	sum := run(t, h.purger(false, func(o *purge.Options) { o.MaxPerRun = 1; o.CallWindow = 3 * time.Second }), purge.RunOptions{})
 	if err := sum.Failure(); err != nil {
 		t.Fatal(err)
 	}
