@@ -285,6 +285,10 @@ type errStore struct{ err error }
 func (e errStore) Error() string { return "archive: " + e.err.Error() }
 func (e errStore) Unwrap() error { return e.err }
 
+// IsArchiveFailure says whether err is a failure of the archive (not of
+// the API): the operator's problem is then the archive's store.
+func IsArchiveFailure(err error) bool { return errors.As(err, new(errStore)) }
+
 func storeErr(err error) error {
 	if err == nil {
 		return nil

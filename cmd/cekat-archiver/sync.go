@@ -67,7 +67,12 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	printSummary(e.stdout, sum)
 	logSummary(log, sum)
 	if err := sum.Failure(); err != nil {
-		return exitCodeError{code: 1, msg: "sync failed: " + err.Error()}
+		msg := "sync failed: " + err.Error()
+		if syncer.IsArchiveFailure(err) {
+			msg = fmt.Sprintf("sync failed: ClickHouse (%s, database %s) failed: %v", strings.Join(cfg.ClickHouse.Addr, ", "),
+				cfg.ClickHouse.Database, err)
+		}
+		return exitCodeError{code: 1, msg: msg}
 	}
 	return nil
 }

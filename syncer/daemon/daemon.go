@@ -326,11 +326,12 @@ func (d *Daemon) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// cronLogger sends robfig/cron's logs to zap: its Info is chatty (every
-// schedule tick), so it goes to debug.
+// cronLogger sends robfig/cron's errors to zap. Its Info (every tick, and
+// "stop" from its own goroutine after Stop returned) says nothing the
+// daemon's own logs do not.
 type cronLogger struct{ log *zap.Logger }
 
-func (l cronLogger) Info(msg string, kv ...any) { l.log.Sugar().Debugw("cron: "+msg, kv...) }
+func (cronLogger) Info(string, ...any) {}
 func (l cronLogger) Error(err error, msg string, kv ...any) {
 	l.log.Sugar().Errorw("cron: "+msg, append(kv, "error", err)...)
 }
