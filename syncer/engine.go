@@ -313,6 +313,11 @@ type run struct {
 	failed    map[string]bool
 	topOK     map[string]bool
 	attempted map[string]bool
+	// ends: where each conversation's walk of this run left off at the end
+	// of a whole page, and that page's ids; see convSync.lookupFrom.
+	ends map[string]walkEnd
+	// lookAll: conversations whose walks look up every page this run.
+	lookAll map[string]bool
 }
 
 func (r *run) attempt(conv string) {
@@ -341,6 +346,50 @@ func (r *run) topDone(conv string) {
 		r.topOK = map[string]bool{}
 	}
 	r.topOK[conv] = true
+}
+
+// walkEnd is where a walk of this run stopped between pages: its cursor and
+// the ids of the last page, which the next page may show again.
+type walkEnd struct {
+	before string
+	ids    map[string]bool
+}
+
+// endWalk records where the conversation's walk stopped between pages;
+// an empty before forgets it.
+func (r *run) endWalk(conv string, end walkEnd) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ends == nil {
+		r.ends = map[string]walkEnd{}
+	}
+	if end.before == "" {
+		delete(r.ends, conv)
+		return
+	}
+	r.ends[conv] = end
+}
+
+func (r *run) walkEnded(conv string) (walkEnd, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end, ok := r.ends[conv]
+	return end, ok
+}
+
+func (r *run) lookUpAll(conv string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lookAll == nil {
+		r.lookAll = map[string]bool{}
+	}
+	r.lookAll[conv] = true
+}
+
+func (r *run) looksUpAll(conv string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lookAll[conv]
 }
 
 func (r *run) isTopDone(conv string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,27 @@ import (
 // oldest message of the unbroken run archived so far (any message id is a
 // valid `before`). So a stop after k detail calls keeps those k, and the
 // next run lists from there and pays only for the rest.
+//
+// A page is looked up in the archive (which of its messages are archived)
+// only where it can hold rows the state does not account for. States are
+// queued behind their rows in one ordered spool and replayed in order, so
+// the rows a state misses are those of the page its walk was on when it
+// stopped: enriched out of order, or the group whose state a torn spool
+// lost. Such rows lie within a page's records (at most maxListPage) past
+// the cursor the state kept. So:
+//   - the newest page of a walk from the top is looked up anyway (its
+//     statuses refresh the archive's);
+//   - the pages of a gap, which an earlier run's walk left, are looked up
+//     for its first maxListPage records, and for as long as a lookup still
+//     finds archived rows;
+//   - a gap whose cursor this run set between two pages, and the pages of
+//     a walk from the top below its newest, are new ground: no earlier walk
+//     went there, and this run's own rows are known (the last page's ids).
+//
+// One case breaks the rule and is looked up throughout: a state without a
+// head whose gap to the start of the history a walk from the top replaces
+// (no earlier first page had a message), since the older walk's rows then
+// lie anywhere in the new gap.
 type convSync struct {
 	e        *Engine
 	r        *run
@@ -119,7 +141,12 @@ var errPaused = errors.New("walk paused")
 func (c *convSync) walkTop(ctx context.Context) error {
 	stop := c.st.HeadMessageID
 	first := true
-	err := c.walk(ctx, "", stop, func(p *cekat.Page, own []cekat.Message, cursor string, done bool) {
+	conv := c.st.ConversationID
+	reach := 0 // below the newest page, the stretch above the head is new ground
+	if c.r.looksUpAll(conv) {
+		reach = math.MaxInt
+	}
+	err := c.walk(ctx, "", stop, nil, reach, func(p *cekat.Page, own []cekat.Message, cursor string, done bool) {
 		switch {
 		case first:
 			first = false
@@ -132,7 +159,11 @@ func (c *convSync) walkTop(ctx context.Context) error {
 				if stop == "" {
 					// A walk to the start of the history covers any older one
 					// (possible only if no page ever gave a decodable message).
+					n := len(c.st.Gaps)
 					c.st.Gaps = slices.DeleteFunc(c.st.Gaps, func(g sink.Gap) bool { return g.Stop == "" })
+					if len(c.st.Gaps) < n {
+						c.r.lookUpAll(conv)
+					}
 				}
 				c.st.Gaps = append([]sink.Gap{{Before: cursor, Stop: stop}}, c.st.Gaps...)
 			}
@@ -156,7 +187,8 @@ func (c *convSync) walkTop(ctx context.Context) error {
 
 func (c *convSync) fillGap(ctx context.Context) error {
 	g := c.st.Gaps[0]
-	return c.walk(ctx, g.Before, g.Stop, func(p *cekat.Page, _ []cekat.Message, cursor string, done bool) {
+	previous, reach := c.lookupFrom(g)
+	return c.walk(ctx, g.Before, g.Stop, previous, reach, func(p *cekat.Page, _ []cekat.Message, cursor string, done bool) {
 		if !done {
 			c.st.Gaps[0].Before = cursor
 			return
@@ -168,6 +200,24 @@ func (c *convSync) fillGap(ctx context.Context) error {
 	}, func() bool {
 		return !c.deadline.IsZero() && !c.e.opts.Now().Before(c.deadline)
 	})
+}
+
+// maxListPage is the most records a list page holds (the engine asks for
+// at most 100).
+const maxListPage = 100
+
+// lookupFrom says how a walk of gap g looks up archived ids (see convSync):
+// for how many records from its cursor, and which ids its first page may
+// show again without paying for them.
+func (c *convSync) lookupFrom(g sink.Gap) (previous map[string]bool, reach int) {
+	conv := c.st.ConversationID
+	if c.r.looksUpAll(conv) {
+		return nil, math.MaxInt
+	}
+	if end, ok := c.r.walkEnded(conv); ok && end.before == g.Before {
+		return end.ids, 0
+	}
+	return nil, maxListPage
 }
 
 // finishBackfill records that the start of the history was reached. An
@@ -190,16 +240,23 @@ type stepFunc func(p *cekat.Page, own []cekat.Message, cursor string, done bool)
 // of archived messages is queued, then step updates the state, which is
 // queued behind them.
 //
+// previous holds ids the first page may show again that are archived
+// already. Pages starting within reach records of before are looked up in
+// the archive, and so is each page after one whose lookup found archived
+// rows; the others are taken as holding none (see convSync).
+//
 // pause is asked before each further page; when it says so, the walk ends
 // with errPaused.
-func (c *convSync) walk(ctx context.Context, before, stop string, step stepFunc, pause func() bool) error {
+func (c *convSync) walk(ctx context.Context, before, stop string, previous map[string]bool, reach int,
+	step stepFunc, pause func() bool) error {
 	conv := c.st.ConversationID
 	cursor := before
 	// Cursors asked for in this walk: one seen again is a cycle, of any
 	// length, that would page forever.
 	asked := map[string]bool{cursor: true}
-	var previous map[string]bool
 	top := before == ""
+	listed := 0    // records of the pages before this one
+	found := false // the last lookup found archived rows not written by this walk
 	for pages := 1; ; pages++ {
 		page, err := c.e.api.ListMessages(ctx, conv, c.e.opts.PageSize, cursor)
 		if err != nil {
@@ -214,14 +271,26 @@ func (c *convSync) walk(ctx context.Context, before, stop string, step stepFunc,
 			return err
 		}
 		done := reached || !page.Paginated || !page.HasMore
+		// Until the page is done, its cursor is not a page's end.
+		c.r.endWalk(conv, walkEnd{})
 		var archived map[string]sink.ArchivedMessage
-		if top && pages == 1 {
+		switch {
+		case top && pages == 1:
 			// The newest page shows the statuses of its messages (flat shape):
 			// they refresh the archive's for free.
 			if archived, err = c.refreshFromList(ctx, own); err != nil {
 				return err
 			}
+			found = foundArchived(fresh, previous, archived)
+		case listed < reach || found:
+			if archived, err = c.lookupArchived(ctx, fresh, previous); err != nil {
+				return err
+			}
+			found = foundArchived(fresh, previous, archived)
+		default:
+			archived = map[string]sink.ArchivedMessage{}
 		}
+		listed += len(page.Messages) + len(page.Bad)
 		err = c.archivePage(ctx, fresh, previous, archived, func(oldest string) error {
 			step(page, own, oldest, false)
 			return c.saveState(ctx)
@@ -245,11 +314,6 @@ func (c *convSync) walk(ctx context.Context, before, stop string, step stepFunc,
 		if done {
 			return nil
 		}
-		if pause() {
-			return errPaused
-		}
-		cursor = page.Before
-		asked[cursor] = true
 		// Whether before is exclusive is undocumented: the cursor message
 		// may come again on the next page, and its row may still be in the
 		// writer's buffer where Archived cannot see it.
@@ -257,7 +321,44 @@ func (c *convSync) walk(ctx context.Context, before, stop string, step stepFunc,
 		for _, m := range own {
 			previous[m.ID] = true
 		}
+		c.r.endWalk(conv, walkEnd{before: page.Before, ids: previous})
+		if pause() {
+			return errPaused
+		}
+		cursor = page.Before
+		asked[cursor] = true
 	}
+}
+
+// lookupArchived asks the archive which of msgs, other than those in
+// previous, are archived. A run killed after its rows were stored but before
+// its state was leaves rows the state does not know of: they are not paid
+// for twice.
+func (c *convSync) lookupArchived(ctx context.Context, msgs []cekat.Message, previous map[string]bool) (map[string]sink.ArchivedMessage, error) {
+	var ids []string
+	for _, m := range msgs {
+		if !previous[m.ID] {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return map[string]sink.ArchivedMessage{}, nil
+	}
+	archived, err := c.e.store.Archived(ctx, c.st.ConversationID, ids)
+	if err != nil {
+		return nil, storeErr(fmt.Errorf("look up archived messages: %w", err))
+	}
+	return archived, nil
+}
+
+// foundArchived says whether archived holds any of msgs not in previous.
+func foundArchived(msgs []cekat.Message, previous map[string]bool, archived map[string]sink.ArchivedMessage) bool {
+	for _, m := range msgs {
+		if _, ok := archived[m.ID]; ok && !previous[m.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 // quarantineForeign returns the page's messages that belong to the
@@ -327,8 +428,7 @@ const groupSize = 10
 // archivePage archives msgs (oldest first) newest first: those not archived
 // yet are enriched, and written in groups as they complete; after each
 // group, commit is called with the oldest message of the unbroken run from
-// the newest archived so far. archived, when not nil, already tells which
-// of msgs are archived.
+// the newest archived so far. archived tells which of msgs are archived.
 //
 // When it fails or the run stops, what completed is still written (rows
 // beyond the unbroken run too: the next run finds them archived and does not
@@ -341,20 +441,6 @@ func (c *convSync) archivePage(ctx context.Context, msgs []cekat.Message, previo
 	conv := c.st.ConversationID
 	// Activity is what arrived upstream, even if a killed run archived it.
 	c.upstream += int64(len(msgs))
-	if archived == nil {
-		var ids []string
-		for _, m := range msgs {
-			if !previous[m.ID] {
-				ids = append(ids, m.ID)
-			}
-		}
-		var err error
-		// A run killed after its rows were stored but before its state was
-		// leaves rows the state does not know of: do not pay for them twice.
-		if archived, err = c.e.store.Archived(ctx, conv, ids); err != nil {
-			return storeErr(fmt.Errorf("look up archived messages: %w", err))
-		}
-	}
 	now := c.e.opts.Now().UTC()
 	order := make([]cekat.Message, 0, len(msgs)) // newest first
 	pending := make([]bool, len(msgs))           // true: to enrich

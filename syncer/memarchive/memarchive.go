@@ -39,6 +39,7 @@ type Archive struct {
 
 	// failWrites, when set, makes flushes and run saves fail with it.
 	failWrites error
+	lookups    int // calls of Archived
 }
 
 // New returns an empty archive.
@@ -87,6 +88,7 @@ func (a *Archive) LoadStates(context.Context) (map[string]sink.State, error) {
 func (a *Archive) Archived(_ context.Context, conv string, ids []string) (map[string]sink.ArchivedMessage, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.lookups++
 	out := map[string]sink.ArchivedMessage{}
 	for _, id := range ids {
 		if r, ok := a.msgs[key(conv, id)]; ok {
@@ -265,6 +267,13 @@ func (a *Archive) SaveRun(_ context.Context, r sink.RunRow) error {
 	}
 	a.runs = append(a.runs, r)
 	return nil
+}
+
+// Lookups returns how many times Archived was called.
+func (a *Archive) Lookups() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lookups
 }
 
 // Messages returns the newest version of every stored message, by

@@ -1,0 +1,125 @@
+package syncer_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+)
+
+// A first sync asks the archive which messages are archived on each
+// conversation's newest page only (whose statuses it reads anyway): no
+// earlier walk went below it, so the backfill's pages cannot hold archived
+// rows.
+func TestFirstSyncLooksUpOnlyTheNewestPages(t *testing.T) {
+	counts := []int{450, 120, 30, 0}
+	h := newMemHarness(t, cekatsim.Options{Seed: 21, MessageCounts: counts}, syncer.Options{})
+	sum := h.sync(context.Background())
+	h.assertMatchesTruth()
+	if sum.Enriched != sum.NewMessages || h.details.Load() != sum.NewMessages {
+		t.Errorf("%d detail calls, %d enriched, for %d messages", h.details.Load(), sum.Enriched, sum.NewMessages)
+	}
+	if got, want := h.archive.Lookups(), len(counts); got != want {
+		t.Errorf("the first sync looked up archived ids %d times over %d list pages; want %d (each conversation's newest page)",
+			got, h.lists.Load(), want)
+	}
+	// The next run finds nothing new: one list page and one lookup a conversation.
+	before := h.archive.Lookups()
+	h.sync(context.Background())
+	if got := h.archive.Lookups() - before; got != len(counts) {
+		t.Errorf("the idle run looked up archived ids %d times; want %d", got, len(counts))
+	}
+}
+
+// detailLog records the ids whose details the simulator was asked for.
+type detailLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (d *detailLog) note(r *http.Request) {
+	if id, ok := strings.CutPrefix(r.URL.Path, "/messages/"); ok {
+		d.mu.Lock()
+		d.ids = append(d.ids, id)
+		d.mu.Unlock()
+	}
+}
+
+func (d *detailLog) take() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := d.ids
+	d.ids = nil
+	return ids
+}
+
+// Walks stopped at random moments, mid-page with details completing out of
+// order, under live traffic that pushes new messages above the head: no run
+// ever asks for the detail of a message already archived, although lookups
+// are skipped where no earlier walk went, and the archive ends exact.
+func TestStoppedWalksNeverPayAnArchivedMessageAgain(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 22, MessageCounts: []int{520, 260, 5, 140}},
+		syncer.Options{DetailConcurrency: 4, Concurrency: 2, PollIdleRuns: 1 << 20, RecheckWindow: -1})
+	rng := rand.New(rand.NewPCG(7, 8))
+	var mu sync.Mutex
+	var log detailLog
+	stopAt := int64(1 << 62)
+	var cancel context.CancelFunc
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		log.note(r)
+		mu.Lock()
+		defer mu.Unlock()
+		if h.details.Load() >= stopAt && cancel != nil {
+			cancel()
+		}
+		if r.URL.Path == "/messages" {
+			if conv := r.URL.Query().Get("conversation_id"); conv != "" && rng.IntN(4) == 0 {
+				// More than a page at times, so walks from the top go several pages deep.
+				h.sim.AddMessages(conv, rng.IntN(160))
+			}
+		} else if rng.IntN(8) == 0 {
+			time.Sleep(time.Millisecond) // details complete out of order
+		}
+		return false
+	})
+	archived := map[string]bool{}
+	stopped := 0
+	for i := range 30 {
+		ctx, c := context.WithCancel(context.Background())
+		mu.Lock()
+		cancel = c
+		stopAt = h.details.Load() + 1 + int64(rng.IntN(150))
+		mu.Unlock()
+		sum := h.engine.Sync(ctx, nil)
+		if ctx.Err() != nil {
+			stopped++
+		}
+		c()
+		if err := sum.Failure(); err != nil {
+			t.Fatalf("run %d failed: %v %v", i, err, sum.Errors)
+		}
+		for _, id := range log.take() {
+			if archived[id] {
+				t.Errorf("run %d asked for the detail of %s, archived by an earlier run", i, id)
+			}
+		}
+		for _, m := range h.archive.Messages() {
+			archived[m.MessageID] = true
+		}
+	}
+	if stopped < 10 {
+		t.Fatalf("only %d of the runs were stopped", stopped)
+	}
+	mu.Lock()
+	cancel, stopAt = nil, 1<<62
+	mu.Unlock()
+	h.setHook(nil)
+	h.sync(context.Background())
+	h.assertMatchesTruth()
+}
