@@ -4,13 +4,19 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
 )
 
 // A first sync asks the archive which messages are archived on each
@@ -122,4 +128,79 @@ func TestStoppedWalksNeverPayAnArchivedMessageAgain(t *testing.T) {
 	h.setHook(nil)
 	h.sync(context.Background())
 	h.assertMatchesTruth()
+}
+
+// hidingAPI hides one message from list pages, as if gone upstream, and
+// counts detail calls by id.
+type hidingAPI struct {
+	syncer.API
+	mu      sync.Mutex
+	hide    string
+	details map[string]int
+}
+
+func (a *hidingAPI) ListMessages(ctx context.Context, conv string, limit int, before string) (*cekat.Page, error) {
+	p, err := a.API.ListMessages(ctx, conv, limit, before)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p.Messages = slices.DeleteFunc(p.Messages, func(m cekat.Message) bool { return m.ID == a.hide })
+	return p, nil
+}
+
+func (a *hidingAPI) GetMessage(ctx context.Context, id string) (cekat.Message, error) {
+	a.mu.Lock()
+	a.details[id]++
+	a.mu.Unlock()
+	return a.API.GetMessage(ctx, id)
+}
+
+// A walk from the top whose head is gone from the list does not meet it and
+// goes on into the archived history: from the head's time on its pages are
+// looked up, and no archived message is paid for again.
+func TestWalkPastAVanishedHeadPaysNothingAgain(t *testing.T) {
+	sim, err := cekatsim.New(cekatsim.Options{Seed: 23, MessageCounts: []int{250},
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	defer srv.Close()
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 3,
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &hidingAPI{API: client, details: map[string]int{}}
+	archive := memarchive.New()
+	engine := syncer.New(api, archive, syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now,
+		RecheckWindow: -1, Logger: zaptest.NewLogger(t)})
+	ctx := context.Background()
+	if sum := engine.Sync(ctx, nil); sum.Failure() != nil || sum.NewMessages != 250 {
+		t.Fatalf("first sync: %+v", sum)
+	}
+	states, err := archive.LoadStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := sim.ConversationIDs()[0]
+	api.mu.Lock()
+	api.hide = states[conv].HeadMessageID
+	clear(api.details)
+	api.mu.Unlock()
+	sim.AddMessages(conv, 150) // more than a page above the head
+	sum := engine.Sync(ctx, nil)
+	if sum.Failure() != nil {
+		t.Fatalf("second sync: %+v", sum)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.details) != 150 {
+		t.Errorf("the walk past the vanished head asked for %d details; want the 150 new messages'", len(api.details))
+	}
+	if n := len(archive.Messages()); n != 400 {
+		t.Errorf("%d messages archived, want 400", n)
+	}
 }

@@ -49,10 +49,14 @@ import (
 //     a walk from the top below its newest, are new ground: no earlier walk
 //     went there, and this run's own rows are known (the last page's ids).
 //
-// One case breaks the rule and is looked up throughout: a state without a
-// head whose gap to the start of the history a walk from the top replaces
-// (no earlier first page had a message), since the older walk's rows then
-// lie anywhere in the new gap.
+// Where a walk may pass its stop without meeting it (the message gone from
+// the list), it would go on into archived history: a walk from the top looks
+// up every page from the first that holds a message not sent after the
+// head, and a gap that stops at an earlier head is looked up throughout (it
+// holds new messages only, a few pages). So is every gap of a state without
+// a head whose gap to the start of the history a walk from the top replaces
+// (no earlier first page had a message): the older walk's rows then lie
+// anywhere in the new gap.
 type convSync struct {
 	e        *Engine
 	r        *run
@@ -146,7 +150,7 @@ func (c *convSync) walkTop(ctx context.Context) error {
 	if c.r.looksUpAll(conv) {
 		reach = math.MaxInt
 	}
-	err := c.walk(ctx, "", stop, nil, reach, func(p *cekat.Page, own []cekat.Message, cursor string, done bool) {
+	err := c.walk(ctx, "", stop, nil, reach, c.st.HeadSentAt, func(p *cekat.Page, own []cekat.Message, cursor string, done bool) {
 		switch {
 		case first:
 			first = false
@@ -188,7 +192,7 @@ func (c *convSync) walkTop(ctx context.Context) error {
 func (c *convSync) fillGap(ctx context.Context) error {
 	g := c.st.Gaps[0]
 	previous, reach := c.lookupFrom(g)
-	return c.walk(ctx, g.Before, g.Stop, previous, reach, func(p *cekat.Page, _ []cekat.Message, cursor string, done bool) {
+	return c.walk(ctx, g.Before, g.Stop, previous, reach, time.Time{}, func(p *cekat.Page, _ []cekat.Message, cursor string, done bool) {
 		if !done {
 			c.st.Gaps[0].Before = cursor
 			return
@@ -211,13 +215,20 @@ const maxListPage = 100
 // show again without paying for them.
 func (c *convSync) lookupFrom(g sink.Gap) (previous map[string]bool, reach int) {
 	conv := c.st.ConversationID
-	if c.r.looksUpAll(conv) {
-		return nil, math.MaxInt
+	end, ours := c.r.walkEnded(conv)
+	ours = ours && end.before == g.Before
+	switch {
+	case c.r.looksUpAll(conv) || g.Stop != "":
+		reach = math.MaxInt
+	case ours:
+		reach = 0
+	default:
+		reach = maxListPage
 	}
-	if end, ok := c.r.walkEnded(conv); ok && end.before == g.Before {
-		return end.ids, 0
+	if ours {
+		previous = end.ids
 	}
-	return nil, maxListPage
+	return previous, reach
 }
 
 // finishBackfill records that the start of the history was reached. An
@@ -243,11 +254,12 @@ type stepFunc func(p *cekat.Page, own []cekat.Message, cursor string, done bool)
 // previous holds ids the first page may show again that are archived
 // already. Pages starting within reach records of before are looked up in
 // the archive, and so is each page after one whose lookup found archived
-// rows; the others are taken as holding none (see convSync).
+// rows, and every page from the first with a message not sent after head
+// (zero: none); the others are taken as holding none (see convSync).
 //
 // pause is asked before each further page; when it says so, the walk ends
 // with errPaused.
-func (c *convSync) walk(ctx context.Context, before, stop string, previous map[string]bool, reach int,
+func (c *convSync) walk(ctx context.Context, before, stop string, previous map[string]bool, reach int, head time.Time,
 	step stepFunc, pause func() bool) error {
 	conv := c.st.ConversationID
 	cursor := before
@@ -255,8 +267,9 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 	// length, that would page forever.
 	asked := map[string]bool{cursor: true}
 	top := before == ""
-	listed := 0    // records of the pages before this one
-	found := false // the last lookup found archived rows not written by this walk
+	listed := 0     // records of the pages before this one
+	found := false  // the last lookup found archived rows not written by this walk
+	passed := false // a page reached back to the head's time
 	for pages := 1; ; pages++ {
 		page, err := c.e.api.ListMessages(ctx, conv, c.e.opts.PageSize, cursor)
 		if err != nil {
@@ -273,6 +286,7 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 		done := reached || !page.Paginated || !page.HasMore
 		// Until the page is done, its cursor is not a page's end.
 		c.r.endWalk(conv, walkEnd{})
+		passed = passed || (!head.IsZero() && slices.ContainsFunc(fresh, func(m cekat.Message) bool { return !m.Timestamp.After(head) }))
 		var archived map[string]sink.ArchivedMessage
 		switch {
 		case top && pages == 1:
@@ -282,7 +296,7 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 				return err
 			}
 			found = foundArchived(fresh, previous, archived)
-		case listed < reach || found:
+		case listed < reach || found || passed:
 			if archived, err = c.lookupArchived(ctx, fresh, previous); err != nil {
 				return err
 			}
