@@ -349,7 +349,7 @@ func (r *run) topDone(conv string) {
 }
 
 // walkEnd is where a walk of this run stopped between pages: its cursor and
-// the ids of the last page, which the next page may show again.
+// the ids of the last page that the next page may show again (edgeIDs).
 type walkEnd struct {
 	before string
 	ids    map[string]bool

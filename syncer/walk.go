@@ -335,13 +335,35 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 		for _, m := range own {
 			previous[m.ID] = true
 		}
-		c.r.endWalk(conv, walkEnd{before: page.Before, ids: previous})
+		c.r.endWalk(conv, walkEnd{before: page.Before, ids: edgeIDs(own, page.Before)})
 		if pause() {
 			return errPaused
 		}
 		cursor = page.Before
 		asked[cursor] = true
 	}
+}
+
+// edgeIDs returns the ids of a page that its next page may show again: the
+// cursor (the oldest message's id) and any message sent at the same time as
+// the oldest, should a server page by time. A paused walk keeps only these
+// until it resumes, not the whole page: a first sync pauses every
+// conversation after its newest page, and 800 whole pages of ids were a
+// third of the live heap.
+func edgeIDs(own []cekat.Message, before string) map[string]bool {
+	ids := map[string]bool{before: true}
+	var oldest time.Time
+	for _, m := range own {
+		if oldest.IsZero() || m.Timestamp.Before(oldest) {
+			oldest = m.Timestamp
+		}
+	}
+	for _, m := range own {
+		if m.Timestamp.Equal(oldest) {
+			ids[m.ID] = true
+		}
+	}
+	return ids
 }
 
 // lookupArchived asks the archive which of msgs, other than those in
