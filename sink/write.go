@@ -96,8 +96,7 @@ type Archive struct {
 	log  *zap.Logger
 
 	// writing serialises the write path (the spool, the open INSERT, the
-	// queues); a channel, so that waiting for it honours a context. It is
-	// held while a block is sent: a writer waits, which bounds memory.
+	// queues); a channel, so that waiting for it honours a context.
 	writing chan struct{}
 	spool   *spool
 	tempDir string // removed at Close, when SpoolDir was empty
@@ -107,6 +106,12 @@ type Archive struct {
 	insRows    int
 	block      []MessageRow // rows not sent yet
 	blockBytes int
+	// sending is the result of the block a goroutine of its own sends within
+	// the open INSERT, while writers fill the next; nil when none. One block
+	// at a time: the next full block waits for it (waitSend), which bounds
+	// memory, and so does everything else that uses the INSERT.
+	sending chan sendResult
+	spare   []MessageRow // the sent block's slice, for the next block
 	// accepted since the last acknowledgement (all in the spool)
 	rows, bytes int64
 	quar        []QuarantineRow
@@ -339,12 +344,23 @@ func (a *Archive) queue(rows []MessageRow) error {
 	return nil
 }
 
-// sendBlock sends the block within the open INSERT, opening one if needed.
+// sendResult is what sending a block came to.
+type sendResult struct {
+	block []MessageRow // emptied
+	took  time.Duration
+	err   error
+}
+
+// sendBlock hands the block to a goroutine that sends it within the open
+// INSERT, opening one if needed; it first waits for the block sent before,
+// and returns that send's error.
 func (a *Archive) sendBlock() error {
 	if len(a.block) == 0 {
 		return nil
 	}
-	start := time.Now()
+	if err := a.waitSend(); err != nil {
+		return err
+	}
 	if a.ins == nil {
 		// Not the caller's context: the INSERT outlives the call.
 		ctx, cancel := context.WithCancel(a.bgCtx)
@@ -355,17 +371,33 @@ func (a *Archive) sendBlock() error {
 		}
 		a.ins, a.insCancel = b, cancel
 	}
-	if err := appendMessageColumns(a.ins, a.block); err != nil {
-		return err
-	}
-	if err := a.ins.Flush(); err != nil {
-		return fmt.Errorf("send %d messages: %w", len(a.block), err)
-	}
-	a.insRows += len(a.block)
-	clear(a.block) // the strings go with the rows
-	a.block, a.blockBytes = a.block[:0], 0
-	a.sendTime += time.Since(start)
+	ins, block, done := a.ins, a.block, make(chan sendResult, 1)
+	a.block, a.spare, a.blockBytes = a.spare[:0], nil, 0
+	a.insRows += len(block)
+	a.sending = done
+	go func() {
+		start := time.Now()
+		err := appendMessageColumns(ins, block)
+		if err == nil {
+			if err = ins.Flush(); err != nil {
+				err = fmt.Errorf("send %d messages: %w", len(block), err)
+			}
+		}
+		clear(block) // the strings go with the rows
+		done <- sendResult{block: block[:0], took: time.Since(start), err: err}
+	}()
 	return nil
+}
+
+// waitSend waits for the block being sent, if any, and returns its error.
+func (a *Archive) waitSend() error {
+	if a.sending == nil {
+		return nil
+	}
+	res := <-a.sending
+	a.sending, a.spare = nil, res.block
+	a.sendTime += res.took
+	return res.err
 }
 
 // commit ends the open INSERT, then writes the rows queued behind it, and
@@ -376,6 +408,9 @@ func (a *Archive) commit(ctx context.Context) error {
 	}
 	start := time.Now()
 	if err := a.sendBlock(); err != nil {
+		return a.fail(err)
+	}
+	if err := a.waitSend(); err != nil {
 		return a.fail(err)
 	}
 	// The INSERT's rows are durable before it is ended; a failure after this
@@ -455,6 +490,7 @@ func (a *Archive) fail(err error) error {
 }
 
 func (a *Archive) abortInsert() {
+	_ = a.waitSend() // the INSERT is dropped: its error does not matter
 	if a.ins != nil {
 		_ = a.ins.Abort() // closes the connection: ClickHouse drops the INSERT
 		a.insCancel()
