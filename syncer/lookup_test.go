@@ -43,6 +43,34 @@ func TestFirstSyncLooksUpOnlyTheNewestPages(t *testing.T) {
 	}
 }
 
+// A re-check that the list settles (the status shown is the archived one)
+// reads the archived status only: whole rows, wide with raw JSON, are read
+// for the messages whose detail is fetched again, and for no other.
+func TestListSettledRechecksReadNoWholeRows(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 23, Shape: cekatsim.ShapeReal, MessageCounts: []int{60, 40, 80}}, syncer.Options{})
+	h.sync(context.Background())
+	settled, fetched := 0, 0
+	for range 6 {
+		h.sim.Advance(3 * time.Hour)
+		due, err := h.archive.DueChecks(context.Background(), h.sim.Now(), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, details := h.archive.RowReads(), h.details.Load()
+		sum := h.sync(context.Background())
+		reads, paid := h.archive.RowReads()-before, h.details.Load()-details
+		if int64(reads) != paid || sum.Rechecked != paid {
+			t.Errorf("a run fetched %d details for %d re-checks and read %d whole rows; want as many rows as details", paid, sum.Rechecked, reads)
+		}
+		fetched += int(paid)
+		settled += len(due) - int(paid)
+	}
+	h.assertMatchesTruth()
+	if fetched == 0 || settled == 0 {
+		t.Fatalf("%d re-checks fetched, %d settled by the list: the test needs both", fetched, settled)
+	}
+}
+
 // detailLog records the ids whose details the simulator was asked for.
 type detailLog struct {
 	mu  sync.Mutex

@@ -40,6 +40,7 @@ type Archive struct {
 	// failWrites, when set, makes flushes and run saves fail with it.
 	failWrites error
 	lookups    int // calls of Archived
+	rowReads   int // ids asked of CurrentMessages
 }
 
 // New returns an empty archive.
@@ -102,6 +103,7 @@ func (a *Archive) Archived(_ context.Context, conv string, ids []string) (map[st
 func (a *Archive) CurrentMessages(_ context.Context, conv string, ids []string) ([]sink.MessageRow, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rowReads += len(ids)
 	var out []sink.MessageRow
 	for _, id := range ids {
 		if r, ok := a.msgs[key(conv, id)]; ok {
@@ -274,6 +276,13 @@ func (a *Archive) Lookups() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lookups
+}
+
+// RowReads returns how many whole rows CurrentMessages was asked for.
+func (a *Archive) RowReads() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rowReads
 }
 
 // Messages returns the newest version of every stored message, by
