@@ -673,7 +673,9 @@ func (e *Engine) enrichedRow(ctx context.Context, r *run, conv string, m cekat.M
 	switch {
 	case err == nil:
 		count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
-	case ctx.Err() != nil || outOfBudget(err):
+	case ctx.Err() != nil || outOfBudget(err) || (r.stopped.Err() != nil && errors.Is(err, context.Canceled)):
+		// A call the stop cut short: the stop can reach the call (through
+		// r.stopped's AfterFunc) before it reaches ctx.
 		return row, nil, nil, err
 	case cekat.KindOf(err) == cekat.KindPermanent:
 		row.EnrichError = truncateError(err.Error())
