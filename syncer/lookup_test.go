@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -189,18 +188,9 @@ func (a *hidingAPI) GetMessage(ctx context.Context, id string) (cekat.Message, e
 // goes on into the archived history: from the head's time on its pages are
 // looked up, and no archived message is paid for again.
 func TestWalkPastAVanishedHeadPaysNothingAgain(t *testing.T) {
-	sim, err := cekatsim.New(cekatsim.Options{Seed: 23, MessageCounts: []int{250},
-		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	defer srv.Close()
-	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 3,
-		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, client := newSimClient(t, cekatsim.Options{Seed: 23, MessageCounts: []int{250},
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)},
+		cekat.Options{MaxRetries: 3, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, Location: time.UTC})
 	api := &hidingAPI{API: client, details: map[string]int{}}
 	archive := memarchive.New()
 	engine := syncer.New(api, archive, syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now,

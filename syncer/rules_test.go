@@ -50,6 +50,24 @@ func newMemHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Option
 	return newMemHarnessFor(t, sim, engOpts)
 }
 
+// newSimClient starts a simulator over HTTP and a client of it; opts give
+// the client's other options.
+func newSimClient(t *testing.T, simOpts cekatsim.Options, opts cekat.Options) (*cekatsim.Server, *cekat.Client) {
+	t.Helper()
+	sim, err := cekatsim.New(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	opts.BaseURL, opts.APIKey = srv.URL, cekatsim.DefaultAPIKey
+	client, err := cekat.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, client
+}
+
 // newMemHarnessFor runs the engine against sim; it tracks only what
 // engOpts say.
 func newMemHarnessFor(t *testing.T, sim *cekatsim.Server, engOpts syncer.Options) *memHarness {
@@ -637,17 +655,8 @@ func TestRecheckFloorSpacesScheduledChecks(t *testing.T) {
 // polled again by the next cron run only because the list now shows the
 // message the event told of; one whose event was lost is.
 func TestEventSyncedConversationNotPolledAgain(t *testing.T) {
-	sim, err := cekatsim.New(cekatsim.Options{Seed: 23, Shape: cekatsim.ShapeReal, Conversations: 20, MeanMessages: 6,
-		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	defer srv.Close()
-	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, client := newSimClient(t, cekatsim.Options{Seed: 23, Shape: cekatsim.ShapeReal, Conversations: 20, MeanMessages: 6,
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)}, cekat.Options{Location: jakarta(t)})
 	archive := memarchive.New()
 	e := syncer.New(client, archive, syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now,
 		Logger: zaptest.NewLogger(t), Discovery: &syncer.Discovery{API: client}})

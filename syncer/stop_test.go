@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,18 +51,9 @@ func (a *readStopArchive) CurrentMessages(ctx context.Context, conv string, ids 
 // archive: the run writes what it has, says it was stopped and is recorded
 // so, and the runs after it lose nothing.
 func TestStopDuringAnArchiveReadIsNotAFailure(t *testing.T) {
-	sim, err := cekatsim.New(cekatsim.Options{Seed: 11, MessageCounts: []int{150, 30, 0, 260},
-		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim.Handler())
-	defer srv.Close()
-	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 3,
-		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, client := newSimClient(t, cekatsim.Options{Seed: 11, MessageCounts: []int{150, 30, 0, 260},
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)},
+		cekat.Options{MaxRetries: 3, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, Location: time.UTC})
 	archive := &readStopArchive{Archive: memarchive.New()}
 	engine := syncer.New(client, archive, syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now,
 		RecheckWindow: 7 * 24 * time.Hour, PollIdleRuns: 1 << 20, Logger: zaptest.NewLogger(t)})
