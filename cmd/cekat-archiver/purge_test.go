@@ -146,9 +146,17 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 		counts[i] = 1 + rng.IntN(6)
 	}
 	// The backoffice answers slowly, so that a purge lasts long enough for
-	// kills to land between its intents and its outcomes.
+	// kills to land between its intents and its outcomes; it says when a
+	// delete call arrives, so that some kills follow the purge's progress
+	// rather than the clock (a purge of few conversations can be over
+	// before a kill timed from its start lands).
 	var sim atomic.Pointer[cekatsim.Server]
+	deleting := make(chan struct{}, 1)
 	bo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case deleting <- struct{}{}:
+		default:
+		}
 		time.Sleep(250 * time.Millisecond)
 		sim.Load().BackofficeHandler().ServeHTTP(w, r)
 	}))
@@ -169,8 +177,14 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 
-	purgeRun := func(name string, kill time.Duration) (killed bool, out string) {
+	// purgeRun runs a purge and kills it kill after it started or, with
+	// afterCall, kill after its first delete call arrived; kill 0: never.
+	purgeRun := func(name string, kill time.Duration, afterCall bool) (killed bool, out string) {
 		t.Helper()
+		select {
+		case <-deleting: // left by an earlier purge
+		default:
+		}
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(rig.bin, "purge", "--operator", "crash-test")
 		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = rig.env, rig.dir, &stdout, &stderr
@@ -179,20 +193,30 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 		}
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
-		timer := time.NewTimer(kill)
-		defer timer.Stop()
+		var fire <-chan time.Time // the kill, once armed
+		arm := deleting
 		if kill <= 0 {
-			timer.Stop()
+			arm = nil
+		} else if !afterCall {
+			fire, arm = time.After(kill), nil
 		}
-		select {
-		case <-done:
-		case <-timer.C:
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-		case <-time.After(2 * time.Minute):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			t.Fatalf("purge %s did not finish in two minutes:\n%s", name, crashTail(stderr.String()+stdout.String(), 4000))
+		giveUp := time.After(2 * time.Minute)
+	wait:
+		for {
+			select {
+			case <-done:
+				break wait
+			case <-arm:
+				fire, arm = time.After(kill), nil
+			case <-fire:
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				break wait
+			case <-giveUp:
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				t.Fatalf("purge %s did not finish in two minutes:\n%s", name, crashTail(stderr.String()+stdout.String(), 4000))
+			}
 		}
 		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		out = stderr.String() + stdout.String()
@@ -208,12 +232,18 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 		if before == len(old) {
 			break
 		}
+		// Every other kill, the first among them, follows the first delete call, by up to two
+		// calls' time: between an intent and its outcome, or between batches.
+		afterCall := i%2 == 0
 		delay := 500*time.Millisecond + time.Duration(rng.Int64N(int64(2000*time.Millisecond)))
-		k, out := purgeRun(fmt.Sprintf("killed %d", i+1), delay)
+		if afterCall {
+			delay = time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))
+		}
+		k, out := purgeRun(fmt.Sprintf("killed %d", i+1), delay, afterCall)
 		after := len(rig.deletedUpstream())
 		pending := len(rig.unresolvedIntents())
-		t.Logf("purge killed %-3d delay %5s: killed %v, deleted upstream %d -> %d, intents without outcome %d",
-			i+1, delay.Round(time.Millisecond), k, before, after, pending)
+		t.Logf("purge killed %-3d delay %5s (after the first delete call: %v): killed %v, deleted upstream %d -> %d, intents without outcome %d",
+			i+1, delay.Round(time.Millisecond), afterCall, k, before, after, pending)
 		if !k && !strings.Contains(out, ": ok") {
 			t.Fatalf("purge %d finished but failed:\n%s", i+1, crashTail(out, 4000))
 		}
@@ -224,10 +254,10 @@ func TestPurgeSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 	}
-	if _, out := purgeRun("final", 0); !strings.Contains(out, ": ok") {
+	if _, out := purgeRun("final", 0, false); !strings.Contains(out, ": ok") {
 		t.Fatalf("final purge failed:\n%s", crashTail(out, 4000))
 	}
-	if _, out := purgeRun("again", 0); !strings.Contains(out, "deleted         0") {
+	if _, out := purgeRun("again", 0, false); !strings.Contains(out, "deleted         0") {
 		t.Errorf("a purge after the final one deleted more:\n%s", crashTail(out, 4000))
 	}
 
