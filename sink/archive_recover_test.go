@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,89 +98,6 @@ func TestWriteRetriesAfterBackgroundFailure(t *testing.T) {
 	}
 }
 
-// stallProxy forwards TCP to a server and can hold every byte back, like a
-// server that stopped answering without closing its connections.
-type stallProxy struct {
-	ln      net.Listener
-	target  string
-	gate    sync.RWMutex // held for writing while stalled
-	stalled atomic.Bool
-	waiting atomic.Int32 // chunks held at the gate
-	mu      sync.Mutex
-	conns   []net.Conn
-}
-
-func newStallProxy(t *testing.T, target string) *stallProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stallProxy{ln: ln, target: target}
-	go p.serve()
-	return p
-}
-
-func (p *stallProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		go p.pipe(s, c)
-		go p.pipe(c, s)
-	}
-}
-
-func (p *stallProxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.waiting.Add(1)
-			p.gate.RLock()
-			p.waiting.Add(-1)
-			_, werr := dst.Write(buf[:n])
-			p.gate.RUnlock()
-			if werr != nil {
-				err = werr
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				dst.Close()
-			}
-			src.Close()
-			return
-		}
-	}
-}
-
-func (p *stallProxy) stall() {
-	p.gate.Lock()
-	p.stalled.Store(true)
-}
-
-func (p *stallProxy) close() {
-	p.ln.Close()
-	if p.stalled.Swap(false) {
-		p.gate.Unlock()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-}
-
 // Close must return when its context ends, even while a background flush
 // waits for a ClickHouse that stopped answering (the flush itself would
 // wait a minute).
@@ -193,14 +106,13 @@ func TestCloseHonoursItsContext(t *testing.T) {
 	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	proxy := newStallProxy(t, sinktest.Addr(t))
-	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.ln.Addr().String()}, Database: db, Logger: zaptest.NewLogger(t)})
+	proxy := sinktest.NewProxy(t, sinktest.Addr(t))
+	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
 	if err != nil {
-		proxy.close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		proxy.close() // first: it unblocks whatever still waits on the stalled connections
+		proxy.Close() // first: it unblocks whatever still waits on the stalled connections
 		_ = st.Close()
 	})
 	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
@@ -208,11 +120,11 @@ func TestCloseHonoursItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy.stall()
+	proxy.Stall()
 	if err := a.AddMessages(testContext(t), msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a background flush stuck on the stalled server", func() bool { return proxy.waiting.Load() > 0 })
+	waitFor(t, "a background flush stuck on the stalled server", func() bool { return proxy.Held() > 0 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	closed := make(chan error, 1)

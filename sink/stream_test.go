@@ -44,7 +44,7 @@ func TestFailedInsertRetriedFromSpool(t *testing.T) {
 	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	proxy := sinktest.NewCutProxy(t, sinktest.Addr(t))
+	proxy := sinktest.NewProxy(t, sinktest.Addr(t))
 	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func TestFailedInsertCostsNoAPICall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the archiver and runs it twice")
 	}
-	proxy := sinktest.NewCutProxy(t, chAddr)
+	proxy := sinktest.NewProxy(t, chAddr)
 	rig := newRig(t, chAddr, cekatsim.Options{
 		Seed:          13,
 		Shape:         cekatsim.ShapeReal,

@@ -1,6 +1,7 @@
 package sinktest
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -8,37 +9,39 @@ import (
 	"testing"
 )
 
-// CutProxy forwards TCP to ClickHouse until cut: then it closes every
-// connection and refuses new ones, as a server gone away would, until
-// restored. Tests share one ClickHouse, so stopping it is not an option.
-type CutProxy struct {
-	ln     net.Listener
-	target string
-	cutNow atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
+// Proxy forwards TCP to ClickHouse and plays the ways a server goes away:
+// cut (every connection closed, new ones refused, as a server gone away),
+// or stalled (every byte held back, connections open, as a server that
+// stopped answering). Tests share one ClickHouse, so stopping it is not an
+// option.
+type Proxy struct {
+	ln      net.Listener
+	target  string
+	cutNow  atomic.Bool
+	gate    sync.RWMutex // held for writing while stalled
+	stalled atomic.Bool
+	waiting atomic.Int32 // chunks held at the gate
+	mu      sync.Mutex
+	conns   []net.Conn
 }
 
-// NewCutProxy starts a proxy to target; it is closed when the test ends.
-func NewCutProxy(t testing.TB, target string) *CutProxy {
+// NewProxy starts a proxy to target; it is closed when the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &CutProxy{ln: ln, target: target}
+	p := &Proxy{ln: ln, target: target}
 	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.Cut()
-	})
+	t.Cleanup(p.Close)
 	return p
 }
 
 // Addr is the address to dial instead of ClickHouse's.
-func (p *CutProxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *CutProxy) serve() {
+func (p *Proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -56,20 +59,63 @@ func (p *CutProxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
-		go pipe(s, c)
-		go pipe(c, s)
+		go p.pipe(s, c)
+		go p.pipe(c, s)
 	}
 }
 
-func pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+func (p *Proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waiting.Add(1)
+			p.gate.RLock()
+			p.waiting.Add(-1)
+			_, werr := dst.Write(buf[:n])
+			p.gate.RUnlock()
+			if werr != nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				dst.Close()
+			}
+			src.Close()
+			return
+		}
+	}
 }
 
 // Cut closes every connection and refuses new ones until Restore.
-func (p *CutProxy) Cut() {
+func (p *Proxy) Cut() {
 	p.cutNow.Store(true)
+	p.closeConns()
+}
+
+// Restore lets connections through again.
+func (p *Proxy) Restore() { p.cutNow.Store(false) }
+
+// Stall holds every byte back until Close.
+func (p *Proxy) Stall() {
+	p.gate.Lock()
+	p.stalled.Store(true)
+}
+
+// Held says how many chunks of data wait at the stalled gate.
+func (p *Proxy) Held() int { return int(p.waiting.Load()) }
+
+// Close stops the proxy and closes its connections; safe to repeat.
+func (p *Proxy) Close() {
+	p.ln.Close()
+	if p.stalled.Swap(false) {
+		p.gate.Unlock()
+	}
+	p.closeConns()
+}
+
+func (p *Proxy) closeConns() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
@@ -77,6 +123,3 @@ func (p *CutProxy) Cut() {
 	}
 	p.conns = nil
 }
-
-// Restore lets connections through again.
-func (p *CutProxy) Restore() { p.cutNow.Store(false) }
