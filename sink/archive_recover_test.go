@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/cekat-archiver/cekat-archiver/sink"
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // waitFor polls cond; the deadline only stops a test that would hang.
@@ -102,19 +99,7 @@ func TestWriteRetriesAfterBackgroundFailure(t *testing.T) {
 // waits for a ClickHouse that stopped answering (the flush itself would
 // wait a minute).
 func TestCloseHonoursItsContext(t *testing.T) {
-	db := sinktest.FreshDatabase(t)
-	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
-		t.Fatal(err)
-	}
-	proxy := sinktest.NewProxy(t, sinktest.Addr(t))
-	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		proxy.Close() // first: it unblocks whatever still waits on the stalled connections
-		_ = st.Close()
-	})
+	st, proxy, _ := proxiedStore(t)
 	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

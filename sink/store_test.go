@@ -88,6 +88,26 @@ func migratedStore(t *testing.T) *sink.Store {
 	return st
 }
 
+// proxiedStore migrates a fresh database, then opens a Store on it through
+// a proxy the test can cut or stall; db is for a direct look.
+func proxiedStore(t *testing.T) (st *sink.Store, proxy *sinktest.Proxy, db string) {
+	t.Helper()
+	db = sinktest.FreshDatabase(t)
+	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	proxy = sinktest.NewProxy(t, sinktest.Addr(t))
+	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		proxy.Close() // first: it unblocks whatever still waits on stalled connections
+		_ = st.Close()
+	})
+	return st, proxy, db
+}
+
 // wantSchema is the schema the migrations must produce, as system.columns reports it (on 18.16
 // and on current releases alike).
 var wantSchema = []sink.Table{

@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/cekat-archiver/cekat-archiver/sink"
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // messageCount counts the rows of conv stored in messages (every version).
@@ -40,16 +37,7 @@ func manyRows(conv string, from, n int) []sink.MessageRow {
 // is retried from the spool once ClickHouse is back: every row accepted is
 // stored once, the state behind them only after them.
 func TestFailedInsertRetriedFromSpool(t *testing.T) {
-	db := sinktest.FreshDatabase(t)
-	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
-		t.Fatal(err)
-	}
-	proxy := sinktest.NewProxy(t, sinktest.Addr(t))
-	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st, proxy, db := proxiedStore(t)
 	direct := openStore(t, db)
 	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchInterval: time.Hour, SpoolDir: t.TempDir()})
 	if err != nil {

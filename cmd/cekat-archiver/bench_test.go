@@ -104,21 +104,16 @@ func benchRSSRun(b *testing.B, addr, dir string, counts []string, total, detailC
 	}()
 
 	db := sinktest.DatabaseName(b) // created by the sync's own migration; dropped after the benchmark
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CEKAT_ARCHIVER_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"CEKAT_ARCHIVER_API_BASE_URL="+simURL,
+
+	env := cleanEnviron([]string{
+		"CEKAT_ARCHIVER_API_BASE_URL=" + simURL,
 		"CEKAT_ARCHIVER_API_KEY=sim-api-key", // cekat-sim's default key
-		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+addr,
-		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE="+db,
-		"CEKAT_ARCHIVER_CONVERSATIONS_FILE="+idsFile,
-		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY="+strconv.Itoa(detailConcurrency),
-		"CEKAT_ARCHIVER_SYNC_SPOOL_DIR="+filepath.Join(dir, "spool"),
-	)
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR=" + addr,
+		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE=" + db,
+		"CEKAT_ARCHIVER_CONVERSATIONS_FILE=" + idsFile,
+		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY=" + strconv.Itoa(detailConcurrency),
+		"CEKAT_ARCHIVER_SYNC_SPOOL_DIR=" + filepath.Join(dir, "spool"),
+	})
 	env = append(env, benchUnthrottled...)
 	batchRows := "50000 (default)"
 	if v := os.Getenv("CEKAT_BENCH_RSS_BATCH_ROWS"); v != "" {

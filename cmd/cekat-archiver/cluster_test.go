@@ -210,27 +210,22 @@ func newClusterRig(t *testing.T, cluster string, addrs []string, db string) *cra
 	if err := os.WriteFile(convFile, []byte(strings.Join(sim.ConversationIDs(), "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CEKAT_ARCHIVER_") {
-			rig.env = append(rig.env, kv)
-		}
-	}
-	rig.env = append(rig.env,
-		"CEKAT_ARCHIVER_API_BASE_URL="+srv.URL,
-		"CEKAT_ARCHIVER_API_KEY="+apiKey,
+	rig.env = cleanEnviron([]string{
+		"CEKAT_ARCHIVER_API_BASE_URL=" + srv.URL,
+		"CEKAT_ARCHIVER_API_KEY=" + apiKey,
 		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_MINUTE=1000000",
 		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_DAY=0",
-		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+strings.Join(addrs, ","),
-		"CEKAT_ARCHIVER_CLICKHOUSE_CLUSTER="+cluster,
-		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE="+db,
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR=" + strings.Join(addrs, ","),
+		"CEKAT_ARCHIVER_CLICKHOUSE_CLUSTER=" + cluster,
+		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE=" + db,
 		"CEKAT_ARCHIVER_CLICKHOUSE_DIAL_TIMEOUT=2s",
-		"CEKAT_ARCHIVER_CONVERSATIONS_FILE="+convFile,
+		"CEKAT_ARCHIVER_CONVERSATIONS_FILE=" + convFile,
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY=4",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=100",
 		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=200ms",
 		"CEKAT_ARCHIVER_SYNC_POLL_IDLE_RUNS=1000",
 		"CEKAT_ARCHIVER_LOG_FORMAT=console",
-	)
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := exec.Command(clusterScript, "status").CombinedOutput()

@@ -237,23 +237,18 @@ func newRig(t *testing.T, chAddr string, opts cekatsim.Options, env ...string) *
 	if err := os.WriteFile(convFile, []byte("# every simulated conversation\n"+strings.Join(sim.ConversationIDs(), "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CEKAT_ARCHIVER_") {
-			rig.env = append(rig.env, kv)
-		}
-	}
-	rig.env = append(rig.env,
-		"CEKAT_ARCHIVER_API_BASE_URL="+srv.URL,
-		"CEKAT_ARCHIVER_API_KEY="+apiKey,
+	rig.env = cleanEnviron([]string{
+		"CEKAT_ARCHIVER_API_BASE_URL=" + srv.URL,
+		"CEKAT_ARCHIVER_API_KEY=" + apiKey,
 		"CEKAT_ARCHIVER_API_MAX_RETRIES=20",
 		"CEKAT_ARCHIVER_API_TIMEOUT=10s",
 		// The simulator has no rate limit: neither has the client.
 		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_MINUTE=1000000",
 		"CEKAT_ARCHIVER_API_RATE_LIMIT_PER_DAY=0",
-		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+chAddr,
-		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE="+db,
-		"CEKAT_ARCHIVER_CONVERSATIONS_FILE="+convFile,
-		"CEKAT_ARCHIVER_SYNC_SPOOL_DIR="+filepath.Join(rig.dir, "spool"),
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR=" + chAddr,
+		"CEKAT_ARCHIVER_CLICKHOUSE_DATABASE=" + db,
+		"CEKAT_ARCHIVER_CONVERSATIONS_FILE=" + convFile,
+		"CEKAT_ARCHIVER_SYNC_SPOOL_DIR=" + filepath.Join(rig.dir, "spool"),
 		"CEKAT_ARCHIVER_SYNC_DETAIL_CONCURRENCY=16",
 		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=150",
 		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=200ms",
@@ -262,7 +257,7 @@ func newRig(t *testing.T, chAddr string, opts cekatsim.Options, env ...string) *
 		// reaches them too.
 		"CEKAT_ARCHIVER_SYNC_POLL_IDLE_RUNS=1000",
 		"CEKAT_ARCHIVER_LOG_FORMAT=console",
-	)
+	})
 	// The last of duplicate entries wins (os/exec).
 	rig.env = append(rig.env, env...)
 

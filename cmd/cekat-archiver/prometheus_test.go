@@ -133,7 +133,7 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 		"CEKAT_ARCHIVER_DAEMON_SHUTDOWN_GRACE=20s",
 		"CEKAT_ARCHIVER_LOG_FORMAT=console",
 	}
-	daemon := promStart(t, "cekat-archiver run", dir, promEnviron(daemonEnv), bin, "run")
+	daemon := promStart(t, "cekat-archiver run", dir, cleanEnviron(daemonEnv), bin, "run")
 	live.Store(true)
 	daemonURL := "http://" + daemonAddr
 	promWaitHTTP(t, daemon, daemonURL+"/readyz", 30*time.Second)
@@ -683,9 +683,9 @@ func promBuildArchiver(t *testing.T, dir string) string {
 	return bin
 }
 
-// promEnviron is the test's environment without any CEKAT_ARCHIVER_
-// variable, plus extra.
-func promEnviron(extra []string) []string {
+// cleanEnviron is the test's environment without any CEKAT_ARCHIVER_
+// variable, plus extra: the archiver under test reads only what the test sets.
+func cleanEnviron(extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CEKAT_ARCHIVER_") {

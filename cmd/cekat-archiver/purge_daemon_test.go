@@ -35,7 +35,7 @@ func TestDaemonRunsThePurgeOnSchedule(t *testing.T) {
 	t.Cleanup(bo.Close)
 	old, _ := oldConversations(t, sim)
 	addr := promFreeAddr(t)
-	env := promEnviron([]string{
+	env := cleanEnviron([]string{
 		"CEKAT_ARCHIVER_API_BASE_URL=" + api.URL, "CEKAT_ARCHIVER_API_KEY=k",
 		"CEKAT_ARCHIVER_API_BACKOFFICE_URL=" + bo.URL, "CEKAT_ARCHIVER_API_BACKOFFICE_TOKEN=" + cekatsim.DefaultBackofficeToken,
 		"CEKAT_ARCHIVER_API_BACKOFFICE_AUTH=bearer",

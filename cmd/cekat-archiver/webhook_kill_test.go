@@ -56,7 +56,7 @@ func TestWebhookEventSurvivesSIGKILLAfter202(t *testing.T) {
 
 	// First life: the start-up sync archives the history; acting on events
 	// waits an hour, so the event is only stored when the kill comes.
-	first := promStart(t, "first daemon", dir, promEnviron(append(base, "CEKAT_ARCHIVER_DAEMON_LISTEN="+promFreeAddr(t),
+	first := promStart(t, "first daemon", dir, cleanEnviron(append(base, "CEKAT_ARCHIVER_DAEMON_LISTEN="+promFreeAddr(t),
 		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE=1h")), bin, "run")
 	waitFor(t, first, "the start-up sync", func() bool { return len(archivedIDs(t, store)) == len(sim.Truth()) })
 
@@ -105,7 +105,7 @@ func TestWebhookEventSurvivesSIGKILLAfter202(t *testing.T) {
 	}
 
 	// Second life: the stored event is acted on at start.
-	second := promStart(t, "second daemon", dir, promEnviron(append(base, "CEKAT_ARCHIVER_DAEMON_LISTEN="+promFreeAddr(t),
+	second := promStart(t, "second daemon", dir, cleanEnviron(append(base, "CEKAT_ARCHIVER_DAEMON_LISTEN="+promFreeAddr(t),
 		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE=100ms")), bin, "run")
 	waitFor(t, second, "the message the event told of", func() bool { return archivedIDs(t, store)[newest.ID] })
 	waitFor(t, second, "the event marked done", func() bool {
