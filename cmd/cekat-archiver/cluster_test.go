@@ -31,7 +31,7 @@ const clusterScript = "../../deploy/clickhouse/cluster.sh"
 // the whole archive: every message as upstream has it, and the analyst's
 // view messages_current agrees.
 func TestClusterReplicaStopsDuringRun(t *testing.T) {
-	cluster, addrs := sinktest.Cluster(t)
+	cluster, addrs := sinktest.ClusterAlone(t)
 	if len(addrs) != 2 {
 		t.Skipf("the test cluster lists %d replicas; this test needs two", len(addrs))
 	}

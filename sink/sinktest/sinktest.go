@@ -12,7 +12,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,8 +128,21 @@ const (
 )
 
 // Cluster returns the test cluster's name and its replicas' addresses, or skips the test when
-// EnvCluster or EnvClusterAddrs is not set.
+// EnvCluster or EnvClusterAddrs is not set. The test shares the cluster with other tests, of
+// any package, that call Cluster; ClusterAlone waits for them to end.
 func Cluster(t testing.TB) (string, []string) {
+	t.Helper()
+	return cluster(t, syscall.LOCK_SH)
+}
+
+// ClusterAlone is Cluster for a test that stops a replica: no other cluster test, in this
+// process or another (go test runs packages side by side), runs while it holds the cluster.
+func ClusterAlone(t testing.TB) (string, []string) {
+	t.Helper()
+	return cluster(t, syscall.LOCK_EX)
+}
+
+func cluster(t testing.TB, how int) (string, []string) {
 	t.Helper()
 	name := strings.TrimSpace(os.Getenv(EnvCluster))
 	var addrs []string
@@ -140,7 +155,23 @@ func Cluster(t testing.TB) (string, []string) {
 		t.Skipf("no test cluster: start one with `deploy/clickhouse/cluster.sh start` and set %s and %s "+
 			"(`eval \"$(deploy/clickhouse/cluster.sh env)\"`)", EnvCluster, EnvClusterAddrs)
 	}
+	lockCluster(t, strings.Join(addrs, ","), how)
 	return name, addrs
+}
+
+// lockCluster holds a file lock named after the cluster's addresses until the test ends.
+func lockCluster(t testing.TB, addrs string, how int) {
+	t.Helper()
+	name := strings.NewReplacer(":", "_", ",", "-", "/", "_").Replace(addrs)
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "cekat-archiver-test-cluster-"+name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("sinktest: cluster lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		t.Fatalf("sinktest: cluster lock: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
 
 // ClusterDatabaseName returns a database name unique to this call, without creating it, and
