@@ -673,9 +673,11 @@ func (e *Engine) enrichedRow(ctx context.Context, r *run, conv string, m cekat.M
 	switch {
 	case err == nil:
 		count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
-	case ctx.Err() != nil || outOfBudget(err) || (r.stopped.Err() != nil && errors.Is(err, context.Canceled)):
-		// A call the stop cut short: the stop can reach the call (through
-		// r.stopped's AfterFunc) before it reaches ctx.
+	case ctx.Err() != nil || r.stopped.Err() != nil || outOfBudget(err):
+		// A failure while the run stops is left to the next run, not
+		// archived unenriched: the stop can reach the call (through
+		// r.stopped's AfterFunc) before it reaches ctx, and the transport
+		// does not always say context.Canceled when it cuts a call.
 		return row, nil, nil, err
 	case cekat.KindOf(err) == cekat.KindPermanent:
 		row.EnrichError = truncateError(err.Error())
