@@ -47,6 +47,8 @@ type Archive interface {
 	// DueChecks returns up to limit open schedule entries due at now, the
 	// most overdue first, without reading the whole archive.
 	DueChecks(ctx context.Context, now time.Time, limit int) ([]sink.StatusCheck, error)
+	// AddMessages queues rows. Like every Add method, it copies what it
+	// keeps: the engine reuses the slice it passes.
 	AddMessages(ctx context.Context, rows ...sink.MessageRow) error
 	// AddQuarantine queues records not already quarantined; it returns how many.
 	AddQuarantine(ctx context.Context, rows ...sink.QuarantineRow) (int, error)
@@ -110,10 +112,8 @@ type Engine struct {
 	store Archive
 	opts  Options
 	log   *zap.Logger
-	// detail bounds detail calls across all conversations of a run.
-	detail chan struct{}
-	mu     sync.Mutex // one run at a time
-	live   atomic.Pointer[Progress]
+	mu    sync.Mutex // one run at a time
+	live  atomic.Pointer[Progress]
 	// unsaved holds run rows the archive could not take (under mu).
 	unsaved []sink.RunRow
 	// lastListing is when the conversation list was last paged.
@@ -167,7 +167,7 @@ func New(api API, store Archive, opts Options) *Engine {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Engine{api: api, store: store, opts: opts, log: opts.Logger, detail: make(chan struct{}, opts.DetailConcurrency)}
+	return &Engine{api: api, store: store, opts: opts, log: opts.Logger}
 }
 
 // Progress counts a run's work while it goes; read it with Engine.Progress.
@@ -305,6 +305,7 @@ type run struct {
 	log       *zap.Logger // carries the run id
 	started   time.Time
 	progress  *Progress
+	calls     *detailCalls // runs every detail call of the run
 	due       *dueSet
 	fetched   map[string]cekat.Message // read only during the run
 	changed   map[string]bool          // read only during the run
@@ -445,7 +446,9 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	r.log = log
 	sum := Summary{RunID: r.id, Started: r.started}
 
+	r.calls = startDetailCalls(e.opts.DetailConcurrency)
 	err := e.sync(ctx, r, opts, &sum, log)
+	r.calls.stop()
 	if ctx.Err() != nil && cutByStop(ctx, err) {
 		// A read or write of the archive that the stop cut short is the
 		// stop, not a failure of the archive: the flush below says whether

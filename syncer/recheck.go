@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
@@ -296,7 +294,15 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 	for _, row := range current {
 		old[row.MessageID] = row
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// The first call that must end the re-checks (the stop, a spent budget)
+	// cancels those not yet made.
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		calls   sync.WaitGroup
+		callErr error
+		failed  sync.Once
+	)
 	for _, chk := range checks {
 		row, ok := old[chk.MessageID]
 		if !ok {
@@ -333,24 +339,28 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 			apply(d, nil)
 			continue
 		}
+		calls.Add(1)
+		call := func() {
+			defer calls.Done()
+			d, err := e.api.GetMessage(gctx, row.MessageID)
+			if err != nil && (gctx.Err() != nil || outOfBudget(err)) {
+				// Left due: the next run asks again.
+				failed.Do(func() { callErr = err; cancel() })
+				return
+			}
+			apply(d, err)
+		}
 		select {
-		case e.detail <- struct{}{}:
+		case r.calls.work <- call:
 		case <-gctx.Done():
+			calls.Done()
 		}
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error {
-			defer func() { <-e.detail }()
-			d, err := e.api.GetMessage(gctx, row.MessageID)
-			if err != nil && (gctx.Err() != nil || outOfBudget(err)) {
-				return err // left due: the next run asks again
-			}
-			apply(d, err)
-			return nil
-		})
 	}
-	err = g.Wait()
+	calls.Wait()
+	err = callErr
 	wctx := context.WithoutCancel(ctx)
 	if len(rows) > 0 {
 		if werr := e.store.AddMessages(wctx, rows...); werr != nil {

@@ -402,6 +402,9 @@ func foundArchived(msgs []cekat.Message, previous map[string]bool, archived map[
 // wrong conversation.
 func (c *convSync) quarantineForeign(ctx context.Context, p *cekat.Page) ([]cekat.Message, error) {
 	conv := c.st.ConversationID
+	if !slices.ContainsFunc(p.Messages, func(m cekat.Message) bool { return m.ConversationID != "" && m.ConversationID != conv }) {
+		return p.Messages, nil // the usual page: no copy
+	}
 	var foreign []*cekat.DecodeError
 	own := make([]cekat.Message, 0, len(p.Messages))
 	for _, m := range p.Messages {
@@ -571,7 +574,8 @@ func (w *pageWriter) flush(ctx context.Context) error {
 		}
 		c.fresh += int64(len(w.rows))
 		count(&c.r.progress.NewMessages, c.e.opts.Metrics.archived, int64(len(w.rows)))
-		w.rows, w.quar, w.checks = nil, nil, nil
+		// The archive copied them: the group's slices are reused.
+		w.rows, w.quar, w.checks = w.rows[:0], w.quar[:0], w.checks[:0]
 	}
 	for w.next < len(w.order) && !w.pending[w.next] {
 		w.next++
@@ -634,20 +638,18 @@ func (e *Engine) enrichEach(ctx context.Context, r *run, conv string, order []ce
 	next, inflight := 0, 0
 	for (stopErr == nil && next < len(todo)) || inflight > 0 {
 		if stopErr == nil && next < len(todo) {
+			k := todo[next]
 			select {
-			case e.detail <- struct{}{}:
-				k := todo[next]
+			case r.calls.work <- func() {
+				d, err := e.api.GetMessage(calls, order[k].ID)
+				if err != nil {
+					results <- result{k: k, err: err}
+					return
+				}
+				results <- result{k: k, d: &d}
+			}:
 				next++
 				inflight++
-				go func() {
-					defer func() { <-e.detail }()
-					d, err := e.api.GetMessage(calls, order[k].ID)
-					if err != nil {
-						results <- result{k: k, err: err}
-						return
-					}
-					results <- result{k: k, d: &d}
-				}()
 			case res := <-results:
 				inflight--
 				take(res)
