@@ -69,6 +69,13 @@ func ParseTime(s string, loc *time.Location) (time.Time, error) {
 	// allocates its error (the flat shape's zone-less times failed all ten
 	// zoned layouts first: half the cost of decoding a detail answer).
 	zonedFirst := hasZone(s)
+	if zonedFirst {
+		if layout := zonedLayout(s); layout != "" {
+			if t, err := time.Parse(layout, s); err == nil {
+				return checkRange(t, s)
+			}
+		}
+	}
 	for range 2 {
 		if zonedFirst {
 			for _, layout := range zonedLayouts {
@@ -95,6 +102,42 @@ func hasZone(s string) bool {
 		return true
 	}
 	return len(s) > 10 && strings.ContainsAny(s[10:], "Z+-")
+}
+
+// zonedLayout guesses, from the separator after the date and the form of
+// the zone, the one of zonedLayouts that reads s; "" when it cannot tell.
+// The guess only orders the attempts: each failed one allocates its error.
+func zonedLayout(s string) string {
+	if len(s) < 20 || (s[10] != 'T' && s[10] != ' ') {
+		return ""
+	}
+	t := s[10] == 'T'
+	switch i := strings.LastIndexAny(s[19:], "Z+-"); {
+	case i < 0:
+		return ""
+	case s[19+i] == 'Z' || len(s[19+i:]) == 6 && s[19+i+3] == ':': // Z or +07:00
+		if s[19+i-1] == ' ' {
+			return "2006-01-02 15:04:05 -07:00"
+		}
+		if t {
+			return time.RFC3339Nano
+		}
+		return "2006-01-02 15:04:05Z07:00"
+	case len(s[19+i:]) == 5: // +0700
+		if s[19+i-1] == ' ' {
+			return "2006-01-02 15:04:05 -0700"
+		}
+		if t {
+			return "2006-01-02T15:04:05Z0700"
+		}
+		return "2006-01-02 15:04:05Z0700"
+	case len(s[19+i:]) == 3: // +07
+		if t {
+			return "2006-01-02T15:04:05-07"
+		}
+		return "2006-01-02 15:04:05-07"
+	}
+	return ""
 }
 
 // parseTimeJSON accepts a JSON string in any format ParseTime knows, or a

@@ -51,6 +51,27 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+// TestZonedLayoutGuess: every zoned form is read by the layout guessed
+// first (a wrong guess would only cost failed attempts, so nothing else
+// would show it).
+func TestZonedLayoutGuess(t *testing.T) {
+	for _, in := range []string{
+		"2025-03-27T15:00:00Z", "2025-03-27T22:00:00+07:00", "2025-03-27T15:00:00.123-03:00",
+		"2025-03-27 15:00:00Z", "2025-03-27 15:00:00+00:00", "2025-03-27 15:00:00.5+0700",
+		"2025-03-27T15:00:00+0700", "2025-03-27 15:00:00.123456+00", "2025-03-27T15:00:00-07",
+		"2025-03-27 15:00:00 -0700", "2025-03-27 15:00:00 +07:00",
+	} {
+		layout := zonedLayout(in)
+		if layout == "" {
+			t.Errorf("zonedLayout(%q): no guess", in)
+			continue
+		}
+		if _, err := time.Parse(layout, in); err != nil {
+			t.Errorf("zonedLayout(%q) = %q, which does not read it: %v", in, layout, err)
+		}
+	}
+}
+
 func TestParseTimeRejects(t *testing.T) {
 	for _, in := range []string{
 		"", "   ", "yesterday", "2025-13-01T00:00:00Z", "2025-03-27", "27/03/2025 15:00",
