@@ -529,6 +529,12 @@ func (e *Engine) saveRun(ctx context.Context, row sink.RunRow, log *zap.Logger) 
 }
 
 func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summary, log *zap.Logger) error {
+	// What an earlier run of this process paid for but could not write
+	// waits in the spool; the reads below decide what to fetch, so it is
+	// written first, or nothing is fetched.
+	if err := e.store.Flush(ctx); err != nil {
+		return storeErr(fmt.Errorf("write what an earlier run left: %w", err))
+	}
 	only := opts.Only
 	ids := only
 	if len(ids) == 0 && !opts.Triggered {
