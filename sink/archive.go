@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -276,6 +277,29 @@ func (a *Archive) Archived(ctx context.Context, conversationID string, ids []str
 			return nil
 		})
 	return out, err
+}
+
+// ConversationsArchived returns, of the conversations ids, those of which
+// the archive holds at least one message: one query for a first sync's
+// conversations instead of a look-up of each one's newest page.
+func (a *Archive) ConversationsArchived(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for chunk := range slices.Chunk(ids, 10000) {
+		err := a.read(ctx, "query archived conversations", "SELECT DISTINCT conversation_id FROM "+a.s.TableName("message_index")+
+			" WHERE conversation_id IN ?", []any{groupSet(chunk)},
+			func() {}, func(rows driver.Rows) error {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return fmt.Errorf("scan archived conversation: %w", err)
+				}
+				out[id] = true
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func groupSet(ids []string) clickhouse.GroupSet {

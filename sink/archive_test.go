@@ -298,4 +298,11 @@ func TestArchivedWithOddIDs(t *testing.T) {
 	if _, ok := got["missing"]; len(got) != len(odd) || ok {
 		t.Errorf("Archived = %v", got)
 	}
+	held, err := a.ConversationsArchived(ctx, []string{"c'1", "c'2", `'`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || !held["c'1"] {
+		t.Errorf("ConversationsArchived = %v, want only c'1", held)
+	}
 }

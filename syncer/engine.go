@@ -40,6 +40,9 @@ type Archive interface {
 	LoadStates(ctx context.Context) (map[string]sink.State, error)
 	// Archived returns, of ids, those archived, with their newest status.
 	Archived(ctx context.Context, conversationID string, ids []string) (map[string]sink.ArchivedMessage, error)
+	// ConversationsArchived returns, of the conversations ids, those with
+	// at least one archived message.
+	ConversationsArchived(ctx context.Context, ids []string) (map[string]bool, error)
 	// CurrentMessages returns the newest version of the archived messages among ids.
 	CurrentMessages(ctx context.Context, conversationID string, ids []string) ([]sink.MessageRow, error)
 	// NewerThan counts the archived messages of a conversation sent after t.
@@ -300,20 +303,24 @@ func storeErr(err error) error {
 type run struct {
 	// stopped is the run's own context: done when the run is told to stop,
 	// not when a sibling's failure ends a phase.
-	stopped   context.Context
-	id        string
-	log       *zap.Logger // carries the run id
-	started   time.Time
-	progress  *Progress
-	calls     *detailCalls // runs every detail call of the run
-	due       *dueSet
-	fetched   map[string]cekat.Message // read only during the run
-	changed   map[string]bool          // read only during the run
-	mu        sync.Mutex
-	errors    []string
-	failed    map[string]bool
-	topOK     map[string]bool
-	attempted map[string]bool
+	stopped  context.Context
+	id       string
+	log      *zap.Logger // carries the run id
+	started  time.Time
+	progress *Progress
+	calls    *detailCalls // runs every detail call of the run
+	// unarchived: due conversations without a state of which the archive
+	// held no message when the run began; the first page of their walk
+	// from the top takes the mark and needs no look-up.
+	unarchived sync.Map
+	due        *dueSet
+	fetched    map[string]cekat.Message // read only during the run
+	changed    map[string]bool          // read only during the run
+	mu         sync.Mutex
+	errors     []string
+	failed     map[string]bool
+	topOK      map[string]bool
+	attempted  map[string]bool
 	// ends: where each conversation's walk of this run left off at the end
 	// of a whole page, and that page's ids; see convSync.lookupFrom.
 	ends map[string]walkEnd
@@ -637,6 +644,25 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			st = sink.State{ConversationID: id}
 		}
 		latest[id] = st
+	}
+	// A conversation never synced may still have rows (a run that died
+	// before its state was written), so the archive is asked, once for all.
+	var unsynced []string
+	for _, id := range due {
+		if _, ok := states[id]; !ok {
+			unsynced = append(unsynced, id)
+		}
+	}
+	if len(unsynced) > 0 {
+		held, err := e.store.ConversationsArchived(ctx, unsynced)
+		if err != nil {
+			return storeErr(err)
+		}
+		for _, id := range unsynced {
+			if !held[id] {
+				r.unarchived.Store(id, true)
+			}
+		}
 	}
 	state := func(id string) sink.State { mu.Lock(); defer mu.Unlock(); return latest[id] }
 	keep := func(st sink.State) { mu.Lock(); latest[st.ConversationID] = st; mu.Unlock() }

@@ -7,21 +7,24 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
 )
 
-// A first sync asks the archive which messages are archived on each
-// conversation's newest page only (whose statuses it reads anyway): no
-// earlier walk went below it, so the backfill's pages cannot hold archived
-// rows.
+// A first sync asks the archive once which of its conversations it holds
+// messages of, and looks up no page of those it holds none of: no earlier
+// walk went below the newest page, so the backfill's pages cannot hold
+// archived rows either. Later runs look up each conversation's newest page
+// (whose statuses they read anyway).
 func TestFirstSyncLooksUpOnlyTheNewestPages(t *testing.T) {
 	counts := []int{450, 120, 30, 0}
 	h := newMemHarness(t, cekatsim.Options{Seed: 21, MessageCounts: counts}, syncer.Options{})
@@ -30,9 +33,11 @@ func TestFirstSyncLooksUpOnlyTheNewestPages(t *testing.T) {
 	if sum.Enriched != sum.NewMessages || h.details.Load() != sum.NewMessages {
 		t.Errorf("%d detail calls, %d enriched, for %d messages", h.details.Load(), sum.Enriched, sum.NewMessages)
 	}
-	if got, want := h.archive.Lookups(), len(counts); got != want {
-		t.Errorf("the first sync looked up archived ids %d times over %d list pages; want %d (each conversation's newest page)",
-			got, h.lists.Load(), want)
+	if got := h.archive.Lookups(); got != 0 {
+		t.Errorf("the first sync looked up archived ids %d times over %d list pages; want none", got, h.lists.Load())
+	}
+	if got := h.archive.ConversationLookups(); got != 1 {
+		t.Errorf("the first sync asked %d times which conversations the archive holds; want once", got)
 	}
 	// The next run finds nothing new: one list page and one lookup a conversation.
 	before := h.archive.Lookups()
@@ -220,5 +225,60 @@ func TestWalkPastAVanishedHeadPaysNothingAgain(t *testing.T) {
 	}
 	if n := len(archive.Messages()); n != 400 {
 		t.Errorf("%d messages archived, want 400", n)
+	}
+}
+
+// stateDropArchive loses the states of one conversation, as a run that
+// died after writing its rows and before its state would.
+type stateDropArchive struct {
+	*memarchive.Archive
+	drop atomic.Pointer[string]
+}
+
+func (a *stateDropArchive) AddState(ctx context.Context, st sink.State) error {
+	if d := a.drop.Load(); d != nil && *d == st.ConversationID {
+		return nil
+	}
+	return a.Archive.AddState(ctx, st)
+}
+
+// A conversation without a state may still have archived rows (the spool
+// replays states with their rows, so only a lost spool leaves them so): the
+// one query that spares a first sync its look-ups must find them, and the
+// newest page is looked up and paid nothing again. (The conversation fits
+// one page: a gap's pages below it are not looked up, as for any first sync.)
+func TestRowsWithoutStateAreLookedUp(t *testing.T) {
+	sim, client := newSimClient(t, cekatsim.Options{Seed: 29, Shape: cekatsim.ShapeReal, MessageCounts: []int{230, 90},
+		Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)},
+		cekat.Options{MaxRetries: 2, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, Location: time.UTC})
+	archive := &stateDropArchive{Archive: memarchive.New()}
+	engine := syncer.New(client, archive, syncer.Options{ConversationIDs: sim.ConversationIDs(), Now: sim.Now,
+		RecheckWindow: 7 * 24 * time.Hour, BackfillMaxDuration: time.Hour})
+	lost := sim.ConversationIDs()[1] // 90 messages
+	archive.drop.Store(&lost)
+	if sum := engine.Sync(context.Background(), nil); sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	states, err := archive.LoadStates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := states[lost]; ok {
+		t.Fatal("the dropped state was stored")
+	}
+	archive.drop.Store(nil)
+	lookups := archive.Lookups()
+	if sum := engine.Sync(context.Background(), nil); sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	total := len(sim.Truth())
+	if got := sim.Counts().Endpoint(cekatsim.EndpointDetail); got != total {
+		t.Errorf("detail calls over both runs: %d, want %d (one per message)", got, total)
+	}
+	if archive.Lookups() == lookups {
+		t.Error("the second run looked up no page of the conversation whose rows have no state")
+	}
+	if got := len(archive.Messages()); got != total {
+		t.Errorf("archive holds %d messages, want %d", got, total)
 	}
 }

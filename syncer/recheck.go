@@ -155,9 +155,14 @@ func (c *convSync) refreshFromList(ctx context.Context, own []cekat.Message) (ma
 	for i, m := range own {
 		ids[i] = m.ID
 	}
-	archived, err := c.e.store.Archived(ctx, conv, ids)
-	if err != nil {
-		return nil, storeErr(fmt.Errorf("look up archived messages: %w", err))
+	archived := map[string]sink.ArchivedMessage{}
+	// The first page of a conversation the archive held nothing of: this
+	// run has written nothing of it yet either.
+	if _, fresh := c.r.unarchived.LoadAndDelete(conv); !fresh || c.st.HeadMessageID != "" || len(c.st.Gaps) > 0 {
+		var err error
+		if archived, err = c.e.store.Archived(ctx, conv, ids); err != nil {
+			return nil, storeErr(fmt.Errorf("look up archived messages: %w", err))
+		}
 	}
 	listed := map[string]cekat.Message{}
 	var checks []sink.StatusCheck

@@ -38,9 +38,10 @@ type Archive struct {
 	bufStates map[string]sink.State
 
 	// failWrites, when set, makes flushes and run saves fail with it.
-	failWrites error
-	lookups    int // calls of Archived
-	rowReads   int // ids asked of CurrentMessages
+	failWrites  error
+	lookups     int // calls of Archived
+	convLookups int // calls of ConversationsArchived
+	rowReads    int // ids asked of CurrentMessages
 }
 
 // New returns an empty archive.
@@ -94,6 +95,24 @@ func (a *Archive) Archived(_ context.Context, conv string, ids []string) (map[st
 	for _, id := range ids {
 		if r, ok := a.msgs[key(conv, id)]; ok {
 			out[id] = sink.ArchivedMessage{Status: r.Status, UpdatedAt: r.UpdatedAt, Enriched: r.Enriched}
+		}
+	}
+	return out, nil
+}
+
+// ConversationsArchived implements syncer.Archive.
+func (a *Archive) ConversationsArchived(_ context.Context, ids []string) (map[string]bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.convLookups++
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := map[string]bool{}
+	for _, r := range a.msgs {
+		if want[r.ConversationID] {
+			out[r.ConversationID] = true
 		}
 	}
 	return out, nil
@@ -225,11 +244,12 @@ func (a *Archive) AddState(_ context.Context, st sink.State) error {
 func (a *Archive) Flush(context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.failWrites != nil {
-		return a.failWrites
-	}
+	// As the sink's: nothing queued, nothing to write (and nothing to fail).
 	if len(a.bufMsgs)+len(a.bufQuar)+len(a.bufChecks)+len(a.bufConvs)+len(a.bufStates) == 0 {
 		return nil
+	}
+	if a.failWrites != nil {
+		return a.failWrites
 	}
 	for _, r := range a.bufMsgs {
 		k := key(r.ConversationID, r.MessageID)
@@ -276,6 +296,13 @@ func (a *Archive) Lookups() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lookups
+}
+
+// ConversationLookups returns how many times ConversationsArchived was called.
+func (a *Archive) ConversationLookups() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.convLookups
 }
 
 // RowReads returns how many whole rows CurrentMessages was asked for.
