@@ -649,10 +649,13 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	if r.body != nil {
 		reqBody = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(actx, r.method, u.String(), reqBody)
+	// The URL is built above: writing it out for NewRequest to parse again
+	// cost a tenth of a detail call's CPU on the client side.
+	req, err := http.NewRequestWithContext(actx, r.method, "/", reqBody)
 	if err != nil {
 		return nil, r.fail(0, nil, err, KindPermanent)
 	}
+	req.URL, req.Host = &u, u.Host
 	req.Header = c.header(r.backoffice, r.body != nil)
 
 	// Go's transport re-sends an idempotent request by itself when a reused
