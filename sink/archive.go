@@ -285,21 +285,24 @@ func (a *Archive) Archived(ctx context.Context, conversationID string, ids []str
 func (a *Archive) ConversationsArchived(ctx context.Context, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for chunk := range slices.Chunk(ids, 10000) {
-		err := a.read(ctx, "query archived conversations", "SELECT DISTINCT conversation_id FROM "+a.s.TableName("message_index")+
-			" WHERE conversation_id IN ?", []any{groupSet(chunk)},
-			func() {}, func(rows driver.Rows) error {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					return fmt.Errorf("scan archived conversation: %w", err)
-				}
-				out[id] = true
-				return nil
-			})
-		if err != nil {
+		if err := a.readSet(ctx, "query archived conversations", "SELECT DISTINCT conversation_id FROM "+
+			a.s.TableName("message_index")+" WHERE conversation_id IN ?", []any{groupSet(chunk)}, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// readSet adds to set the values of the one string column query returns.
+func (a *Archive) readSet(ctx context.Context, what, query string, args []any, set map[string]bool) error {
+	return a.read(ctx, what, query, args, func() {}, func(rows driver.Rows) error {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		set[v] = true
+		return nil
+	})
 }
 
 func groupSet(ids []string) clickhouse.GroupSet {

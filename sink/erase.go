@@ -171,16 +171,8 @@ func (a *Archive) ConversationsByPhone(ctx context.Context, phone string) ([]str
 			conds[i] = "replaceRegexpAll(" + quoteIdent(col) + ", '[^0-9]', '') = ?"
 			args[i] = digits
 		}
-		err := a.read(ctx, "find conversations by phone in "+table, "SELECT DISTINCT conversation_id FROM "+a.s.TableName(table)+
-			" WHERE "+strings.Join(conds, " OR "), args, func() {}, func(rows driver.Rows) error {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return fmt.Errorf("scan conversation id: %w", err)
-			}
-			seen[id] = true
-			return nil
-		})
-		if err != nil {
+		if err := a.readSet(ctx, "find conversations by phone in "+table, "SELECT DISTINCT conversation_id FROM "+
+			a.s.TableName(table)+" WHERE "+strings.Join(conds, " OR "), args, seen); err != nil {
 			return nil, err
 		}
 	}

@@ -65,21 +65,8 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 	}))
 	t.Cleanup(h.srv.Close)
 
-	ctx := context.Background()
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: sinktest.DatabaseName(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h.store = store
-	h.archive, err = sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.archive.Close(context.Background()) })
+	h.store, h.archive = openArchive(t, sinktest.Addr(t), sinktest.DatabaseName(t),
+		sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
 
 	requests := syncer.NewRequestStats(nil)
 	co := cekat.Options{BaseURL: h.srv.URL, APIKey: simOpts.APIKey, MaxRetries: 10,
@@ -104,6 +91,27 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
 	h.engine = syncer.New(client, h.archive, engOpts)
 	return h
+}
+
+// openArchive migrates database db through addr and opens a store and an
+// archive on it; both close when the test ends.
+func openArchive(t *testing.T, addr, db string, opts sink.ArchiveOptions) (*sink.Store, *sink.Archive) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sink.Open(ctx, sink.Options{Addr: []string{addr}, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	archive, err := sink.OpenArchive(ctx, store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { archive.Close(context.Background()) })
+	return store, archive
 }
 
 func jakarta(t *testing.T) *time.Location {

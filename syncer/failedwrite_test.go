@@ -30,19 +30,7 @@ func TestFailedWriteCostsNoCallInTheSameProcess(t *testing.T) {
 
 	db := sinktest.FreshDatabase(t)
 	proxy := sinktest.NewProxy(t, sinktest.Addr(t))
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{proxy.Addr()}, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	archive, err := sink.OpenArchive(ctx, store, sink.ArchiveOptions{BatchRows: 100, BatchInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { archive.Close(context.Background()) })
+	_, archive := openArchive(t, proxy.Addr(), db, sink.ArchiveOptions{BatchRows: 100, BatchInterval: time.Hour})
 	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 2,
 		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond, Location: jakarta(t)})
 	if err != nil {

@@ -107,19 +107,7 @@ func TestShardsShareTheWorkAndTheLimit(t *testing.T) {
 	db := sinktest.DatabaseName(t)
 	// One ClickHouse, one archive buffer per process, as in a deployment.
 	newArchive := func() *sink.Archive {
-		store, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: db})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		if _, err := store.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		a, err := sink.OpenArchive(ctx, store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close(context.Background()) })
+		_, a := openArchive(t, sinktest.Addr(t), db, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
 		return a
 	}
 	archives := []*sink.Archive{newArchive(), newArchive(), newArchive(), newArchive()}
