@@ -645,8 +645,9 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		}
 		latest[id] = st
 	}
-	// A conversation never synced may still have rows (a run that died
-	// before its state was written), so the archive is asked, once for all.
+	// A conversation never synced may still have rows (its state lost with
+	// a spool that was not synced to disk), so the archive is asked, once
+	// for all of them.
 	var unsynced []string
 	for _, id := range due {
 		if _, ok := states[id]; !ok {

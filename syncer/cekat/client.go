@@ -752,8 +752,8 @@ func (c *Client) observe(endpoint string, status int, start time.Time, h http.He
 	}
 }
 
-// header returns a request's headers: a copy of those built once in New
-// (setting them one by one was a fifth of the client's allocations).
+// header returns a request's headers: a copy of those built once in New,
+// cheaper than setting (canonicalising, allocating) each on every request.
 func (c *Client) header(backofficeCall, hasBody bool) http.Header {
 	h := c.headers[0]
 	if backofficeCall {
