@@ -95,7 +95,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 		return func(b *testing.B, st *Store) (time.Duration, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			cpu0 := benchSelfCPU()
+			cpu0 := sinktest.SelfCPU()
 			// A long interval: only full batches and the final flush write, as in a busy sync.
 			a, err := OpenArchive(context.Background(), st, ArchiveOptions{BatchRows: batchRows, BatchBytes: batchBytes, BatchInterval: time.Hour})
 			if err != nil {
@@ -108,7 +108,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 				}
 			}
 			err = a.Close(ctx)
-			return benchSelfCPU() - cpu0, err
+			return sinktest.SelfCPU() - cpu0, err
 		}
 	}
 	methods := []method{
@@ -149,14 +149,14 @@ func BenchmarkSinkInsert(b *testing.B) {
 				st := benchFreshStoreWith(b, addr, m.compression)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				benchWaitMerges(b, st) // a previous load's merges must not eat this one's CPU
-				srv0, ok0 := benchServerCPU()
+				srv0, ok0 := sinktest.ServerCPU()
 				start := time.Now()
 				cpu, err := m.load(b, st)
 				if err != nil {
 					b.Fatalf("%s: %v", m.name, err)
 				}
 				d := time.Since(start)
-				srv1, ok1 := benchServerCPU()
+				srv1, ok1 := sinktest.ServerCPU()
 				serverKnown = serverKnown && ok0 && ok1
 				sum := benchSum(ctx, b, st)
 				if sum.Rows != uint64(nRows) {
@@ -469,56 +469,6 @@ func benchMedian(n int, f func()) time.Duration {
 
 func benchPerRow(d time.Duration, rows int) float64 {
 	return float64(d.Nanoseconds()) / 1000 / float64(rows)
-}
-
-// benchSelfCPU is the CPU time (user+system) this process has used.
-func benchSelfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// benchServerCPU is the CPU time of the private ClickHouse server, found through its pid
-// file (.run/clickhouse/clickhouse-server.pid above the working directory, or in
-// $CEKAT_CH_DIR); ok is false when it cannot be read.
-func benchServerCPU() (time.Duration, bool) {
-	var candidates []string
-	if d := os.Getenv("CEKAT_CH_DIR"); d != "" {
-		candidates = append(candidates, filepath.Join(d, "clickhouse-server.pid"))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			candidates = append(candidates, filepath.Join(dir, ".run", "clickhouse", "clickhouse-server.pid"))
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	for _, c := range candidates {
-		pid, err := os.ReadFile(c)
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
-		if err != nil {
-			return 0, false
-		}
-		// After the command in parentheses: state is field 3, utime 14, stime 15 (clock ticks).
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
-			return 0, false
-		}
-		ut, err1 := strconv.ParseInt(f[11], 10, 64)
-		st, err2 := strconv.ParseInt(f[12], 10, 64)
-		if err1 != nil || err2 != nil {
-			return 0, false
-		}
-		const ticksPerSecond = 100 // USER_HZ on Linux
-		return time.Duration(ut+st) * time.Second / ticksPerSecond, true
-	}
-	return 0, false
 }
 
 // benchChecksum summarises a loaded table, so loads can be compared column by column.

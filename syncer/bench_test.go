@@ -32,13 +32,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -245,56 +243,10 @@ func (c benchCPU) per(n int64, what string) string {
 }
 
 // benchCPUTimes returns the CPU time (user+system) of this process and of the private
-// ClickHouse server, found through its pid file (.run/clickhouse/clickhouse-server.pid
-// above the working directory, or in $CEKAT_CH_DIR); ok is false when it cannot be read.
+// ClickHouse server; ok is false when the server's cannot be read.
 func benchCPUTimes() (self, server time.Duration, ok bool) {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	pid := benchServerPID()
-	if pid == "" {
-		return self, 0, false
-	}
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return self, 0, false
-	}
-	// Fields after the command, which is in parentheses: state is field 3, utime 14, stime 15.
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	if len(f) < 13 {
-		return self, 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return self, 0, false
-	}
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return self, time.Duration(ut+st) * time.Second / ticksPerSecond, true
-}
-
-func benchServerPID() string {
-	var candidates []string
-	if d := os.Getenv("CEKAT_CH_DIR"); d != "" {
-		candidates = append(candidates, filepath.Join(d, "clickhouse-server.pid"))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			candidates = append(candidates, filepath.Join(dir, ".run", "clickhouse", "clickhouse-server.pid"))
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	for _, c := range candidates {
-		if b, err := os.ReadFile(c); err == nil {
-			if pid := strings.TrimSpace(string(b)); pid != "" {
-				return pid
-			}
-		}
-	}
-	return ""
+	server, ok = sinktest.ServerCPU()
+	return sinktest.SelfCPU(), server, ok
 }
 
 // benchConvConcurrency is the engine's default: conversations worked on at once.
