@@ -60,42 +60,13 @@ USER_FILES_DIR="$CH_DIR/user_files"
 PID_FILE="$CH_DIR/clickhouse-server.pid"
 CONFIG_FILE="$CONF_DIR/config.xml"
 
-log() { printf 'clickhouse.sh: %s\n' "$*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
+SCRIPT_NAME=clickhouse.sh
+# shellcheck source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 
 for p in "$NATIVE_PORT" "$HTTP_PORT" "$INTERSERVER_PORT" "$START_TIMEOUT"; do
 	[[ "$p" =~ ^[0-9]+$ ]] || die "not a number: $p"
 done
-
-# The binaries live in /usr/sbin (server) and /usr/bin (client); /usr/sbin is often not on a
-# non-root user's PATH.
-find_bin() {
-	local name="$1" dir
-	if command -v "$name" >/dev/null 2>&1; then
-		command -v "$name"
-		return 0
-	fi
-	for dir in /usr/sbin /usr/bin /usr/local/sbin /usr/local/bin; do
-		if [[ -x "$dir/$name" ]]; then
-			echo "$dir/$name"
-			return 0
-		fi
-	done
-	return 1
-}
-
-as_root() {
-	if [[ "$(id -u)" -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "need root to run: $* (and sudo is not installed)"
-	fi
-}
 
 cmd_install() {
 	if find_bin clickhouse-server >/dev/null && find_bin clickhouse-client >/dev/null; then
@@ -272,10 +243,6 @@ cmd_env() {
 	fi
 	echo "export CEKAT_ARCHIVER_CLICKHOUSE_ADDR=$HOST:$port"
 	echo "export CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$HOST:$port"
-}
-
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 main() {

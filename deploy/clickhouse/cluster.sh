@@ -62,26 +62,14 @@ ZK_PID_FILE="$ZK_DIR/zookeeper.pid"
 ZK_CFG="$ZK_DIR/zoo.cfg"
 ZK_JAR=/usr/share/java/zookeeper.jar
 
-log() { printf 'cluster.sh: %s\n' "$*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
+SCRIPT_NAME=cluster.sh
+# shellcheck source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 
 [[ "$CLUSTER" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "CEKAT_CLUSTER_NAME must be a plain identifier: $CLUSTER"
 for p in "$ZK_PORT" "$NATIVE_PORT_1" "$NATIVE_PORT_2" "$HTTP_PORT_1" "$HTTP_PORT_2" "$INTERSERVER_PORT_1" "$INTERSERVER_PORT_2"; do
 	[[ "$p" =~ ^[0-9]+$ ]] || die "not a number: $p"
 done
-
-as_root() {
-	if [[ "$(id -u)" -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "need root to run: $* (and sudo is not installed)"
-	fi
-}
 
 cmd_install() {
 	"$CH" install
@@ -240,10 +228,6 @@ cmd_status() {
 cmd_env() {
 	echo "export CEKAT_ARCHIVER_TEST_CLUSTER=$CLUSTER"
 	echo "export CEKAT_ARCHIVER_TEST_CLUSTER_ADDRS=$HOST:$NATIVE_PORT_1,$HOST:$NATIVE_PORT_2"
-}
-
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 main() {

@@ -18,38 +18,10 @@ set -euo pipefail
 
 POLICY_RC=/usr/sbin/policy-rc.d
 
-log() { printf 'prometheus.sh: %s\n' "$*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
-
-# Prometheus and promtool live in /usr/bin; look in the usual places too, for a PATH that misses
-# them.
-find_bin() {
-	local name="$1" dir
-	if command -v "$name" >/dev/null 2>&1; then
-		command -v "$name"
-		return 0
-	fi
-	for dir in /usr/bin /usr/sbin /usr/local/bin /usr/local/sbin; do
-		if [[ -x "$dir/$name" ]]; then
-			echo "$dir/$name"
-			return 0
-		fi
-	done
-	return 1
-}
-
-as_root() {
-	if [[ "$(id -u)" -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "need root to run: $* (and sudo is not installed)"
-	fi
-}
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT_NAME=prometheus.sh
+# shellcheck source=../lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 
 # The temporary policy-rc.d this script wrote, removed on exit; empty when it wrote none.
 temp_policy=""
@@ -100,10 +72,6 @@ cmd_path() {
 	t="$(find_bin promtool)" || die "promtool is not installed; run: $0 install"
 	echo "$p"
 	echo "$t"
-}
-
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 main() {
