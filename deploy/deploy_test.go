@@ -32,6 +32,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
 	"github.com/cekat-archiver/cekat-archiver/syncer/purge"
 	"github.com/cekat-archiver/cekat-archiver/syncer/shard"
+	"github.com/cekat-archiver/cekat-archiver/syncer/webhook"
 )
 
 // files returns the files under deploy/ whose names end in one of exts.
@@ -279,6 +280,9 @@ func exported(t *testing.T) map[string]bool {
 	syncer.NewBudgetMetrics(reg)
 	purge.NewMetrics(reg)
 	reg.MustRegister(shard.Info(shard.Shard{}))
+	if _, err := webhook.New(webhook.Options{Secret: []byte("s"), Store: noStore{}, Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
 	// The daemon takes a registry of its own (it serves it): register what it made there.
 	dreg := prometheus.NewRegistry()
 	schedule, err := config.ParseSchedule("*/5 * * * *", time.UTC)
@@ -321,6 +325,11 @@ func exported(t *testing.T) map[string]bool {
 	}
 	return names
 }
+
+// noStore is a webhook store that is never called: the receiver is made for its metrics.
+type noStore struct{}
+
+func (noStore) SaveWebhookEvents(context.Context, ...sink.WebhookEvent) error { return nil }
 
 // daemonCollectors stand for the metrics a registry holds (a registry gathers, but does
 // not describe, what it holds): one gauge of each name.
