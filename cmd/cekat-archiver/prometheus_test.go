@@ -113,8 +113,9 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(gate.open) // never leave a request held
 
-	// The daemon.
+	// The daemon, with the webhook receiver on (its results have panels and alerts).
 	daemonAddr := promFreeAddr(t)
+	webhookAddr := promFreeAddr(t)
 	daemonEnv := []string{
 		"CEKAT_ARCHIVER_API_BASE_URL=" + srv.URL,
 		"CEKAT_ARCHIVER_API_KEY=" + apiKey,
@@ -130,6 +131,8 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 		"CEKAT_ARCHIVER_SYNC_POLL_IDLE_RUNS=1000",
 		"CEKAT_ARCHIVER_SCHEDULE_SYNC=@every 2s",
 		"CEKAT_ARCHIVER_DAEMON_LISTEN=" + daemonAddr,
+		"CEKAT_ARCHIVER_WEBHOOK_LISTEN=" + webhookAddr,
+		"CEKAT_ARCHIVER_WEBHOOK_SECRET=prom-test-webhook-secret",
 		"CEKAT_ARCHIVER_DAEMON_SHUTDOWN_GRACE=20s",
 		"CEKAT_ARCHIVER_LOG_FORMAT=console",
 	}
@@ -171,10 +174,19 @@ scrape_configs:
 	promWaitHTTP(t, prom, pq.base+"/-/ready", 30*time.Second)
 	t.Logf("prometheus ready after %s", time.Since(began).Round(time.Millisecond))
 
-	// Two runs (with live traffic) seen through Prometheus. The daemon's
-	// metrics label the job `job`, which Prometheus renames exported_job
-	// beside its own target label, so the runs are summed over it.
-	const runsOK = `sum(cekat_archiver_runs_total{result="success"})`
+	// A webhook request without a signature: refused (401), and counted.
+	resp, err := http.Post("http://"+webhookAddr+"/webhook", "application/json", strings.NewReader(`{"event":"message.received"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned webhook request: HTTP %d, want 401", resp.StatusCode)
+	}
+
+	// Two sync runs (with live traffic) seen through Prometheus; the
+	// webhook job's runs are counted apart.
+	const runsOK = `sum(cekat_archiver_runs_total{task="sync",result="success"})`
 	pq.waitAtLeast(runsOK, 2, 30*time.Second)
 	if up := pq.scalar(`up{job="` + promJob + `"}`); up != 1 {
 		t.Fatalf("up{job=%q} = %v, want 1", promJob, up)
@@ -228,6 +240,9 @@ scrape_configs:
 
 	// The exposition after runs have filled every labelled family.
 	promLint(t, promtool, promGet(t, daemonURL+"/metrics"), "after the runs")
+
+	// Every dashboard and alert expression, against what the daemon exports.
+	promCheckExpressions(t, pq)
 
 	// Thaw, then stop Prometheus and the daemon: the daemon must exit 0.
 	gate.open()
