@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, locally: a private ClickHouse, the Cekat API simulator, and the archiver
-# archiving every simulated conversation, then its status and a few numbers from the archive.
+# discovering every simulated conversation through the conversation list (GET /api/conversations)
+# and archiving it, then its status and a few numbers from the archive.
 #
 # Usage: deploy/demo.sh            (or: make demo)
 #
@@ -9,6 +10,7 @@
 #   DEMO_MEAN_MESSAGES   mean messages per conversation, heavy-tailed (default 150)
 #   DEMO_SHAPE           documented or real (default real)
 #   DEMO_SIM_ADDR        simulator address (default 127.0.0.1:18090)
+# and deploy/clickhouse/clickhouse.sh's CEKAT_CH_* (ports, state directory) for the private ClickHouse.
 # ClickHouse is left running so the archive can be queried:
 #   deploy/clickhouse/clickhouse.sh client --database cekat_demo
 # and stopped with: deploy/clickhouse/clickhouse.sh stop   (or: make stop)
@@ -19,6 +21,8 @@ cd "$REPO_DIR"
 RUN_DIR="$REPO_DIR/.run/demo"
 BIN_DIR="$REPO_DIR/bin"
 SIM_ADDR="${DEMO_SIM_ADDR:-127.0.0.1:18090}"
+# analytics.timezone: the days of messages_daily, and of the numbers below.
+ZONE="Asia/Jakarta"
 mkdir -p "$RUN_DIR" "$BIN_DIR"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -43,7 +47,7 @@ for _ in $(seq 1 50); do
 	[ -s "$RUN_DIR/conversations.txt" ] && curl -fsS "http://$SIM_ADDR/_sim/counts" >/dev/null 2>&1 && break
 	sleep 0.1
 done
-echo "$(wc -l <"$RUN_DIR/conversations.txt") conversations"
+echo "$(wc -l <"$RUN_DIR/conversations.txt") conversations simulated"
 
 cat >"$RUN_DIR/config.yaml" <<YAML
 # Written by deploy/demo.sh: the archiver against the local simulator.
@@ -58,8 +62,14 @@ api:
 clickhouse:
   addr: [$CEKAT_ARCHIVER_CLICKHOUSE_ADDR]
   database: cekat_demo
+# Discovery: the conversations the API lists, of every platform (the default is WhatsApp
+# only), so the archive has every simulated conversation and the table conversations is filled.
 conversations:
-  file: $RUN_DIR/conversations.txt
+  discover:
+    enabled: true
+    platforms: []
+analytics:
+  timezone: $ZONE
 sync:
   concurrency: 4
   detail_concurrency: 8
@@ -75,7 +85,7 @@ deploy/clickhouse/clickhouse.sh client --query "DROP DATABASE IF EXISTS cekat_de
 step "cekat-archiver sync --once (first sync: the whole history)"
 "$BIN_DIR/cekat-archiver" sync --once
 
-step "cekat-archiver sync --once (again: nothing new upstream: one list call per conversation, plus re-checks of statuses still moving)"
+step "cekat-archiver sync --once (again: nothing new upstream: the conversation list shows every conversation unchanged, so only statuses still moving are re-checked)"
 "$BIN_DIR/cekat-archiver" sync --once --progress=none
 
 step "cekat-archiver status"
@@ -88,7 +98,11 @@ q() { deploy/clickhouse/clickhouse.sh client --database cekat_demo --format Pret
 q "SELECT count() AS messages, uniqExact(conversation_id) AS conversations, min(sent_at) AS oldest, max(sent_at) AS newest FROM messages_current"
 q "SELECT type, count() AS messages, round(avg(enriched), 3) AS enriched FROM messages_current GROUP BY type ORDER BY messages DESC"
 q "SELECT direction, status, count() AS messages FROM messages_current GROUP BY direction, status ORDER BY direction, messages DESC"
-q "SELECT day, direction, sum(messages) AS messages, sum(read) AS read_count, max(delivery_p50_seconds) AS delivery_p50_s FROM messages_daily GROUP BY day, direction ORDER BY day DESC, direction LIMIT 6"
+q "SELECT platform_type, stage_status, count() AS conversations FROM conversations FINAL GROUP BY platform_type, stage_status ORDER BY platform_type, conversations DESC"
+# Per day and direction, from the rollup behind messages_daily: counts add up across its rows,
+# medians do not (the largest of the rows' medians is no median), so the median is taken of
+# every delivery time of the day and direction, merged from the rollup's states.
+q "SELECT day, direction, messages, read_count, if(empty(d), NULL, toNullable(round(arrayReduce('quantileExact(0.5)', d), 1))) AS delivery_p50_s FROM (SELECT toDate(bucket, '$ZONE') AS day, direction, uniqExactMerge(messages_state) AS messages, uniqExactIfMerge(read_state) AS read_count, arrayMap(p -> p.2, groupUniqArrayIfMerge(delivery_seconds_state)) AS d FROM message_rollup GROUP BY day, direction) ORDER BY day DESC, direction LIMIT 6"
 q "SELECT responder_name, count() AS turns, round(quantileExact(0.5)(response_seconds), 1) AS first_response_p50_s FROM message_turns WHERE opens_turn AND reply_message_id != '' GROUP BY responder_name ORDER BY turns DESC LIMIT 5"
 q "SELECT endpoint, count() AS quarantined FROM quarantine FINAL GROUP BY endpoint"
 q "SELECT run_id, result, new_messages, enriched, rechecked, requests, finished_at - started_at AS seconds FROM sync_runs ORDER BY started_at"

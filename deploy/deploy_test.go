@@ -1,9 +1,12 @@
 // Package deploy_test checks the deploy kit with what runs here: every YAML and JSON file
-// parses, the Kubernetes pods are locked down, the dashboard and the alert rules name only
-// metrics the archiver exports, promtool checks and tests the alert rules, systemd-analyze
-// verifies the unit, and hadolint lints the Dockerfile. A tool that is not installed skips
-// its test (`deploy/prometheus/prometheus.sh install` installs promtool); building the image
-// needs a Docker daemon and CEKAT_ARCHIVER_TEST_DOCKER=1.
+// parses, the Kubernetes pods are locked down, their users and the systemd unit's read their
+// files as laid out for them (as root, with setpriv), each pod is one scrape target, the
+// dashboard and the alert rules name only metrics the archiver exports and sum the shards,
+// promtool checks and tests the alert rules, systemd-analyze verifies the unit, hadolint lints
+// the Dockerfile, and the demo's configuration and median query hold (the query with
+// ClickHouse). A tool that is not installed skips its test (`deploy/prometheus/prometheus.sh
+// install` installs promtool); building the image needs a Docker daemon and
+// CEKAT_ARCHIVER_TEST_DOCKER=1.
 package deploy_test
 
 import (
