@@ -129,12 +129,14 @@ type workload struct {
 				Template podTemplate `yaml:"template"`
 			} `yaml:"spec"`
 		} `yaml:"jobTemplate"`
-		VolumeClaimTemplates []struct {
-			Metadata struct {
-				Name string `yaml:"name"`
-			} `yaml:"metadata"`
-		} `yaml:"volumeClaimTemplates"`
+		VolumeClaimTemplates []claimTemplate `yaml:"volumeClaimTemplates"`
 	} `yaml:"spec"`
+}
+
+type claimTemplate struct {
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
 }
 
 func (w workload) pod(kind string) podTemplate {
@@ -189,8 +191,10 @@ type podVolume struct {
 		SecretName  string `yaml:"secretName"`
 		DefaultMode *int   `yaml:"defaultMode"`
 	} `yaml:"secret"`
-	PersistentVolumeClaim *struct{} `yaml:"persistentVolumeClaim"`
-	EmptyDir              *struct{} `yaml:"emptyDir"`
+	PersistentVolumeClaim *struct {
+		ClaimName string `yaml:"claimName"`
+	} `yaml:"persistentVolumeClaim"`
+	EmptyDir *struct{} `yaml:"emptyDir"`
 }
 
 // The image's user (deploy/docker/Dockerfile: USER 65532:65532), where the pod sets none.
@@ -547,4 +551,72 @@ func installAsDocumented(t *testing.T, root string, unit []byte) []string {
 		t.Fatal("the unit documents no install line")
 	}
 	return created
+}
+
+// The spool outlives the pod: the volume that holds sync.spool_dir is a PersistentVolumeClaim
+// defined in the manifests, or one of the StatefulSet's volumeClaimTemplates. On an emptyDir,
+// what a killed pod could not write would be lost, and its API calls paid again.
+func TestKubernetesSpoolPersists(t *testing.T) {
+	_, configMaps := kubeData(t)
+	claims := map[string]bool{}
+	type workloadPod struct {
+		path string
+		w    workload
+		pod  podTemplate
+	}
+	var pods []workloadPod
+	for path, objs := range kubeDocs(t) {
+		for _, d := range objs {
+			switch d.Kind {
+			case "PersistentVolumeClaim":
+				var c struct {
+					Metadata struct {
+						Name string `yaml:"name"`
+					} `yaml:"metadata"`
+				}
+				d.decode(t, &c)
+				claims[c.Metadata.Name] = true
+			case "Deployment", "StatefulSet", "CronJob":
+				var w workload
+				d.decode(t, &w)
+				pods = append(pods, workloadPod{path, w, w.pod(d.Kind)})
+			}
+		}
+	}
+	if len(pods) != 3 {
+		t.Fatalf("%d workloads, want the Deployment, the CronJob and the StatefulSet", len(pods))
+	}
+	for _, p := range pods {
+		for _, c := range p.pod.Spec.Containers {
+			spool := ""
+			for _, from := range c.EnvFrom {
+				if v := configMaps[from.ConfigMapRef.Name]["CEKAT_ARCHIVER_SYNC_SPOOL_DIR"]; v != "" {
+					spool = v
+				}
+			}
+			if spool == "" {
+				t.Errorf("%s: container %s sets no CEKAT_ARCHIVER_SYNC_SPOOL_DIR", p.path, c.Name)
+				continue
+			}
+			// The mount that holds the spool: the longest mount path above it.
+			volume, longest := "", ""
+			for _, m := range c.VolumeMounts {
+				if strings.HasPrefix(spool+"/", strings.TrimSuffix(m.MountPath, "/")+"/") && len(m.MountPath) > len(longest) {
+					volume, longest = m.Name, m.MountPath
+				}
+			}
+			persistent := slices.ContainsFunc(p.w.Spec.VolumeClaimTemplates, func(v claimTemplate) bool { return v.Metadata.Name == volume })
+			for _, v := range p.pod.Spec.Volumes {
+				if v.Name == volume && v.PersistentVolumeClaim != nil {
+					if !claims[v.PersistentVolumeClaim.ClaimName] {
+						t.Errorf("%s: the claim %s is defined in no manifest", p.path, v.PersistentVolumeClaim.ClaimName)
+					}
+					persistent = true
+				}
+			}
+			if !persistent {
+				t.Errorf("%s: the spool %s is on the volume %q, which is neither a PersistentVolumeClaim nor a volumeClaimTemplate", p.path, spool, volume)
+			}
+		}
+	}
 }
