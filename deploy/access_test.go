@@ -435,7 +435,9 @@ func checkUnitAccess(t *testing.T, setpriv, bin string) {
 	if name := dirs["StateDirectory"]; name != "" {
 		mkdirOwned(t, filepath.Join(root, "var/lib", name), octal(t, dirs["StateDirectoryMode"], 0o755), dynamicUser, dynamicUser)
 	}
-	// Credentials: read by systemd as root, copied for the service's user alone.
+	// Credentials: read by systemd as root and written 0400 for the service's user alone (root's
+	// with an ACL that lets the user read, or the user's where the file system has no ACLs:
+	// src/core/exec-credential.c, write_credential); modelled as the user's.
 	mkdirOwned(t, filepath.Join(root, credDir), 0o500, 0, 0)
 	for _, c := range creds {
 		data, err := os.ReadFile(filepath.Join(root, c[1]))
