@@ -608,7 +608,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		// What the conversation list says decides, where it says it: a
 		// conversation with nothing new since its last walk is not polled.
 		if known, same := l.unchanged(id, &e.heads); known && !opts.All {
-			if same && ok && !hasNewMessagesGap(st) {
+			if same && ok && !hasNewMessagesGap(st) && !retry(st) {
 				sum.Unchanged++
 				continue
 			}
@@ -618,7 +618,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		// Conversations named explicitly are synced even if not due. A
 		// conversation due within dueSlack counts as due, so that one
 		// polled "every run" is not missed by a run that starts early.
-		if ok && len(only) == 0 && !opts.All && st.NextDueAt.After(now.Add(dueSlack)) {
+		if ok && len(only) == 0 && !opts.All && !retry(st) && st.NextDueAt.After(now.Add(dueSlack)) {
 			sum.NotDue++
 			continue
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
 )
 
 // tracked is the union of the configured ids, the ids file (read afresh at
@@ -47,3 +49,9 @@ func readIDsFile(path string) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// retry says whether a conversation's last sync failed (not for being gone
+// upstream, which waits GoneRetry): the next run syncs it again, whatever
+// the conversation list or the polling interval say, since neither knows
+// of the failure.
+func retry(st sink.State) bool { return st.LastError != "" && !st.Gone }
