@@ -777,9 +777,10 @@ func cutByStop(ctx context.Context, err error) bool {
 }
 
 // stopsRun says whether an error ends the whole run rather than one
-// conversation's sync: the archive is failing, or the API budget is spent.
+// conversation's sync: the archive is failing, the API budget is spent, or
+// the API refused the key (every other call would be refused too).
 func stopsRun(err error) bool {
-	return errors.As(err, new(errStore)) || outOfBudget(err)
+	return errors.As(err, new(errStore)) || outOfBudget(err) || cekat.IsAuthRefused(err)
 }
 
 // outOfBudget: the daily budget is spent, or the server asked for a pause

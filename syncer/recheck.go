@@ -348,7 +348,7 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 		call := func() {
 			defer calls.Done()
 			d, err := e.api.GetMessage(gctx, row.MessageID)
-			if err != nil && (gctx.Err() != nil || outOfBudget(err)) {
+			if err != nil && (gctx.Err() != nil || stopsRun(err)) {
 				// Left due: the next run asks again.
 				failed.Do(func() { callErr = err; cancel() })
 				return

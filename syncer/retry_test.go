@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
@@ -23,6 +24,8 @@ type faultyAPI struct {
 	srv    *httptest.Server
 	down   atomic.Bool
 	status atomic.Int32
+	calls  atomic.Int64           // answered while down
+	only   atomic.Pointer[string] // when set, only paths with this prefix are down
 }
 
 func newFaultyAPI(t *testing.T, sim *cekatsim.Server) *faultyAPI {
@@ -30,7 +33,8 @@ func newFaultyAPI(t *testing.T, sim *cekatsim.Server) *faultyAPI {
 	f := &faultyAPI{}
 	api := sim.Handler()
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.down.Load() {
+		if only := f.only.Load(); f.down.Load() && (only == nil || strings.HasPrefix(r.URL.Path, *only)) {
+			f.calls.Add(1)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(int(f.status.Load()))
 			_, _ = w.Write([]byte(`{"success":false,"error":{"message":"refused"}}`))
@@ -96,4 +100,83 @@ func TestFailedConversationRetriedWhateverTheListSays(t *testing.T) {
 	if sum := e.Sync(ctx, nil); sum.Unchanged != 12 {
 		t.Errorf("idle run: %d unchanged, want 12", sum.Unchanged)
 	}
+}
+
+// A refused credential (HTTP 401 or 403) stops the run at its first
+// answer: every other call carries the same key and would be refused too.
+// The run fails, so `sync --once` exits non-zero, and no conversation's
+// state records the refusal as its own failure.
+func TestRefusedKeyStopsTheRun(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		status    int
+		discovery bool
+		only      string
+		conc      int // conversations at once: at most that many calls are in flight when the first refusal comes
+	}{
+		{"401 without discovery", http.StatusUnauthorized, false, "", 4},
+		{"403 without discovery", http.StatusForbidden, false, "", 4},
+		{"401 with discovery", http.StatusUnauthorized, true, "", 4},
+		{"403 with discovery", http.StatusForbidden, true, "", 4},
+		{"401 on detail calls only", http.StatusUnauthorized, false, "/messages/", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, err := cekatsim.New(cekatsim.Options{Seed: 42, Shape: cekatsim.ShapeReal, Conversations: 30, MeanMessages: 4,
+				Start: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			api := newFaultyAPI(t, sim)
+			client := api.client(t)
+			archive := memarchive.New()
+			opts := syncer.Options{Now: sim.Now, Logger: zaptest.NewLogger(t), Concurrency: tc.conc, DetailConcurrency: tc.conc}
+			if tc.discovery {
+				opts.Discovery = &syncer.Discovery{API: client}
+			} else {
+				opts.ConversationIDs = sim.ConversationIDs()
+			}
+			e := syncer.New(client, archive, opts)
+			ctx := context.Background()
+			if tc.discovery {
+				// Conversations listed by an earlier run are polled when
+				// the list fails for another reason: not for this one.
+				if sum := e.Sync(ctx, nil); sum.Failure() != nil {
+					t.Fatal(sum.Failure())
+				}
+				sim.Advance(time.Minute)
+			}
+			api.status.Store(int32(tc.status))
+			if tc.only != "" {
+				api.only.Store(&tc.only)
+			}
+			api.down.Store(true)
+			sum := e.Sync(ctx, nil)
+			if !cekat.IsAuthRefused(sum.Failure()) {
+				t.Errorf("run failure %v; want the refused credential", sum.Failure())
+			}
+			for _, m := range archive.Messages() {
+				if !m.Enriched {
+					t.Errorf("message %s archived without its detail: %s", m.MessageID, m.EnrichError)
+					break
+				}
+			}
+			if n := api.calls.Load(); n > int64(tc.conc) {
+				t.Errorf("%d calls refused; want the run to stop at the first (at most %d in flight)", n, tc.conc)
+			}
+			states, _ := archive.LoadStates(ctx)
+			if failing := countStates(states, func(st sink.State) bool { return st.LastError != "" }); failing != 0 {
+				t.Errorf("%d conversations record the refusal as their failure", failing)
+			}
+		})
+	}
+}
+
+func countStates(states map[string]sink.State, f func(sink.State) bool) int {
+	n := 0
+	for _, st := range states {
+		if f(st) {
+			n++
+		}
+	}
+	return n
 }

@@ -675,7 +675,7 @@ func (e *Engine) enrichedRow(ctx context.Context, r *run, conv string, m cekat.M
 	switch {
 	case err == nil:
 		count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
-	case ctx.Err() != nil || r.stopped.Err() != nil || outOfBudget(err):
+	case ctx.Err() != nil || r.stopped.Err() != nil || stopsRun(err):
 		// A failure while the run stops is left to the next run, not
 		// archived unenriched: the stop can reach the call (through
 		// r.stopped's AfterFunc) before it reaches ctx, and the transport

@@ -57,6 +57,10 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 		Run: func(ctx context.Context) error {
 			sum := engine.Sync(ctx, nil)
 			logSummary(log, sum)
+			if err := sum.Failure(); cekat.IsAuthRefused(err) {
+				log.Error("the Cekat API refused the API key; every run stops at its first call until the key is fixed",
+					zap.String("check", refusedKey(cfg.API, err)))
+			}
 			return sum.Failure()
 		},
 	}}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +16,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
+	"github.com/cekat-archiver/cekat-archiver/config"
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
 type syncCmd struct {
@@ -68,13 +71,41 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	logSummary(log, sum)
 	if err := sum.Failure(); err != nil {
 		msg := "sync failed: " + err.Error()
-		if syncer.IsArchiveFailure(err) {
+		switch {
+		case syncer.IsArchiveFailure(err):
 			msg = fmt.Sprintf("sync failed: ClickHouse (%s, database %s) failed: %v", strings.Join(cfg.ClickHouse.Addr, ", "),
 				cfg.ClickHouse.Database, err)
+		case cekat.IsAuthRefused(err):
+			msg = "sync failed: " + refusedKey(cfg.API, err)
 		}
 		return exitCodeError{code: 1, msg: msg}
 	}
 	return nil
+}
+
+// refusedKey says which credential the API refused and how it was sent:
+// the run stopped at the first refusal, since every call carries that key.
+func refusedKey(cfg config.API, err error) string {
+	status := "refused"
+	var ce *cekat.Error
+	if errors.As(err, &ce) {
+		status = fmt.Sprintf("HTTP %d", ce.Status)
+	}
+	source := "api.key"
+	if cfg.KeyFile != "" {
+		source = fmt.Sprintf("api.key_file (%s)", cfg.KeyFile)
+	}
+	var headers string
+	switch cekat.AuthMode(cfg.Auth) {
+	case cekat.AuthBearer:
+		headers = "the Authorization: Bearer header"
+	case cekat.AuthAPIKey:
+		headers = "the api_key header"
+	default:
+		headers = "both the Authorization: Bearer and the api_key headers"
+	}
+	return fmt.Sprintf("the Cekat API refused the API key (%s); the run stopped at the first refusal. Check %s, and api.auth "+
+		"(%q: the key is sent in %s): %v", status, source, cfg.Auth, headers, err)
 }
 
 // stoppedBeforeRun turns err, met before the run began, into a clean stop

@@ -165,6 +165,14 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
+// IsAuthRefused reports whether the API refused the call's credential
+// (HTTP 401 or 403). Every call to an API carries the same credential, so
+// the calls after it would be refused too.
+func IsAuthRefused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
+}
+
 // ErrMalformedBody marks a 2xx answer whose body is not valid JSON: most
 // often a body cut short, so it is retried like a network failure.
 var ErrMalformedBody = errors.New("malformed JSON body")
