@@ -579,6 +579,9 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		return storeErr(fmt.Errorf("load sync state: %w", err))
 	}
 	now := e.opts.Now()
+	// Only a run over every tracked conversation sets the gauges of the
+	// workspace: a run for a webhook event sees a few of them.
+	full := len(only) == 0 && !opts.Triggered
 	if len(only) == 0 || opts.Triggered {
 		checks, err := e.store.DueChecks(ctx, now.UTC(), maxDueChecks)
 		if err != nil {
@@ -588,22 +591,17 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		// messages of its own conversations.
 		checks = slices.DeleteFunc(checks, func(c sink.StatusCheck) bool { return !e.opts.Shard.Owns(c.ConversationID) })
 		r.due = newDueSet(checks)
-		e.opts.Metrics.checksDue.Set(float64(len(checks)))
+		if full {
+			e.opts.Metrics.checksDue.Set(float64(len(checks)))
+		}
 	}
 	var due []string
-	var lagging, gone int
 	for _, id := range ids {
 		st, ok := states[id]
 		if ok && !st.PurgedAt.IsZero() {
 			// Deleted upstream by the retention purge: never polled again,
 			// neither lagging nor gone; its archive is the record.
 			continue
-		}
-		if !ok || !st.BackfillComplete || len(st.Gaps) > 0 || st.LastError != "" {
-			lagging++
-		}
-		if st.Gone {
-			gone++
 		}
 		// What the conversation list says decides, where it says it: a
 		// conversation with nothing new since its last walk is not polled.
@@ -624,11 +622,10 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		}
 		due = append(due, id)
 	}
-	m := e.opts.Metrics
-	m.conversations.WithLabelValues("tracked").Set(float64(len(ids)))
-	m.conversations.WithLabelValues("due").Set(float64(len(due)))
-	m.conversations.WithLabelValues("lagging").Set(float64(lagging))
-	m.conversations.WithLabelValues("gone").Set(float64(gone))
+	if full {
+		e.opts.Metrics.conversations.WithLabelValues("due").Set(float64(len(due)))
+		e.opts.Metrics.setStates(ids, func(id string) (sink.State, bool) { st, ok := states[id]; return st, ok })
+	}
 	sum.Conversations = len(due)
 	r.progress.Conversations.Store(int64(len(due)))
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
@@ -726,7 +723,16 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			sum.LeftForLater++
 		}
 	}
-	e.opts.Metrics.deferred.Set(float64(sum.LeftForLater))
+	if full {
+		e.opts.Metrics.deferred.Set(float64(sum.LeftForLater))
+		e.opts.Metrics.setStates(ids, func(id string) (sink.State, bool) {
+			if st, ok := latest[id]; ok {
+				return st, true
+			}
+			st, ok := states[id]
+			return st, ok
+		})
+	}
 	if outOfBudget(err) {
 		// Doing what fits is the plan when the budget is short, not a failure.
 		sum.StoppedBy = err.Error()

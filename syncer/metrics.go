@@ -51,16 +51,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		// Separate gauges, not one with a state label: due, lagging and gone
 		// are overlapping subsets of tracked, and a sum over them would mean
 		// nothing.
+		// Full runs (scheduled, over every tracked conversation) set them
+		// from the stored states; runs for webhook events leave them.
 		conversations: newStateGauges(ns, map[string]string{
-			"tracked": "Conversations tracked at the start of the last run.",
-			"due":     "Tracked conversations due to be synced in the last run.",
-			"lagging": "Tracked conversations whose history is not complete yet or whose last sync failed, at the start of the last run.",
-			"gone":    "Tracked conversations the API answered 404 for, at the start of the last run.",
+			"tracked": "Conversations tracked, as of the last full (scheduled) run.",
+			"due":     "Tracked conversations due to be synced at the start of the last full (scheduled) run.",
+			"lagging": "Tracked conversations never synced, whose history is not complete yet, or whose last sync failed, from the stored states at the start and at the end of the last full (scheduled) run.",
+			"gone":    "Tracked conversations the API answered 404 for, from the stored states at the start and at the end of the last full (scheduled) run.",
 		}),
 		deferred: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "conversations_deferred",
-			Help: "Conversations the last run left for later because the API budget ran out."}),
+			Help: "Conversations the last full (scheduled) run left for later: new messages not fetched (the API budget ran out) or older history still to fetch."}),
 		checksDue: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "status_checks_due",
-			Help: "Messages whose status was due to be fetched again at the start of the last run."}),
+			Help: "Messages whose status was due to be fetched again at the start of the last full (scheduled) run (counted up to 20,000)."}),
 	}
 	reg.MustRegister(m.requests, m.requestDuration, m.archived, m.enriched, m.enrichFailed, m.rechecked, m.changed,
 		m.quarantined, m.conversations, m.deferred, m.checksDue)
