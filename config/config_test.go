@@ -234,6 +234,16 @@ loggin: line 8: unknown key`,
 			want: "sync.concurrency: line 6: duplicate key, first set on line 5",
 		},
 		{
+			// The mapping that holds a duplicate is not read at all: its
+			// other keys are not reported as missing.
+			file: "duplicate-key-beside-required.yaml",
+			want: "api.key: line 5: duplicate key, first set on line 3",
+		},
+		{
+			file: "duplicate-section.yaml",
+			want: "api: line 6: duplicate key, first set on line 1",
+		},
+		{
 			file: "section-not-mapping.yaml",
 			want: "api: line 2: cannot use a list as a mapping",
 		},

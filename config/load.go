@@ -39,12 +39,13 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 	cfg := Default()
 	var p problems
+	var unread []string
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return Config{}, err
 		}
-		if err := decodeYAML(data, &cfg, &p); err != nil {
+		if unread, err = decodeYAML(data, &cfg, &p); err != nil {
 			return Config{}, fmt.Errorf("parsing %s: %w", path, err)
 		}
 	}
@@ -56,7 +57,7 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	readSecretFiles(&cfg, &p)
 	cfg.validate(&p)
 	if len(p) > 0 {
-		p = p.dropRepeatedKeys(read)
+		p = p.dropRepeatedKeys(read, unread...)
 		return Config{}, p.err()
 	}
 	return cfg, nil
@@ -64,34 +65,41 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 
 // decodeYAML decodes data over cfg, rejecting unknown keys. It adds the
 // problems of single keys to p and returns an error if data is not YAML.
-func decodeYAML(data []byte, cfg *Config, p *problems) error {
+// It also returns the key paths of the mappings it could not read ("" for
+// the whole file): yaml reads nothing of a mapping that holds a duplicate
+// key, so its keys keep their defaults.
+func decodeYAML(data []byte, cfg *Config, p *problems) (unread []string, _ error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(cfg)
 	if errors.Is(err, io.EOF) {
-		return nil // empty, or only comments
+		return nil, nil // empty, or only comments
 	}
 	var typeErr *yaml.TypeError
 	if err != nil && !errors.As(err, &typeErr) {
-		return err
+		return nil, err
 	}
 	switch err := dec.Decode(new(yaml.Node)); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return err
+		return nil, err
 	default:
-		return errors.New("more than one YAML document")
+		return nil, errors.New("more than one YAML document")
 	}
 
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return err // decoded once already: cannot happen
+		return nil, err // decoded once already: cannot happen
 	}
 	f := indexFile(&root)
 	var found []lineProblem
 	if typeErr != nil {
 		for _, msg := range typeErr.Errors {
-			found = append(found, f.explain(msg))
+			lp := f.explain(msg)
+			found = append(found, lp)
+			if lp.duplicate {
+				unread = append(unread, lp.parent)
+			}
 		}
 	}
 	found = append(found, f.truncatedFloats()...)
@@ -99,7 +107,7 @@ func decodeYAML(data []byte, cfg *Config, p *problems) error {
 	for _, lp := range found {
 		*p = append(*p, lp.err)
 	}
-	return nil
+	return unread, nil
 }
 
 var (
@@ -113,6 +121,9 @@ var (
 type lineProblem struct {
 	line int
 	err  error
+	// duplicate: a key set twice in the mapping at parent.
+	duplicate bool
+	parent    string
 }
 
 // file indexes the nodes of a YAML file by line and knows the Go type of
@@ -139,23 +150,25 @@ func (f *file) explain(msg string) lineProblem {
 	}
 	if m := unknownKeyError.FindStringSubmatch(msg); m != nil {
 		if l, ok := findKey(f.keys[line], m[2]); ok {
-			return lineProblem{line, fmt.Errorf("%s: line %d: unknown key", l.path, line)}
+			return lineProblem{line: line, err: fmt.Errorf("%s: line %d: unknown key", l.path, line)}
 		}
 	}
 	if m := duplicateError.FindStringSubmatch(msg); m != nil {
 		name, err := strconv.Unquote(m[2])
 		if l, ok := findKey(f.keys[line], name); ok && err == nil {
-			return lineProblem{line, fmt.Errorf("%s: line %d: duplicate key, first set on line %s", l.path, line, m[3])}
+			parent := strings.TrimSuffix(strings.TrimSuffix(l.path, name), ".")
+			return lineProblem{line: line, err: fmt.Errorf("%s: line %d: duplicate key, first set on line %s", l.path, line, m[3]),
+				duplicate: true, parent: parent}
 		}
 	}
 	if m := wrongTypeError.FindStringSubmatch(msg); m != nil {
 		if l, ok := findValue(f.values[line], m[2], m[3]); ok {
 			if t, ok := typeAt(f.types, l.path); ok {
-				return lineProblem{line, fmt.Errorf("%s: line %d: cannot use %s as %s", l.path, line, describeNode(l.node), describeType(t))}
+				return lineProblem{line: line, err: fmt.Errorf("%s: line %d: cannot use %s as %s", l.path, line, describeNode(l.node), describeType(t))}
 			}
 		}
 	}
-	return lineProblem{line, errors.New(msg)}
+	return lineProblem{line: line, err: errors.New(msg)}
 }
 
 // truncatedFloats finds the numbers with a fraction given for integer keys,
@@ -165,7 +178,7 @@ func (f *file) truncatedFloats() []lineProblem {
 	for _, l := range f.all {
 		t, ok := typeAt(f.types, l.path)
 		if ok && t.Kind() == reflect.Int && l.node.Kind == yaml.ScalarNode && l.node.ShortTag() == "!!float" {
-			found = append(found, lineProblem{l.node.Line, fmt.Errorf("%s: line %d: cannot use %s as %s", l.path, l.node.Line, describeNode(l.node), describeType(t))})
+			found = append(found, lineProblem{line: l.node.Line, err: fmt.Errorf("%s: line %d: cannot use %s as %s", l.path, l.node.Line, describeNode(l.node), describeType(t))})
 		}
 	}
 	return found

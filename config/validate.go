@@ -301,14 +301,19 @@ func (p *problems) check(key string, err error) {
 func (p *problems) err() error { return errors.Join(*p...) }
 
 // dropRepeatedKeys drops the problems after the first n whose key one of
-// the first n already has, or is within (api.base_url within api).
-func (p problems) dropRepeatedKeys(n int) problems {
+// the first n already has, or is within (api.base_url within api), or is
+// within a mapping of the file that could not be read (unread; "" is the
+// whole file): such a key was checked as its default, which says nothing.
+func (p problems) dropRepeatedKeys(n int, unread ...string) problems {
 	out := p[:n:n]
 	for _, e := range p[n:] {
 		key, repeated := problemKey(e), false
 		for _, first := range p[:n] {
 			k := problemKey(first)
 			repeated = repeated || key == k || strings.HasPrefix(key, k+".")
+		}
+		for _, u := range unread {
+			repeated = repeated || u == "" || key == u || strings.HasPrefix(key, u+".")
 		}
 		if !repeated {
 			out = append(out, e)
