@@ -412,10 +412,13 @@ type ConversationStatus struct {
 	State
 	Archived     uint64
 	NewestSentAt time.Time
+	// NeverSynced: tracked, but no run has saved a state of it yet.
+	NeverSynced bool
 }
 
-// Status reports every conversation with a sync state, in id order.
-func (a *Archive) Status(ctx context.Context) ([]ConversationStatus, error) {
+// Status reports every conversation with a sync state, and those of
+// tracked without one, in id order.
+func (a *Archive) Status(ctx context.Context, tracked ...string) ([]ConversationStatus, error) {
 	states, err := a.LoadStates(ctx)
 	if err != nil {
 		return nil, err
@@ -446,6 +449,14 @@ func (a *Archive) Status(ctx context.Context) ([]ConversationStatus, error) {
 		c := counts[id]
 		c.State = st
 		out = append(out, c)
+	}
+	for _, id := range tracked {
+		if _, ok := states[id]; !ok {
+			c := counts[id]
+			c.State, c.NeverSynced = State{ConversationID: id}, true
+			out = append(out, c)
+			states[id] = c.State // a repeated id makes one line
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ConversationID < out[j].ConversationID })
 	return out, nil

@@ -72,3 +72,28 @@ func TestSyncStopsAtRefusedKey(t *testing.T) {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
+
+// status lists the tracked conversations never synced (the lagging gauge
+// counts them), and status --lagging exits 3 while some lag, 0 when none.
+func TestStatusListsNeverSyncedAndLaggingExitCode(t *testing.T) {
+	r := newOpsRig(t, 6)
+	ids := r.sim.ConversationIDs()
+	r.env = append(r.env, "CEKAT_ARCHIVER_CONVERSATIONS_IDS", strings.Join(ids, ","))
+	if code, out, errOut := r.cli(nil, "sync", "--once", "--progress=none", "--conversation", ids[0]); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := r.cli(nil, "status")
+	if code != 0 || !strings.Contains(out, "TOTAL 6") || strings.Count(out, "never synced") != 5 {
+		t.Errorf("status: exit %d, want TOTAL 6 with 5 never synced:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = r.cli(nil, "status", "--lagging", "-o", "json")
+	if code != exitLagging || strings.Count(out, `"never_synced": true`) != 5 {
+		t.Errorf("status --lagging: exit %d, want %d and the 5 never synced:\n%s%s", code, exitLagging, out, errOut)
+	}
+	if code, out, errOut := r.cli(nil, "sync", "--once", "--progress=none"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := r.cli(nil, "status", "--lagging"); code != 0 || !strings.Contains(out, "TOTAL 0") {
+		t.Errorf("status --lagging after a complete sync: exit %d, want 0 and no conversation:\n%s%s", code, out, errOut)
+	}
+}

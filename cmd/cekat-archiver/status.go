@@ -9,16 +9,22 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
 )
 
 type statusCmd struct {
 	Output  string `help:"table (for people) or json (for scripts: every field, whole errors)." enum:"table,json" default:"table" short:"o"`
-	Lagging bool   `help:"Only the conversations that need attention: history not complete, a failed last sync, or gone upstream."`
+	Lagging bool   `help:"Only the conversations that need attention: never synced, history not complete, a failed last sync, or gone upstream. Exits 3 when some lag (all but the gone ones), 0 when none do, 1 when the archive cannot be read."`
 }
 
+// exitLagging is the exit code of status --lagging when some conversations lag.
+const exitLagging = 3
+
 func (s statusCmd) Run(ctx context.Context, e *env) error {
-	_, _, store, err := e.openArchive(ctx)
+	cfg, _, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
 	}
@@ -31,7 +37,13 @@ func (s statusCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	defer archive.Close(ctx)
-	rows, err := archive.Status(ctx)
+	// Conversations tracked but never synced are listed too: the lagging
+	// gauge counts them.
+	tracked, err := syncer.Tracked(ctx, archive, engineOptions(cfg, nil, nil, nil, zap.NewNop()))
+	if err != nil {
+		return err
+	}
+	rows, err := archive.Status(ctx, tracked...)
 	if err != nil {
 		return err
 	}
@@ -39,9 +51,14 @@ func (s statusCmd) Run(ctx context.Context, e *env) error {
 		rows = slices.DeleteFunc(rows, func(r sink.ConversationStatus) bool { return !needsAttention(r) })
 	}
 	if s.Output == "json" {
-		return printStatusJSON(e.stdout, rows)
+		err = printStatusJSON(e.stdout, rows)
+	} else {
+		err = printStatus(e.stdout, rows)
 	}
-	return printStatus(e.stdout, rows)
+	if err == nil && s.Lagging && slices.ContainsFunc(rows, lagging) {
+		return exitCodeError{code: exitLagging}
+	}
+	return err
 }
 
 // needSchema says what to do when the archive's tables are missing or older
@@ -64,9 +81,7 @@ func needSchema(ctx context.Context, store *sink.Store) error {
 }
 
 // lagging is what the engine counts as lagging (cekat_archiver_conversations_lagging).
-func lagging(r sink.ConversationStatus) bool {
-	return r.PurgedAt.IsZero() && !r.Gone && (!r.BackfillComplete || len(r.Gaps) > 0 || r.LastError != "")
-}
+func lagging(r sink.ConversationStatus) bool { return syncer.Lagging(r.State) }
 
 func needsAttention(r sink.ConversationStatus) bool {
 	return lagging(r) || r.PurgedAt.IsZero() && r.Gone
@@ -85,6 +100,8 @@ func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
 		archived += r.Archived
 		backfill := "complete"
 		switch {
+		case r.NeverSynced:
+			backfill = "never synced"
 		case !r.PurgedAt.IsZero():
 			backfill = "purged " + statusTime(r.PurgedAt)
 			nPurged++
@@ -131,6 +148,7 @@ type statusJSON struct {
 	Gone             bool       `json:"gone"`
 	PurgedAt         *time.Time `json:"purged_at"`
 	Lagging          bool       `json:"lagging"`
+	NeverSynced      bool       `json:"never_synced"`
 	LastAttemptAt    *time.Time `json:"last_attempt_at"`
 	LastSuccessAt    *time.Time `json:"last_success_at"`
 	NextDueAt        *time.Time `json:"next_due_at"`
@@ -162,7 +180,7 @@ func printStatusJSON(w io.Writer, rows []sink.ConversationStatus) error {
 	for _, r := range rows {
 		out.Conversations = append(out.Conversations, statusJSON{ConversationID: r.ConversationID, Archived: r.Archived,
 			NewestSentAt: when(r.NewestSentAt), BackfillComplete: r.BackfillComplete, Gaps: len(r.Gaps), Gone: r.Gone,
-			PurgedAt: when(r.PurgedAt), Lagging: lagging(r), LastAttemptAt: when(r.LastAttemptAt),
+			PurgedAt: when(r.PurgedAt), Lagging: lagging(r), NeverSynced: r.NeverSynced, LastAttemptAt: when(r.LastAttemptAt),
 			LastSuccessAt: when(r.LastSuccessAt), NextDueAt: when(r.NextDueAt), IdleRuns: r.IdleRuns, LastError: r.LastError})
 		t := &out.Totals
 		t.Conversations++
