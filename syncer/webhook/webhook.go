@@ -16,10 +16,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 )
@@ -58,6 +60,11 @@ type Options struct {
 type Receiver struct {
 	opts   Options
 	events *prometheus.CounterVec
+	// rejectLog logs the first rejected signature of each minute: a
+	// misconfigured secret (or a scan) must show in the log without
+	// flooding it. unlogged counts the rejections it left out since.
+	rejectLog *zap.Logger
+	unlogged  atomic.Int64
 }
 
 // Known events; others are stored, counted as "other" and ignored.
@@ -103,8 +110,34 @@ func New(opts Options) (*Receiver, error) {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.events)
 	}
+	r.rejectLog = opts.Logger.WithOptions(zap.WithClock(clock(opts.Now)), zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Minute, 1, 0)
+	}))
 	return r, nil
 }
+
+// rejected logs a request whose signature is bad or missing, at most once
+// a minute, with the count of those not logged since the last line.
+func (r *Receiver) rejected(req *http.Request, header string) {
+	ce := r.rejectLog.Check(zap.WarnLevel, "webhook request rejected (HTTP 401): bad or missing signature; is webhook.secret the one the Cekat dashboard signs with?")
+	if ce == nil {
+		r.unlogged.Add(1)
+		return
+	}
+	reason := "signature does not match the body"
+	if strings.TrimSpace(header) == "" {
+		reason = "no signature header"
+	}
+	ce.Write(zap.String("reason", reason), zap.String("header", r.opts.SignatureHeader), zap.String("encoding", r.opts.Encoding),
+		zap.String("remote_addr", req.RemoteAddr), zap.String("user_agent", req.UserAgent()),
+		zap.Int64("rejected_not_logged_before", r.unlogged.Swap(0)))
+}
+
+// clock makes the sampled logger's minutes those of Options.Now.
+type clock func() time.Time
+
+func (c clock) Now() time.Time                         { return c() }
+func (c clock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
 func (r *Receiver) count(event, result string) {
 	if !knownEvents[event] {
@@ -132,8 +165,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if !r.signed(body, req.Header.Get(r.opts.SignatureHeader)) {
+	if sig := req.Header.Get(r.opts.SignatureHeader); !r.signed(body, sig) {
 		r.count("", "unsigned")
+		r.rejected(req, sig)
 		http.Error(w, "bad or missing signature", http.StatusUnauthorized)
 		return
 	}
