@@ -442,7 +442,7 @@ type SyncOptions struct {
 
 // SyncWith runs once as opts say; see Sync.
 func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
-	e.mu.Lock()
+	e.lockRun(opts)
 	defer e.mu.Unlock()
 
 	r := &run{stopped: ctx, id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil),

@@ -70,6 +70,9 @@ type Daemon struct {
 type jobState struct {
 	Job
 	running atomic.Bool
+	// skipped counts the starts skipped while the run in hand goes: the
+	// first is logged, the others when it ends.
+	skipped atomic.Int64
 	mu      sync.Mutex
 	// failingSince is when the job's current streak of failed runs began.
 	failingSince time.Time
@@ -210,12 +213,20 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 	if !j.running.CompareAndSwap(false, true) {
 		d.mu.Unlock()
 		d.metrics.skipped.WithLabelValues(j.Name).Inc()
-		d.log.Warn("run skipped: the previous run is still going", zap.String("job", j.Name))
+		if j.skipped.Add(1) == 1 {
+			d.log.Warn("run skipped: the previous run is still going; further starts it makes skip are logged once it ends",
+				zap.String("job", j.Name), zap.String("why", why))
+		}
 		return
 	}
 	d.runs.Add(1)
 	d.mu.Unlock()
 	defer d.runs.Done()
+	defer func() {
+		if n := j.skipped.Swap(0); n > 0 {
+			d.log.Info("the run that made starts skip has ended", zap.String("job", j.Name), zap.Int64("skipped", n))
+		}
+	}()
 	defer j.running.Store(false)
 	if err := d.gate.acquire(ctx, j.Exclusive, func() {
 		if j.Exclusive {
