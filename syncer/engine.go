@@ -186,7 +186,17 @@ type Progress struct {
 	Rechecked     atomic.Int64
 	Changed       atomic.Int64 // re-checks that found a new status
 	Quarantined   atomic.Int64
-	phase         atomic.Pointer[string]
+	// Found counts the new messages the run's list pages showed: those it
+	// archives (NewMessages) as it goes.
+	Found atomic.Int64
+	// BackfillDone counts the conversations of Backlog whose turn in the
+	// backfill phase ended (history complete, or paused for the next run).
+	BackfillDone atomic.Int64
+	// Tracked and HistoryComplete: the tracked conversations (not gone or
+	// purged), and those of them whose whole history is archived.
+	Tracked         atomic.Int64
+	HistoryComplete atomic.Int64
+	phase           atomic.Pointer[string]
 }
 
 // Phase names the part of the run in progress: new messages, re-checks or backfill.
@@ -628,6 +638,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	}
 	sum.Conversations = len(due)
 	r.progress.Conversations.Store(int64(len(due)))
+	r.progress.countHistory(ids, states)
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
 
 	// New messages of every due conversation first, then re-checks, then
@@ -668,7 +679,9 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	r.progress.setPhase("new messages")
 	err = e.forEach(ctx, r, due, func(ctx context.Context, id string) error {
 		r.attempt(id)
-		st, err := e.syncTop(ctx, r, state(id))
+		before := state(id)
+		st, err := e.syncTop(ctx, r, before)
+		r.progress.noteHistory(before, st)
 		keep(st)
 		r.progress.Done.Add(1)
 		if err == nil && !st.Gone {
@@ -702,7 +715,10 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		deadline := e.opts.Now().Add(e.opts.BackfillMaxDuration)
 		err = e.forEach(ctx, r, backlog, func(ctx context.Context, id string) error {
 			r.attempt(id)
-			st, err := e.fillGaps(ctx, r, state(id), deadline)
+			before := state(id)
+			st, err := e.fillGaps(ctx, r, before, deadline)
+			r.progress.noteHistory(before, st)
+			r.progress.BackfillDone.Add(1)
 			keep(st)
 			return err
 		})

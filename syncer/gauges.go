@@ -29,3 +29,31 @@ func (m *Metrics) setStates(ids []string, state func(id string) (sink.State, boo
 	m.conversations.WithLabelValues("lagging").Set(float64(lagging))
 	m.conversations.WithLabelValues("gone").Set(float64(gone))
 }
+
+// historyComplete: the whole history of the conversation is archived.
+func historyComplete(st sink.State) bool { return st.BackfillComplete && len(st.Gaps) == 0 }
+
+// countHistory sets Tracked and HistoryComplete from the states at the
+// start of a run.
+func (p *Progress) countHistory(ids []string, states map[string]sink.State) {
+	var tracked, complete int64
+	for _, id := range ids {
+		st := states[id]
+		if st.Gone || !st.PurgedAt.IsZero() {
+			continue
+		}
+		tracked++
+		if historyComplete(st) {
+			complete++
+		}
+	}
+	p.Tracked.Store(tracked)
+	p.HistoryComplete.Store(complete)
+}
+
+// noteHistory counts a conversation whose history this run completed.
+func (p *Progress) noteHistory(before, after sink.State) {
+	if !historyComplete(before) && historyComplete(after) && !after.Gone {
+		p.HistoryComplete.Add(1)
+	}
+}

@@ -506,6 +506,7 @@ func (c *convSync) archivePage(ctx context.Context, msgs []cekat.Message, previo
 		}
 		seen[m.ID] = true
 	}
+	c.r.progress.Found.Add(int64(len(todo)))
 	if len(requeue) > 0 {
 		if err := c.e.store.AddChecks(ctx, requeue...); err != nil {
 			return storeErr(err)

@@ -67,8 +67,13 @@ func TestSyncStopsAtRefusedKey(t *testing.T) {
 	if n := r.sim.Counts().Status(cekatsim.EndpointConversations, 401); n != 1 {
 		t.Errorf("%d refused calls, want 1", n)
 	}
-	// The right key then syncs every conversation.
-	if code, out, errOut := r.cli(nil, "sync", "--once", "--progress=none"); code != 0 || !strings.Contains(out, ", failed 0,") {
+	// The right key then syncs every conversation (drawing the progress bar).
+	if code, out, errOut := r.cli(nil, "sync", "--once", "--progress=bar"); code != 0 || !strings.Contains(out, ", failed 0,") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	// An idle run: the run's line counts the conversations the list shows unchanged.
+	code, out, errOut = r.cli([]string{"CEKAT_ARCHIVER_LOG_LEVEL", "info"}, "sync", "--once", "--progress=log")
+	if code != 0 || !strings.Contains(errOut, `"unchanged":18`) || !strings.Contains(out, "unchanged 18)") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }

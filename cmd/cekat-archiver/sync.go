@@ -59,7 +59,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	}
 	engine := syncer.New(client, archive, engineOptions(cfg, client, requests, nil, log))
 
-	stopProgress := s.showProgress(e, engine, log)
+	stopProgress := s.showProgress(e, engine, log, cfg.Sync.BackfillMaxDuration)
 	sum := engine.SyncWith(ctx, syncer.SyncOptions{Only: s.Conversation, All: s.All})
 	stopProgress()
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -120,7 +120,7 @@ func stoppedBeforeRun(ctx context.Context, e *env, err error) error {
 }
 
 // showProgress draws a bar on a terminal, or logs a line now and then.
-func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger) (stop func()) {
+func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger, backfillMax time.Duration) (stop func()) {
 	mode := s.Progress
 	if mode == "auto" {
 		mode = "log"
@@ -138,9 +138,9 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger) (s
 	if mode == "bar" {
 		every = 200 * time.Millisecond
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("syncing"),
-			progressbar.OptionShowCount(), progressbar.OptionSetItsString("msg"), progressbar.OptionShowIts(),
 			progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond))
 	}
+	meter := &progressMeter{backfillMax: backfillMax}
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(every)
@@ -152,19 +152,14 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger) (s
 			case <-t.C:
 			}
 			p := engine.Progress()
+			st := meter.observe(snapshotOf(p), time.Now())
 			if bar != nil {
-				desc := fmt.Sprintf("%s: conversations %d/%d; messages", p.Phase(), p.Done.Load(), p.Conversations.Load())
-				if p.Phase() == "backfill" {
-					desc = fmt.Sprintf("backfill of %d conversations; messages", p.Backlog.Load())
-				}
-				bar.Describe(desc)
-				_ = bar.Set64(p.NewMessages.Load())
+				bar.Describe(st.String())
+				_ = bar.Set64(st.Archived)
 				continue
 			}
-			log.Info("sync progress", zap.String("phase", p.Phase()), zap.Int64("conversations_done", p.Done.Load()),
-				zap.Int64("conversations", p.Conversations.Load()), zap.Int64("backfill_conversations", p.Backlog.Load()),
-				zap.Int64("new_messages", p.NewMessages.Load()), zap.Int64("enriched", p.Enriched.Load()),
-				zap.Int64("rechecked", p.Rechecked.Load()), zap.Int64("quarantined", p.Quarantined.Load()))
+			log.Info("sync progress", append(st.fields(), zap.Int64("enriched", p.Enriched.Load()),
+				zap.Int64("rechecked", p.Rechecked.Load()), zap.Int64("quarantined", p.Quarantined.Load()))...)
 		}
 	}()
 	return func() {
@@ -188,7 +183,8 @@ func printSummary(w io.Writer, s syncer.Summary) {
 	}
 	fmt.Fprintf(w, "sync run %s: %s\n", display(s.RunID, maxIDRunes), result)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  conversations\t%d (synced %d, failed %d, gone %d; not due %d)\n", s.Conversations, s.Synced, s.Failed, s.Gone, s.NotDue)
+	fmt.Fprintf(tw, "  conversations\t%d (synced %d, failed %d, gone %d; not due %d; unchanged %d)\n", s.Conversations, s.Synced, s.Failed,
+		s.Gone, s.NotDue, s.Unchanged)
 	fmt.Fprintf(tw, "  new messages\t%d\n", s.NewMessages)
 	fmt.Fprintf(tw, "  enriched\t%d (archived without detail: %d)\n", s.Enriched, s.EnrichFailed)
 	fmt.Fprintf(tw, "  re-checked\t%d (changed %d)\n", s.Rechecked, s.Changed)
@@ -226,8 +222,9 @@ func formatRequests(m map[string]int64) string {
 }
 
 func logSummary(log *zap.Logger, s syncer.Summary) {
-	fields := []zap.Field{zap.String("run_id", s.RunID), zap.Int("conversations", s.Conversations), zap.Int("failed", s.Failed),
-		zap.Int("gone", s.Gone), zap.Int64("new_messages", s.NewMessages), zap.Int64("enriched", s.Enriched),
+	fields := []zap.Field{zap.String("run_id", s.RunID), zap.Int("conversations", s.Conversations), zap.Int("synced", s.Synced),
+		zap.Int("failed", s.Failed), zap.Int("gone", s.Gone), zap.Int("not_due", s.NotDue), zap.Int("unchanged", s.Unchanged),
+		zap.Int("listed", s.Listed), zap.Int64("new_messages", s.NewMessages), zap.Int64("enriched", s.Enriched),
 		zap.Int64("rechecked", s.Rechecked), zap.Int64("quarantined", s.Quarantined), zap.Any("requests", s.Requests),
 		zap.Int("left_for_later", s.LeftForLater), zap.String("stopped_by", s.StoppedBy),
 		zap.Duration("duration", s.Finished.Sub(s.Started))}
