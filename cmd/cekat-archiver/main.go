@@ -27,8 +27,8 @@ type cli struct {
 	ConfigCommand configCmd  `cmd:"" name:"config" help:"Inspect the configuration."`
 	Migrate       migrateCmd `cmd:"" help:"Create the database and schema in ClickHouse (safe to repeat) and print it."`
 	Run           runCmd     `cmd:"" help:"Run as a daemon: sync on schedule.sync, serve /metrics, /healthz and /readyz."`
-	Sync          syncCmd    `cmd:"" help:"Archive the tracked conversations once."`
-	Status        statusCmd  `cmd:"" help:"Show the sync state of every conversation."`
+	Sync          syncCmd    `cmd:"" help:"Archive the tracked conversations once. Exits 0 when the run succeeded or a signal stopped it, 1 when it failed (a refused API key, a failing ClickHouse, conversations that failed), 2 on a usage error."`
+	Status        statusCmd  `cmd:"" help:"Show the sync state of every tracked conversation, those never synced too. With --lagging, exits 3 when some lag."`
 	Send          sendCmd    `cmd:"" help:"Send a WhatsApp message through the API."`
 	Purge         purgeCmd   `cmd:"" help:"Delete conversations past retention upstream, once completely archived (retention.*); every decision goes to purge_audit."`
 	Erase         eraseCmd   `cmd:"" help:"Erase conversations upstream and from every archive table (--yes); the audit keeps no content."`
