@@ -137,8 +137,11 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger, ba
 	var bar *progressbar.ProgressBar
 	if mode == "bar" {
 		every = 200 * time.Millisecond
+		// Rendered blank at once: the spinner's own goroutine reads the
+		// start time without the bar's lock, so the first render must come
+		// before that goroutine exists.
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("syncing"),
-			progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond))
+			progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionSetRenderBlankState(true))
 	}
 	meter := &progressMeter{backfillMax: backfillMax}
 	go func() {
