@@ -38,7 +38,8 @@ func (s statusCmd) Run(ctx context.Context, e *env) error {
 	}
 	defer archive.Close(ctx)
 	// Conversations tracked but never synced are listed too: the lagging
-	// gauge counts them.
+	// gauge counts them. The engine's options say what is tracked (the
+	// discovery filters among them); no API is asked.
 	tracked, err := syncer.Tracked(ctx, archive, engineOptions(cfg, nil, nil, nil, zap.NewNop()))
 	if err != nil {
 		return err
