@@ -40,7 +40,8 @@ var migrationFiles embed.FS
 const MigrationsTable = "schema_migrations"
 
 // Migrate creates the archive's database if needed, then applies the pending migrations in
-// version order, and makes the view DailyView in the zone of Options.AnalyticsTimezone. It
+// version order, gives the archive its identity (ArchiveID) if it has none, and makes the view
+// DailyView in the zone of Options.AnalyticsTimezone. It
 // returns the file names of the migrations it applied, in order: an empty list when the schema
 // was already up to date. When a migration fails, the names applied before it are returned
 // along with the error.
@@ -58,6 +59,10 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	applied, err := s.migrate(ctx, fsys)
 	if err != nil {
 		return applied, err
+	}
+	// Not a migration: a random id, one per database.
+	if err := s.ensureArchiveID(ctx); err != nil {
+		return applied, fmt.Errorf("sink: %w", err)
 	}
 	// Not a migration: its zone is configuration, and may change.
 	return applied, s.ensureDailyView(ctx)

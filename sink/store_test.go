@@ -50,6 +50,7 @@ var allMigrations = []string{
 	"00032_comment_conversations_and_webhook_events.sql",
 	"00033_add_sync_runs_shard.sql",
 	"00034_comment_sync_runs_shard.sql",
+	"00045_create_archive_identity.sql",
 }
 
 func testContext(t *testing.T) context.Context {
@@ -111,6 +112,10 @@ func proxiedStore(t *testing.T) (st *sink.Store, proxy *sinktest.Proxy, db strin
 // wantSchema is the schema the migrations must produce, as system.columns reports it (on 18.16
 // and on current releases alike).
 var wantSchema = []sink.Table{
+	{Name: "archive_identity", Engine: "MergeTree", Columns: []sink.Column{
+		{Name: "archive_id", Type: `String`},
+		{Name: "created_at", Type: `DateTime('UTC')`},
+	}},
 	{Name: "conversation_summary", Engine: "View", Columns: []sink.Column{
 		{Name: "conversation_id", Type: `String`},
 		{Name: "messages", Type: `UInt64`},

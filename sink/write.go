@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -42,8 +41,10 @@ type ArchiveOptions struct {
 	// sync and tests: a failed INSERT is still retried within the process,
 	// but a crash loses what it held.
 	SpoolDir string
-	// SpoolMaxBytes bounds the spool (1 GiB): a write past it fails with
-	// ErrSpoolFull.
+	// SpoolMaxBytes bounds the spool (1 GiB). A write that would pass it
+	// first ends the open INSERT and writes what waits, which empties the
+	// spool; it fails with ErrSpoolFull only when ClickHouse does not take
+	// that.
 	SpoolMaxBytes int64
 	// Registerer receives the write metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -101,6 +102,11 @@ type Archive struct {
 	writing chan struct{}
 	spool   *spool
 	tempDir string // removed at Close, when SpoolDir was empty
+	// archiveID is the identity of the archive the spool is written for
+	// (Store.ArchiveID); empty with a private spool.
+	archiveID string
+	// lost: the archive no longer has that identity.
+	lost bool
 
 	ins        driver.Batch // the open INSERT of messages; nil when none
 	insCancel  context.CancelFunc
@@ -174,9 +180,18 @@ func OpenArchive(ctx context.Context, s *Store, opts ArchiveOptions) (*Archive, 
 		a.tempDir, dir = tmp, tmp
 	} else {
 		dir = filepath.Join(dir, s.Database())
+		id, err := s.ArchiveID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a.archiveID = id
 	}
 	a.writing <- struct{}{} // no write before the replay is done
-	sp, err := openSpool(dir, opts.SpoolMaxBytes)
+	hdr := spoolHeader{Archive: a.archiveID, Created: time.Now().UTC()}
+	if s != nil {
+		hdr.Database = s.Database()
+	}
+	sp, err := openSpool(dir, opts.SpoolMaxBytes, hdr)
 	if err != nil {
 		return nil, errors.Join(err, a.closeSpool())
 	}
@@ -205,12 +220,12 @@ func (a *Archive) replayOrphans(ctx context.Context, dir string) error {
 		if fi.Size() > 0 {
 			a.log.Info("replaying the spool of an archiver that stopped before ClickHouse acknowledged it",
 				zap.String("file", f.Name()), zap.Int64("bytes", fi.Size()))
-			if err := a.replay(ctx, f); err != nil {
+			if err := a.replay(ctx, f, fi.Size(), f.Name()); err != nil {
 				return fmt.Errorf("replay spool %s: %w", f.Name(), err)
 			}
 		}
 		if err := os.Remove(f.Name()); err != nil {
-			return fmt.Errorf("remove replayed spool: %w", err)
+			return diskErr("remove the replayed spool", f.Name(), err)
 		}
 	}
 	return nil
@@ -311,14 +326,14 @@ func (a *Archive) AddMessages(ctx context.Context, rows ...MessageRow) error {
 		return err
 	}
 	defer a.unlock()
-	if err := a.spool.appendMessages(rows); err != nil {
+	if err := a.append(ctx, func() error { return a.spool.appendMessages(rows) }); err != nil {
 		return err
 	}
 	a.rows += int64(len(rows))
 	for i := range rows {
 		a.bytes += int64(rows[i].size())
 	}
-	a.metrics.spooled.Set(float64(a.spool.size))
+	a.metrics.spooled.Set(float64(a.spool.pending()))
 	if a.failed != nil {
 		return a.retry(ctx)
 	}
@@ -327,6 +342,34 @@ func (a *Archive) AddMessages(ctx context.Context, rows ...MessageRow) error {
 	}
 	if a.insRows+len(a.block) >= a.opts.BatchRows {
 		return a.commit(ctx)
+	}
+	return nil
+}
+
+// append writes one record to the spool. A record that would pass the
+// spool's bound first ends the open INSERT and writes what waits behind it
+// (after a failed write, retries it), which empties the spool: the bound
+// refuses a write only while ClickHouse does not take what the spool holds.
+// The caller holds a.writing.
+func (a *Archive) append(ctx context.Context, write func() error) error {
+	err := write()
+	if !errors.Is(err, errNoRoom) {
+		return err
+	}
+	waiting := a.spool.pending()
+	var ferr error
+	if a.failed != nil {
+		ferr = a.retry(ctx)
+	} else {
+		ferr = a.commit(ctx)
+	}
+	if ferr != nil {
+		return fmt.Errorf("%w: %d bytes wait in the spool for ClickHouse, which did not take them: %w", ErrSpoolFull, waiting, ferr)
+	}
+	if err := write(); errors.Is(err, errNoRoom) {
+		return fmt.Errorf("%w: one write is larger than the whole spool: raise sync.spool_max_bytes (%s)", ErrSpoolFull, err)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }
@@ -441,6 +484,9 @@ func (a *Archive) commit(ctx context.Context) error {
 			return a.fail(fmt.Errorf("insert %d messages: %w", rows, err))
 		}
 	}
+	if err := a.checkIdentity(ctx); err != nil {
+		return a.fail(err)
+	}
 	err := a.insertQuarantine(ctx, a.quar)
 	if err == nil {
 		err = a.insertChecks(ctx, a.checks)
@@ -473,8 +519,31 @@ func (a *Archive) commit(ctx context.Context) error {
 	a.metrics.rows.WithLabelValues("status_checks").Add(float64(len(a.checks)))
 	a.metrics.rows.WithLabelValues("conversations").Add(float64(len(a.convs)))
 	a.metrics.rows.WithLabelValues("sync_state").Add(float64(len(a.states)))
-	a.metrics.spooled.Set(0)
+	a.metrics.spooled.Set(float64(a.spool.pending()))
 	a.forget()
+	return nil
+}
+
+// checkIdentity drops the sync states and conversation rows queued when
+// the archive is no longer the one this process opened (dropped and made
+// again under it): they describe rows of the other. Rows are written.
+func (a *Archive) checkIdentity(ctx context.Context) error {
+	if a.archiveID == "" || len(a.states)+len(a.convs) == 0 {
+		return nil
+	}
+	if !a.lost {
+		same, err := a.s.hasArchiveID(ctx, a.archiveID)
+		if err != nil {
+			return err
+		}
+		a.lost = !same
+	}
+	if a.lost {
+		a.log.Error("the archive was dropped and made again while this process wrote to it: its sync states are no "+
+			"longer written (rows are); restart the archiver", zap.String("archive", a.archiveID),
+			zap.Int("dropped", len(a.states)+len(a.convs)))
+		a.states, a.convs = map[string]State{}, nil
+	}
 	return nil
 }
 
@@ -498,6 +567,9 @@ func (a *Archive) fail(err error) error {
 	a.stats.FailedWrites++
 	a.statsMu.Unlock()
 	a.metrics.failures.Inc()
+	if errors.Is(err, ErrSpoolDisk) {
+		return fmt.Errorf("keep rows for ClickHouse: %w", err)
+	}
 	return fmt.Errorf("write to ClickHouse: rows kept in the spool for a retry: %w", err)
 }
 
@@ -510,66 +582,134 @@ func (a *Archive) abortInsert() {
 	}
 }
 
-// retry writes again everything the spool holds.
+// retry writes again everything the spool holds. The replay asks the
+// archive whether it is still the one the spool was written for: one
+// dropped and made again meanwhile takes the rows but not the states.
 func (a *Archive) retry(ctx context.Context) error {
 	a.abortInsert()
-	if err := a.replay(ctx, io.NewSectionReader(a.spool.f, 0, a.spool.size)); err != nil {
+	if err := a.replay(ctx, a.spool.f, a.spool.size, a.spool.name); err != nil {
 		return err
 	}
 	a.failed = nil
 	return nil
 }
 
-// replay reads a spool into the write path, in its order, and commits it:
-// the messages stream into one INSERT, what was queued behind them follows.
-func (a *Archive) replay(ctx context.Context, r io.Reader) error {
+// replay reads a spool file (r, of size bytes, named file) into the write
+// path, in its order, and commits it: the messages stream into one INSERT,
+// what was queued behind them follows. What cannot be read is set aside in
+// a file next to it (see readSpool); sync states and conversation rows are
+// dropped when the file was written for another archive than this one, or
+// stand behind what could not be read: a state is true only of the rows
+// its archive acknowledged, and replayed elsewhere it would leave a hole.
+func (a *Archive) replay(ctx context.Context, r io.ReaderAt, size int64, file string) error {
 	a.forget()
-	torn, err := readSpool(r, func(kind byte, p []byte) error {
-		switch kind {
-		case kindMessages:
-			rows, err := decodeMessages(p)
-			if err != nil {
-				return err
+	var replayed int64
+	rep, err := readSpool(r, size, file, func(id string) (bool, error) { return a.isArchive(ctx, id) },
+		func(kind byte, p []byte) error {
+			switch kind {
+			case kindMessages:
+				rows, err := decodeMessages(p)
+				if err != nil {
+					return err
+				}
+				replayed += int64(len(rows))
+				a.rows += int64(len(rows))
+				for i := range rows {
+					a.bytes += int64(rows[i].size())
+				}
+				if err := a.queue(rows); err != nil {
+					return a.fail(err)
+				}
+				return nil
+			case kindQuarantine:
+				return strictAppend(p, &a.quar)
+			case kindChecks:
+				return strictAppend(p, &a.checks)
+			case kindConversations:
+				return strictAppend(p, &a.convs)
+			case kindState:
+				var st State
+				if err := strictJSON(p, &st); err != nil {
+					return fmt.Errorf("state: %w", err)
+				}
+				a.queueState(st)
+				return nil
 			}
-			a.rows += int64(len(rows))
-			for i := range rows {
-				a.bytes += int64(rows[i].size())
-			}
-			if err := a.queue(rows); err != nil {
-				return a.fail(err)
-			}
-		case kindQuarantine:
-			return unmarshalAppend(p, &a.quar)
-		case kindChecks:
-			return unmarshalAppend(p, &a.checks)
-		case kindConversations:
-			return unmarshalAppend(p, &a.convs)
-		case kindState:
-			var st State
-			if err := json.Unmarshal(p, &st); err != nil {
-				return fmt.Errorf("decode spooled state: %w", err)
-			}
-			a.queueState(st)
-		default:
-			return fmt.Errorf("spool record of unknown kind %d", kind)
-		}
-		return nil
-	})
+			return fmt.Errorf("%w: a record of kind %d, which this binary does not know (written by a newer version?)",
+				errUndecodable, kind)
+		})
 	if err != nil {
 		a.abortInsert()
 		return err
 	}
-	if torn > 0 {
-		a.log.Warn("spool ends in a torn record (a crash of the machine before it was synced): the rest is dropped, "+
-			"and the next runs fetch it again", zap.Int64("bytes", torn))
+	aside := ""
+	if len(rep.setAside) > 0 {
+		if aside, err = setAside(r, file, rep.setAside, time.Now()); err != nil {
+			a.abortInsert()
+			return err
+		}
 	}
-	return a.commit(ctx)
+	if err := a.commit(ctx); err != nil {
+		if aside != "" {
+			os.Remove(aside) // the file still holds it: the next replay sets it aside again
+		}
+		return err
+	}
+	a.reportReplay(rep, size, file, aside, replayed)
+	return nil
 }
 
-func unmarshalAppend[T any](p []byte, dst *[]T) error {
+// reportReplay logs what a replay could not keep, what it did instead and
+// what is left to do.
+func (a *Archive) reportReplay(rep spoolReport, size int64, file, aside string, rows int64) {
+	switch {
+	case rep.foreign && rep.header.Format == 1:
+		a.log.Warn("the spool file was written by an older cekat-archiver, which did not record its archive: its rows "+
+			"were written, its sync states and conversation rows dropped (the next run walks those conversations again; "+
+			"no message is left out)", zap.String("file", file), zap.Int64("rows", rows), zap.Int("dropped", rep.dropped))
+	case rep.foreign:
+		a.log.Warn("the spool file was written for another archive (this database was dropped and made again, restored "+
+			"from a backup, or the spool directory served another server): its rows were written, its sync states and "+
+			"conversation rows dropped (the next run walks those conversations again; no message is left out)",
+			zap.String("file", file), zap.String("written_for", rep.header.Archive), zap.String("archive", a.archiveID),
+			zap.Int64("rows", rows), zap.Int("dropped", rep.dropped))
+	}
+	if aside == "" {
+		return
+	}
+	if rep.tornTail(size) {
+		a.log.Warn("the spool file ends in a record cut short, what a crash of the machine before the spool was synced "+
+			"leaves: it was moved aside, and the next runs fetch again what it held; the moved file can be deleted",
+			zap.String("file", file), zap.String("moved_to", aside), zap.Int64("bytes", rep.setAsideBytes()))
+		return
+	}
+	offsets := make([]int64, 0, len(rep.setAside))
+	for _, s := range rep.setAside {
+		offsets = append(offsets, s.off)
+	}
+	a.log.Error("part of the spool file could not be read (damaged on disk, or written by a newer version): it was "+
+		"moved aside; every readable record around it was replayed, and the sync states and conversation rows behind "+
+		"it were dropped, so the next run fetches again what the unreadable part held. Nothing else to do: the moved "+
+		"file can be deleted once looked at; if this happens again, check the disk of sync.spool_dir",
+		zap.String("file", file), zap.String("moved_to", aside), zap.Int64("bytes", rep.setAsideBytes()),
+		zap.Int64s("offsets", offsets), zap.Int("undecodable_records", rep.undecodable), zap.Int64("rows", rows),
+		zap.Int("dropped", rep.dropped))
+}
+
+// isArchive says whether id is this archive's identity, or was made for it
+// (two processes migrating at once may each have made one). A private
+// spool's empty id is its own archive's.
+func (a *Archive) isArchive(ctx context.Context, id string) (bool, error) {
+	if a.archiveID == "" || id == "" {
+		return a.archiveID == id, nil
+	}
+	return a.s.hasArchiveID(ctx, id)
+}
+
+func strictAppend[T any](p []byte, dst *[]T) error {
 	var v []T
-	if err := json.Unmarshal(p, &v); err != nil {
-		return fmt.Errorf("decode spooled %T: %w", v, err)
+	if err := strictJSON(p, &v); err != nil {
+		return fmt.Errorf("%T: %w", v, err)
 	}
 	*dst = append(*dst, v...)
 	return nil
@@ -626,7 +766,7 @@ func (a *Archive) AddQuarantine(ctx context.Context, rows ...QuarantineRow) (int
 	if len(fresh) == 0 {
 		return 0, nil
 	}
-	if err := a.spool.appendJSON(kindQuarantine, fresh); err != nil {
+	if err := a.append(ctx, func() error { return a.spool.appendJSON(kindQuarantine, fresh) }); err != nil {
 		return 0, err
 	}
 	a.quar = append(a.quar, fresh...)
@@ -660,7 +800,7 @@ func (a *Archive) AddState(ctx context.Context, st State) error {
 		return err
 	}
 	defer a.unlock()
-	if err := a.spool.appendJSON(kindState, st); err != nil {
+	if err := a.append(ctx, func() error { return a.spool.appendJSON(kindState, st) }); err != nil {
 		return err
 	}
 	a.queueState(st)
@@ -683,7 +823,7 @@ func (a *Archive) AddConversations(ctx context.Context, rows ...ConversationRow)
 		return err
 	}
 	defer a.unlock()
-	if err := a.spool.appendJSON(kindConversations, rows); err != nil {
+	if err := a.append(ctx, func() error { return a.spool.appendJSON(kindConversations, rows) }); err != nil {
 		return err
 	}
 	a.convs = append(a.convs, rows...)
@@ -699,7 +839,7 @@ func (a *Archive) AddChecks(ctx context.Context, checks ...StatusCheck) error {
 		return err
 	}
 	defer a.unlock()
-	if err := a.spool.appendJSON(kindChecks, checks); err != nil {
+	if err := a.append(ctx, func() error { return a.spool.appendJSON(kindChecks, checks) }); err != nil {
 		return err
 	}
 	a.checks = append(a.checks, checks...)
