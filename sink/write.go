@@ -218,10 +218,13 @@ func (a *Archive) replayOrphans(ctx context.Context, dir string) error {
 			return fmt.Errorf("spool %s: %w", f.Name(), err)
 		}
 		if fi.Size() > 0 {
-			a.log.Info("replaying the spool of an archiver that stopped before ClickHouse acknowledged it",
-				zap.String("file", f.Name()), zap.Int64("bytes", fi.Size()))
-			if err := a.replay(ctx, f, fi.Size(), f.Name()); err != nil {
+			n, err := a.replay(ctx, f, fi.Size(), f.Name())
+			if err != nil {
 				return fmt.Errorf("replay spool %s: %w", f.Name(), err)
+			}
+			if n > 0 {
+				a.log.Info("replayed the spool of an archiver that stopped before ClickHouse acknowledged it",
+					zap.String("file", f.Name()), zap.Int64("bytes", fi.Size()), zap.Int("records", n))
 			}
 		}
 		if err := os.Remove(f.Name()); err != nil {
@@ -587,7 +590,7 @@ func (a *Archive) abortInsert() {
 // dropped and made again meanwhile takes the rows but not the states.
 func (a *Archive) retry(ctx context.Context) error {
 	a.abortInsert()
-	if err := a.replay(ctx, a.spool.f, a.spool.size, a.spool.name); err != nil {
+	if _, err := a.replay(ctx, a.spool.f, a.spool.size, a.spool.name); err != nil {
 		return err
 	}
 	a.failed = nil
@@ -601,11 +604,20 @@ func (a *Archive) retry(ctx context.Context) error {
 // dropped when the file was written for another archive than this one, or
 // stand behind what could not be read: a state is true only of the rows
 // its archive acknowledged, and replayed elsewhere it would leave a hole.
-func (a *Archive) replay(ctx context.Context, r io.ReaderAt, size int64, file string) error {
+// It returns how many records it replayed.
+func (a *Archive) replay(ctx context.Context, r io.ReaderAt, size int64, file string) (int, error) {
 	a.forget()
 	var replayed int64
-	rep, err := readSpool(r, size, file, func(id string) (bool, error) { return a.isArchive(ctx, id) },
+	records := 0
+	rep, err := readSpool(r, size, file, func(id string) (bool, error) {
+		same, err := a.isArchive(ctx, id)
+		if err != nil {
+			return false, a.fail(err)
+		}
+		return same, nil
+	},
 		func(kind byte, p []byte) error {
+			records++
 			switch kind {
 			case kindMessages:
 				rows, err := decodeMessages(p)
@@ -640,23 +652,23 @@ func (a *Archive) replay(ctx context.Context, r io.ReaderAt, size int64, file st
 		})
 	if err != nil {
 		a.abortInsert()
-		return err
+		return 0, err
 	}
 	aside := ""
 	if len(rep.setAside) > 0 {
 		if aside, err = setAside(r, file, rep.setAside, time.Now()); err != nil {
 			a.abortInsert()
-			return err
+			return 0, err
 		}
 	}
 	if err := a.commit(ctx); err != nil {
 		if aside != "" {
 			os.Remove(aside) // the file still holds it: the next replay sets it aside again
 		}
-		return err
+		return 0, err
 	}
 	a.reportReplay(rep, size, file, aside, replayed)
-	return nil
+	return records - rep.undecodable, nil
 }
 
 // reportReplay logs what a replay could not keep, what it did instead and

@@ -70,17 +70,25 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	printSummary(e.stdout, sum)
 	logSummary(log, sum)
 	if err := sum.Failure(); err != nil {
-		msg := "sync failed: " + err.Error()
-		switch {
-		case syncer.IsArchiveFailure(err):
-			msg = fmt.Sprintf("sync failed: ClickHouse (%s, database %s) failed: %v", strings.Join(cfg.ClickHouse.Addr, ", "),
-				cfg.ClickHouse.Database, err)
-		case cekat.IsAuthRefused(err):
-			msg = "sync failed: " + refusedKey(cfg.API, err)
-		}
-		return exitCodeError{code: 1, msg: msg}
+		return exitCodeError{code: 1, msg: failureMessage(cfg, err)}
 	}
 	return nil
+}
+
+// failureMessage names what failed: the spool's local disk, ClickHouse,
+// the API's refusal of the key, or the run itself.
+func failureMessage(cfg config.Config, err error) string {
+	switch {
+	case errors.Is(err, sink.ErrSpoolDisk):
+		return fmt.Sprintf("sync failed: the local disk of the spool (sync.spool_dir %s) failed, not ClickHouse: %v",
+			cfg.Sync.SpoolDir, err)
+	case syncer.IsArchiveFailure(err):
+		return fmt.Sprintf("sync failed: ClickHouse (%s, database %s) failed: %v", strings.Join(cfg.ClickHouse.Addr, ", "),
+			cfg.ClickHouse.Database, err)
+	case cekat.IsAuthRefused(err):
+		return "sync failed: " + refusedKey(cfg.API, err)
+	}
+	return "sync failed: " + err.Error()
 }
 
 // refusedKey says which credential the API refused and how it was sent:
