@@ -43,7 +43,11 @@ func TestFailedWriteCostsNoCallInTheSameProcess(t *testing.T) {
 	done := make(chan syncer.Summary, 1)
 	go func() { done <- engine.Sync(ctx, nil) }()
 	for sim.Counts().Endpoint(cekatsim.EndpointDetail) < total/3 {
-		time.Sleep(time.Millisecond)
+		select {
+		case sum := <-done: // else the loop would wait for ever
+			t.Fatalf("the run ended before a third of the details were paid: %v", sum.Failure())
+		case <-time.After(time.Millisecond):
+		}
 	}
 	proxy.Cut()
 	first := <-done
