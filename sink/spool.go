@@ -276,7 +276,9 @@ type span struct{ off, n int64 }
 
 // spoolReport says what reading a spool file for a replay kept and left.
 type spoolReport struct {
-	header spoolHeader // Format 1 when the file has none
+	// header is the file's; Format 1 when the file begins with another
+	// record, 0 when its beginning is unreadable.
+	header spoolHeader
 	// foreign: written for another archive, or one unknown (format 1, a
 	// header unreadable): its records that claim an archive are dropped.
 	foreign bool
@@ -328,9 +330,12 @@ func (e *newerFormatError) Error() string {
 // before use is called. Any other error of use stops the reading.
 func readSpool(r io.ReaderAt, size int64, file string, isArchive func(id string) (bool, error),
 	use func(kind byte, payload []byte) error) (spoolReport, error) {
-	rep := spoolReport{header: spoolHeader{Format: 1}, foreign: true}
+	rep := spoolReport{foreign: true}
 	damaged := false
 	err := scanSpool(r, size, func(off int64, kind byte, p []byte) error {
+		if off == 0 && kind != kindHeader {
+			rep.header.Format = 1 // no header: the format before it
+		}
 		if kind == kindHeader {
 			if off != 0 {
 				return nil // a header is only ever first

@@ -366,6 +366,9 @@ func (a *Archive) append(ctx context.Context, write func() error) error {
 	} else {
 		ferr = a.commit(ctx)
 	}
+	if errors.Is(ferr, ErrSpoolDisk) {
+		return ferr
+	}
 	if ferr != nil {
 		return fmt.Errorf("%w: %d bytes wait in the spool for ClickHouse, which did not take them: %w", ErrSpoolFull, waiting, ferr)
 	}
