@@ -89,68 +89,115 @@ func leftSpool(t *testing.T, dir, db string) string {
 // The reproduced hole: a first sync stores rows and the conversation's
 // state; a second run's rows and the state behind them wait in the spool
 // while ClickHouse fails, and the process stops; the database is dropped
-// and made again by migrate; the next archive opened replays the spool. It
-// must store the rows and not the state, whose head says that the rows of
-// the first sync, gone with the old database, are archived: a walk would
-// stop there and never fetch them again.
+// and made again by migrate (or restored from a backup that lacks the
+// first rows, and given a new identity); the next archive opened replays
+// the spool. It must store the rows and not the state, whose head says
+// that the first rows, which this database lacks, are archived: a walk
+// would stop there and never fetch them again.
 func TestSpoolReplayedIntoARecreatedArchive(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		remake func(t *testing.T, st *sink.Store)
+	}{
+		{"dropped and made again", func(t *testing.T, st *sink.Store) {
+			if err := st.Conn().Exec(testContext(t), "DROP DATABASE "+st.Database()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Migrate(testContext(t)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"restored from a backup", func(t *testing.T, st *sink.Store) {
+			// The backup's rows are those of the first sync or fewer: which
+			// they are does not matter, the spool's state cannot know.
+			renameTable(t, st, "messages_away", "messages")
+			if _, err := st.NewArchiveID(testContext(t)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := migratedStore(t)
+			ctx := testContext(t)
+			opts := sink.ArchiveOptions{BatchInterval: time.Hour, SpoolDir: t.TempDir()}
+			a, err := sink.OpenArchive(ctx, st, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.AddMessages(ctx, manyRows("c", 0, 10)...); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.AddState(ctx, sink.State{ConversationID: "c", HeadMessageID: "m000009", Version: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, err := st.ArchiveID(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			renameTable(t, st, "messages", "messages_away")
+			if err := a.AddMessages(ctx, manyRows("c", 10, 5)...); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.AddState(ctx, sink.State{ConversationID: "c", HeadMessageID: "m000014", Version: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Flush(ctx); err == nil {
+				t.Fatal("a flush without the messages table succeeded")
+			}
+			a.Crash()
+			leftSpool(t, opts.SpoolDir, st.Database())
+
+			tc.remake(t, st)
+			if second, err := st.ArchiveID(ctx); err != nil || second == first {
+				t.Fatalf("identity after the database was made again: %q, %v; was %q", second, err, first)
+			}
+			b, err := sink.OpenArchive(ctx, st, opts)
+			if err != nil {
+				t.Fatalf("open on the spool of another archive: %v", err)
+			}
+			defer b.Close(ctx)
+			if n := archivedCount(t, b, "c", "m000010", "m000011", "m000012", "m000013", "m000014"); n != 5 {
+				t.Errorf("%d of the 5 spooled rows stored", n)
+			}
+			states, err := b.LoadStates(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := states["c"]; st.HeadMessageID == "m000014" {
+				t.Errorf("state %+v replayed into another archive: m000000-m000009 would never be fetched again", st)
+			}
+		})
+	}
+}
+
+// migrate --new-identity: the new id names the archive, the old one no
+// longer does, and migrating again keeps the new one.
+func TestNewArchiveID(t *testing.T) {
 	st := migratedStore(t)
 	ctx := testContext(t)
-	opts := sink.ArchiveOptions{BatchInterval: time.Hour, SpoolDir: t.TempDir()}
-	a, err := sink.OpenArchive(ctx, st, opts)
+	old, err := st.ArchiveID(ctx)
+	if err != nil || old == "" {
+		t.Fatalf("identity after migrate: %q, %v", old, err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := st.ArchiveID(ctx); err != nil || again != old {
+		t.Fatalf("identity after migrating again: %q, %v; want %q", again, err, old)
+	}
+	fresh, err := st.NewArchiveID(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddMessages(ctx, manyRows("c", 0, 10)...); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddState(ctx, sink.State{ConversationID: "c", HeadMessageID: "m000009", Version: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first, err := st.ArchiveID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	renameTable(t, st, "messages", "messages_away")
-	if err := a.AddMessages(ctx, manyRows("c", 10, 5)...); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddState(ctx, sink.State{ConversationID: "c", HeadMessageID: "m000014", Version: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Flush(ctx); err == nil {
-		t.Fatal("a flush without the messages table succeeded")
-	}
-	a.Crash()
-	leftSpool(t, opts.SpoolDir, st.Database())
-
-	if err := st.Conn().Exec(ctx, "DROP DATABASE "+st.Database()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if second, err := st.ArchiveID(ctx); err != nil || second == first {
-		t.Fatalf("identity after the database was made again: %q, %v; was %q", second, err, first)
-	}
-	b, err := sink.OpenArchive(ctx, st, opts)
-	if err != nil {
-		t.Fatalf("open on the spool of another archive: %v", err)
-	}
-	defer b.Close(ctx)
-	if n := archivedCount(t, b, "c", "m000010", "m000011", "m000012", "m000013", "m000014"); n != 5 {
-		t.Errorf("%d of the 5 spooled rows stored", n)
-	}
-	states, err := b.LoadStates(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, ok := states["c"]; ok {
-		t.Errorf("state %+v replayed into another archive: m000000-m000009 would never be fetched again", st)
+	if got, err := st.ArchiveID(ctx); err != nil || got != fresh || fresh == old {
+		t.Errorf("identity after a new one was made: %q, %v; want %q (not %q)", got, err, fresh, old)
 	}
 }
 

@@ -112,9 +112,11 @@ func proxiedStore(t *testing.T) (st *sink.Store, proxy *sinktest.Proxy, db strin
 // wantSchema is the schema the migrations must produce, as system.columns reports it (on 18.16
 // and on current releases alike).
 var wantSchema = []sink.Table{
-	{Name: "archive_identity", Engine: "MergeTree", Columns: []sink.Column{
+	{Name: "archive_identity", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "archive_id", Type: `String`},
 		{Name: "created_at", Type: `DateTime('UTC')`},
+		{Name: "retired", Type: `UInt8`},
+		{Name: "version", Type: `UInt64`},
 	}},
 	{Name: "conversation_summary", Engine: "View", Columns: []sink.Column{
 		{Name: "conversation_id", Type: `String`},

@@ -64,9 +64,11 @@ func (configCheckCmd) Run(e *env) error {
 	return nil
 }
 
-type migrateCmd struct{}
+type migrateCmd struct {
+	NewIdentity bool `help:"Give the archive a new identity (after restoring it from a backup, with no archiver running): spool files written before are then replayed without their sync states." name:"new-identity"`
+}
 
-func (migrateCmd) Run(ctx context.Context, e *env) error {
+func (m migrateCmd) Run(ctx context.Context, e *env) error {
 	_, _, store, err := e.openArchive(ctx)
 	if err != nil {
 		return err
@@ -76,8 +78,17 @@ func (migrateCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if m.NewIdentity {
+		if _, err := store.NewArchiveID(ctx); err != nil {
+			return err
+		}
+	}
+	id, err := store.ArchiveID(ctx)
+	if err != nil {
+		return err
+	}
 	ver, _ := store.ServerVersion(ctx)
-	fmt.Fprintf(e.stdout, "ClickHouse %s, database %s: ", ver, store.Database())
+	fmt.Fprintf(e.stdout, "ClickHouse %s, database %s, archive %s: ", ver, store.Database(), id)
 	if len(applied) == 0 {
 		fmt.Fprintln(e.stdout, "schema up to date")
 	} else {
