@@ -373,6 +373,9 @@ func readSpool(r io.ReaderAt, size int64, file string, isArchive func(id string)
 		rep.setAside = append(rep.setAside, span{off, n})
 		damaged = true
 	})
+	if re := (*readError)(nil); errors.As(err, &re) {
+		err = diskErr("read", file, re.err)
+	}
 	return rep, err
 }
 
@@ -400,11 +403,11 @@ func scanSpool(r io.ReaderAt, size int64, fn func(off int64, kind byte, payload 
 					off += 8 + n
 					ok = true
 				} else if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-					return fmt.Errorf("read spool: %w", err)
+					return errRead(err)
 				}
 			}
 		} else if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read spool: %w", err)
+			return errRead(err)
 		}
 		if ok {
 			continue
@@ -420,6 +423,14 @@ func scanSpool(r io.ReaderAt, size int64, fn func(off int64, kind byte, payload 
 	return nil
 }
 
+// readError is a failure to read a spool file: the local disk's.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+func errRead(err error) error { return &readError{err} }
+
 // frameAt reads the record at off: ok when its length fits the file and
 // its checksum holds.
 func frameAt(r io.ReaderAt, size, off int64) (next int64, ok bool, err error) {
@@ -428,7 +439,7 @@ func frameAt(r io.ReaderAt, size, off int64) (next int64, ok bool, err error) {
 		return 0, false, nil
 	}
 	if _, err := r.ReadAt(head[:], off); err != nil {
-		return 0, false, fmt.Errorf("read spool: %w", err)
+		return 0, false, errRead(err)
 	}
 	n := int64(binary.LittleEndian.Uint32(head[0:4]))
 	if n == 0 || n > maxRecord || off+8+n > size {
@@ -436,7 +447,7 @@ func frameAt(r io.ReaderAt, size, off int64) (next int64, ok bool, err error) {
 	}
 	rec := make([]byte, n)
 	if _, err := r.ReadAt(rec, off+8); err != nil && !(errors.Is(err, io.EOF) && off+8+n == size) {
-		return 0, false, fmt.Errorf("read spool: %w", err)
+		return 0, false, errRead(err)
 	}
 	return off + 8 + n, crc32.Checksum(rec, crcTable) == binary.LittleEndian.Uint32(head[4:8]), nil
 }
@@ -450,7 +461,7 @@ func resync(r io.ReaderAt, size, from int64) (int64, error) {
 	for base := from; base+8 <= size; base += window {
 		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-base)], base)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("read spool: %w", err)
+			return 0, errRead(err)
 		}
 		for i := 0; i+8 <= n && i < window; i++ {
 			off := base + int64(i)

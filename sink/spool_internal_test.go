@@ -545,3 +545,29 @@ func TestOrphanSpools(t *testing.T) {
 		t.Errorf("an empty spool was kept after close: %v", err)
 	}
 }
+
+// failingReader fails every read from off on with EIO.
+type failingReader struct {
+	data []byte
+	off  int64
+}
+
+func (r failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > r.off {
+		return 0, syscall.EIO
+	}
+	return copy(p, r.data[off:]), nil
+}
+
+// A spool file the disk cannot read is the local disk's failure, named
+// with the file; it is not taken for damage to set aside.
+func TestSpoolReadErrorNamesTheDisk(t *testing.T) {
+	sp := writeTestSpool(t, t.TempDir())
+	defer sp.f.Close()
+	data, _ := os.ReadFile(sp.name)
+	_, err := readSpool(failingReader{data, int64(recordEnd(t, data, 2))}, int64(len(data)), "x/writes-1.spool",
+		func(string) (bool, error) { return true, nil }, func(byte, []byte) error { return nil })
+	if !errors.Is(err, ErrSpoolDisk) || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "x/writes-1.spool") {
+		t.Errorf("a read the disk refused: %v; want ErrSpoolDisk, EIO and the file", err)
+	}
+}
