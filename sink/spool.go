@@ -322,12 +322,13 @@ func (e *newerFormatError) Error() string {
 
 // readSpool reads a spool file (r, of size bytes, named file) for a replay
 // into the archive that isArchive recognises by its identity, handing use
-// each record to replay, in order. A stretch it cannot read (cut short, out of bounds,
-// failing its checksum) or a record use cannot decode (errUndecodable) is
-// set aside, and reading goes on at the next readable record; records
-// claiming an archive are dropped after such a stretch, and throughout a
-// file written for another archive. A file of a newer format is refused,
-// before use is called. Any other error of use stops the reading.
+// each record to replay, in order. A stretch it cannot read (cut short,
+// out of bounds, failing its checksum) or a record use cannot decode
+// (errUndecodable) is set aside, and reading goes on at the next readable
+// record; records claiming an archive are dropped after such a stretch,
+// and throughout a file written for another archive. A file of a newer
+// format is refused before use is called. Any other error of use stops
+// the reading.
 func readSpool(r io.ReaderAt, size int64, file string, isArchive func(id string) (bool, error),
 	use func(kind byte, payload []byte) error) (spoolReport, error) {
 	rep := spoolReport{foreign: true}
