@@ -2,12 +2,16 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -42,26 +46,132 @@ func (a *Archive) ConversationTables(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
-// ConversationRows counts, per conversation and table, the rows of the
-// conversations ids (every version of a row, merged or not).
-func (a *Archive) ConversationRows(ctx context.Context, tables, ids []string) (map[string]map[string]uint64, error) {
-	out := map[string]map[string]uint64{}
+// EraseScope is what an erasure removes: every row of the conversations,
+// and every row that names one of their messages without naming the
+// conversation (a webhook event that named only its message and was not
+// resolved, an answer quarantined before its conversation was known).
+type EraseScope struct {
+	Tables        []string // from ConversationTables
+	Conversations []string
+	// Messages maps message ids to their conversation; "" for a message no
+	// archived row ties to a conversation (found by a phone number alone).
+	Messages map[string]string
+}
+
+// ConversationMessages maps the message ids that rows of the conversations
+// name (in any table with both a conversation_id and a message_id column)
+// to their conversation. Taken before a deletion, it is what finds the
+// rows that name only the message, then and when verifying.
+func (a *Archive) ConversationMessages(ctx context.Context, tables, ids []string) (map[string]string, error) {
+	out := map[string]string{}
 	if len(ids) == 0 {
 		return out, nil
 	}
+	withMsg, err := a.tablesWithColumn(ctx, "message_id")
+	if err != nil {
+		return nil, err
+	}
 	for _, table := range tables {
+		if !withMsg[table] {
+			continue
+		}
+		err := a.read(ctx, "list messages of "+table, "SELECT DISTINCT message_id, conversation_id FROM "+a.s.TableName(table)+
+			" WHERE conversation_id IN ? AND message_id != ''", []any{groupSet(ids)}, func() {}, func(rows driver.Rows) error {
+			var msg, conv string
+			if err := rows.Scan(&msg, &conv); err != nil {
+				return fmt.Errorf("scan message id: %w", err)
+			}
+			out[msg] = conv
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// tablesWithColumn returns the archive's tables (not views) that have the
+// column.
+func (a *Archive) tablesWithColumn(ctx context.Context, col string) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := a.read(ctx, "list tables with "+col, "SELECT table FROM system.columns WHERE database = ? AND name = ? "+
+		"AND table IN (SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView'))",
+		[]any{a.s.database, col, a.s.database}, func() { clear(out) }, func(rows driver.Rows) error {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return fmt.Errorf("scan table name: %w", err)
+			}
+			out[name] = true
+			return nil
+		})
+	return out, err
+}
+
+// scopeWhere is the condition that selects the scope's rows in a table,
+// and its arguments.
+func (sc EraseScope) where(hasMessageID bool) (string, []any) {
+	cond, args := "conversation_id IN ?", []any{groupSet(sc.Conversations)}
+	if len(sc.Conversations) == 0 {
+		cond, args = "0", nil
+	}
+	if hasMessageID && len(sc.Messages) > 0 {
+		msgs := make([]string, 0, len(sc.Messages))
+		for m := range sc.Messages {
+			msgs = append(msgs, m)
+		}
+		sort.Strings(msgs)
+		cond += " OR message_id IN ?"
+		args = append(args, groupSet(msgs))
+	}
+	return cond, args
+}
+
+// largeQuery lets a query carry long lists of ids (the default
+// max_query_size, 256 KiB, holds about 6,000).
+func largeQuery(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": 64 << 20}))
+}
+
+// ConversationRows counts, per conversation and table, the rows of the
+// scope (every version of a row, merged or not). A row that names only a
+// message counts for the message's conversation; rows of messages tied to
+// no conversation count under "".
+func (a *Archive) ConversationRows(ctx context.Context, scope EraseScope) (map[string]map[string]uint64, error) {
+	out := map[string]map[string]uint64{}
+	if len(scope.Conversations) == 0 && len(scope.Messages) == 0 {
+		return out, nil
+	}
+	withMsg, err := a.tablesWithColumn(ctx, "message_id")
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]bool{}
+	for _, id := range scope.Conversations {
+		in[id] = true
+	}
+	ctx = largeQuery(ctx)
+	for _, table := range scope.Tables {
 		part := map[string]uint64{}
-		err := a.read(ctx, "count rows of "+table, "SELECT conversation_id, count() FROM "+a.s.TableName(table)+
-			" WHERE conversation_id IN ? GROUP BY conversation_id", []any{groupSet(ids)}, func() { clear(part) },
+		cond, args := scope.where(withMsg[table])
+		msgCol := "''"
+		if withMsg[table] {
+			msgCol = "message_id"
+		}
+		err := a.read(ctx, "count rows of "+table, "SELECT conversation_id, "+msgCol+", count() FROM "+a.s.TableName(table)+
+			" WHERE "+cond+" GROUP BY conversation_id, "+msgCol, args, func() { clear(part) },
 			func(rows driver.Rows) error {
 				var (
-					id string
-					n  uint64
+					id, msg string
+					n       uint64
 				)
-				if err := rows.Scan(&id, &n); err != nil {
+				if err := rows.Scan(&id, &msg, &n); err != nil {
 					return fmt.Errorf("scan row count: %w", err)
 				}
-				part[id] = n
+				if !in[id] {
+					id = scope.Messages[msg]
+				}
+				part[id] += n
 				return nil
 			})
 		if err != nil {
@@ -77,24 +187,46 @@ func (a *Archive) ConversationRows(ctx context.Context, tables, ids []string) (m
 	return out, nil
 }
 
-// DeleteConversationRows removes every row of the conversations ids from
-// tables and waits until ClickHouse has applied the removal. On ClickHouse
+// DeleteConversationRows removes every row of the scope from its tables and
+// waits until ClickHouse has applied the removal. On ClickHouse
 // 18.16 (and by default on current releases) ALTER TABLE ... DELETE is a
 // mutation that rewrites the parts in the background: it is done when
 // system.mutations says so for every table. Rows inserted after the
 // mutation was created are not removed: count afterwards. So the archive's
 // own open INSERT is ended first, and what waits in its spool written: its
 // rows would otherwise land after the mutation and survive it (and on
-// current releases the mutation would wait for the INSERT to end).
-func (a *Archive) DeleteConversationRows(ctx context.Context, tables, ids []string) error {
-	if len(ids) == 0 {
+// current releases the mutation would wait for the INSERT to end). Tables
+// without a row of the scope get no mutation: a mutation rewrites every
+// part of its table.
+func (a *Archive) DeleteConversationRows(ctx context.Context, scope EraseScope) error {
+	if len(scope.Conversations) == 0 && len(scope.Messages) == 0 {
 		return nil
 	}
 	if err := a.Flush(ctx); err != nil {
 		return fmt.Errorf("write what waits before deleting: %w", err)
 	}
-	for _, table := range tables {
-		if err := a.s.conn.Exec(ctx, "ALTER TABLE "+a.s.TableName(table)+" DELETE WHERE conversation_id IN ?", groupSet(ids)); err != nil {
+	rows, err := a.ConversationRows(ctx, scope)
+	if err != nil {
+		return err
+	}
+	holding := map[string]bool{}
+	for _, byTable := range rows {
+		for table, n := range byTable {
+			holding[table] = holding[table] || n > 0
+		}
+	}
+	withMsg, err := a.tablesWithColumn(ctx, "message_id")
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for _, table := range scope.Tables {
+		if !holding[table] {
+			continue
+		}
+		tables = append(tables, table)
+		cond, args := scope.where(withMsg[table])
+		if err := a.s.conn.Exec(largeQuery(ctx), "ALTER TABLE "+a.s.TableName(table)+" DELETE WHERE "+cond, args...); err != nil {
 			return fmt.Errorf("delete rows from %s: %w", table, err)
 		}
 	}
@@ -136,21 +268,44 @@ func PhoneDigits(phone string) string {
 // phoneColumns are the columns that hold a customer's phone number.
 var phoneColumns = []string{"sender_phone", "recipient_phone", "contact_phone"}
 
-// ConversationsByPhone returns the conversations whose rows name the phone
-// number (as sender, recipient or contact, in any table that has such a
-// column), comparing digits only. A number of fewer than 6 digits is an
-// error: it would match too much.
-func (a *Archive) ConversationsByPhone(ctx context.Context, phone string) ([]string, error) {
+// PhoneMatch is what names a phone number in the archive.
+type PhoneMatch struct {
+	Conversations []string // conversations with a row naming the number
+	// Messages are the message ids of rows naming the number that name no
+	// conversation (webhook events never resolved, say).
+	Messages []string
+}
+
+// phoneTable is the external table that carries the digits searched for:
+// sent as data, not in the query's text, the number never reaches the
+// driver's (debug) log of queries nor the server's query log.
+const phoneTable = "erase_phone"
+
+// checkPhone returns the digits of a phone number; fewer than 6 digits, or
+// letters, are an error: it would match too much. The number is not
+// repeated in the error: it is personal data.
+func checkPhone(phone string) (string, error) {
 	digits := PhoneDigits(phone)
 	if len(digits) < 6 || strings.IndexFunc(phone, func(r rune) bool {
 		return !unicode.IsDigit(r) && !strings.ContainsRune("+ -()./", r)
 	}) >= 0 {
-		return nil, fmt.Errorf("phone number %q: want digits, optionally with + and separators, at least 6 digits", phone)
+		return "", errors.New("phone number: want digits, optionally with + and separators, at least 6 digits")
 	}
+	return digits, nil
+}
+
+// phoneConditions returns, per table of the archive that holds rows of
+// conversations, the condition that selects its rows naming the phone
+// number: its phone columns compared by digits, or, in a table with no
+// phone column, its raw body (webhook events, quarantined answers)
+// containing the digits. The conditions read the digits from phoneTable.
+func (a *Archive) phoneConditions(ctx context.Context) (map[string]string, error) {
 	cols := map[string][]string{}
 	err := a.read(ctx, "list phone columns", "SELECT table, name FROM system.columns WHERE database = ? AND name IN ? "+
-		"AND table IN (SELECT table FROM system.columns WHERE database = ? AND name = 'conversation_id')",
-		[]any{a.s.database, groupSet(phoneColumns), a.s.database}, func() { clear(cols) }, func(rows driver.Rows) error {
+		"AND table IN (SELECT table FROM system.columns WHERE database = ? AND name = 'conversation_id') "+
+		"AND table IN (SELECT name FROM system.tables WHERE database = ? AND engine NOT IN ('View', 'MaterializedView'))",
+		[]any{a.s.database, groupSet(append(slices.Clone(phoneColumns), "raw")), a.s.database, a.s.database}, func() { clear(cols) },
+		func(rows driver.Rows) error {
 			var table, col string
 			if err := rows.Scan(&table, &col); err != nil {
 				return fmt.Errorf("scan phone column: %w", err)
@@ -163,23 +318,117 @@ func (a *Archive) ConversationsByPhone(ctx context.Context, phone string) ([]str
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
+	out := map[string]string{}
+	const digits = "(SELECT any(d) FROM " + phoneTable + ")"
 	for table, names := range cols {
-		conds := make([]string, len(names))
-		args := make([]any, len(names))
-		for i, col := range names {
-			conds[i] = "replaceRegexpAll(" + quoteIdent(col) + ", '[^0-9]', '') = ?"
-			args[i] = digits
+		var conds []string
+		for _, col := range names {
+			if col != "raw" {
+				conds = append(conds, "replaceRegexpAll("+quoteIdent(col)+", '[^0-9]', '') = "+digits)
+			}
 		}
-		if err := a.readSet(ctx, "find conversations by phone in "+table, "SELECT DISTINCT conversation_id FROM "+
-			a.s.TableName(table)+" WHERE "+strings.Join(conds, " OR "), args, seen); err != nil {
+		if len(conds) == 0 {
+			conds = []string{"position(raw, " + digits + ") > 0"}
+		}
+		sort.Strings(conds)
+		out[table] = strings.Join(conds, " OR ")
+	}
+	return out, nil
+}
+
+// withPhone attaches the digits to the queries run with the context.
+func withPhone(ctx context.Context, digits string) (context.Context, error) {
+	t, err := ext.NewTable(phoneTable, ext.Column("d", "String"))
+	if err != nil {
+		return nil, fmt.Errorf("phone table: %w", err)
+	}
+	if err := t.Append(digits); err != nil {
+		return nil, fmt.Errorf("phone table: %w", err)
+	}
+	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
+}
+
+// ConversationsByPhone finds the rows naming the phone number (see
+// phoneConditions), comparing digits only.
+func (a *Archive) ConversationsByPhone(ctx context.Context, phone string) (PhoneMatch, error) {
+	digits, err := checkPhone(phone)
+	if err != nil {
+		return PhoneMatch{}, err
+	}
+	conds, err := a.phoneConditions(ctx)
+	if err != nil {
+		return PhoneMatch{}, err
+	}
+	withMsg, err := a.tablesWithColumn(ctx, "message_id")
+	if err != nil {
+		return PhoneMatch{}, err
+	}
+	pctx, err := withPhone(ctx, digits)
+	if err != nil {
+		return PhoneMatch{}, err
+	}
+	convs, msgs := map[string]bool{}, map[string]bool{}
+	for table, cond := range conds {
+		msgCol := "''"
+		if withMsg[table] {
+			msgCol = "message_id"
+		}
+		err := a.read(pctx, "find rows naming the phone number in "+table, "SELECT DISTINCT conversation_id, "+msgCol+" FROM "+
+			a.s.TableName(table)+" WHERE "+cond, nil, func() {}, func(rows driver.Rows) error {
+			var conv, msg string
+			if err := rows.Scan(&conv, &msg); err != nil {
+				return fmt.Errorf("scan: %w", err)
+			}
+			switch {
+			case conv != "":
+				convs[conv] = true
+			case msg != "":
+				msgs[msg] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return PhoneMatch{}, err
+		}
+	}
+	return PhoneMatch{Conversations: sortedKeys(convs), Messages: sortedKeys(msgs)}, nil
+}
+
+// PhoneRows counts, per table, the rows still naming the phone number: an
+// erasure by number is verified by none being left.
+func (a *Archive) PhoneRows(ctx context.Context, phone string) (map[string]uint64, error) {
+	digits, err := checkPhone(phone)
+	if err != nil {
+		return nil, err
+	}
+	conds, err := a.phoneConditions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pctx, err := withPhone(ctx, digits)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for table, cond := range conds {
+		var n uint64
+		err := a.read(pctx, "count rows naming the phone number in "+table, "SELECT count() FROM "+a.s.TableName(table)+" WHERE "+cond,
+			nil, func() { n = 0 }, func(rows driver.Rows) error { return rows.Scan(&n) })
+		if err != nil {
 			return nil, err
 		}
+		if n > 0 {
+			out[table] = n
+		}
 	}
-	out := make([]string, 0, len(seen))
-	for id := range seen {
-		out = append(out, id)
+	return out, nil
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
 }

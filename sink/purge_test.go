@@ -2,12 +2,18 @@ package sink_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // purgeArchive is an archive on a fresh, migrated database.
@@ -140,18 +146,35 @@ func TestEraseConversationRows(t *testing.T) {
 	ctx := testContext(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, conv := range []string{"gone", "kept"} {
-		if err := a.AddMessages(ctx, purgeMsgRow(conv, "m1", now, "", 1), purgeMsgRow(conv, "m1", now, "", 2)); err != nil {
+		if err := a.AddMessages(ctx, purgeMsgRow(conv, conv+"-m1", now, "", 1), purgeMsgRow(conv, conv+"-m1", now, "", 2)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.AddQuarantine(ctx, sink.QuarantineRow{ReceivedAt: now, ConversationID: conv, Raw: "{bad"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.AddChecks(ctx, sink.StatusCheck{ConversationID: conv, MessageID: "m1", SentAt: now, Until: now.Add(time.Hour), Open: true, Version: 1}); err != nil {
+		if err := a.AddChecks(ctx, sink.StatusCheck{ConversationID: conv, MessageID: conv + "-m1", SentAt: now, Until: now.Add(time.Hour), Open: true, Version: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.AddState(ctx, sink.State{ConversationID: conv, Version: 1}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Webhook events: one that named only the message, as received and as
+	// resolved; one that named the conversation; one of a message no
+	// archived row ties to a conversation (its detail answered 404), which
+	// names the number in its body; one of the kept conversation.
+	body := func(msg string) string {
+		return `{"event":"message.received","data":{"id":"` + msg + `","from":"+62 812-345-67","body":"secret"}}`
+	}
+	if err := st.SaveWebhookEvents(ctx,
+		sink.WebhookEvent{EventID: "e1", ReceivedAt: now, Event: "message.received", MessageID: "gone-m1", Raw: body("gone-m1"), Version: 1},
+		sink.WebhookEvent{EventID: "e1", ReceivedAt: now, Event: "message.received", ConversationID: "gone", MessageID: "gone-m1",
+			Raw: body("gone-m1"), Processed: true, Version: 2},
+		sink.WebhookEvent{EventID: "e2", ReceivedAt: now, Event: "conversation.resolved", ConversationID: "gone", Raw: "{}", Version: 1},
+		sink.WebhookEvent{EventID: "e3", ReceivedAt: now, Event: "message.received", MessageID: "lost", Raw: `{"from":"6281234567"}`, Version: 1},
+		sink.WebhookEvent{EventID: "e4", ReceivedAt: now, Event: "message.read", MessageID: "kept-m1", Raw: `{"status":"read"}`, Version: 1},
+	); err != nil {
+		t.Fatal(err)
 	}
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -167,7 +190,7 @@ func TestEraseConversationRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"messages", "quarantine", "status_checks", "sync_state", "tracked_conversations"} {
+	for _, want := range []string{"messages", "quarantine", "status_checks", "sync_state", "tracked_conversations", "webhook_events"} {
 		found := false
 		for _, got := range tables {
 			found = found || got == want
@@ -180,36 +203,133 @@ func TestEraseConversationRows(t *testing.T) {
 		}
 	}
 	byPhone, err := a.ConversationsByPhone(ctx, "0812-345-67")
-	if err != nil || len(byPhone) != 0 {
+	if err != nil || len(byPhone.Conversations)+len(byPhone.Messages) != 0 {
 		t.Errorf("a number of other digits found %v, %v; want none", byPhone, err)
 	}
 	byPhone, err = a.ConversationsByPhone(ctx, "6281234567")
-	if err != nil || !cmp.Equal(byPhone, []string{"gone", "kept"}) {
-		t.Errorf("ConversationsByPhone = %v, %v; want both conversations", byPhone, err)
+	if want := (sink.PhoneMatch{Conversations: []string{"gone", "kept"}, Messages: []string{"lost"}}); err != nil || !cmp.Equal(byPhone, want) {
+		t.Errorf("ConversationsByPhone = %+v, %v; want %+v", byPhone, err, want)
 	}
 	if _, err := a.ConversationsByPhone(ctx, "12"); err == nil {
 		t.Error("a phone number of two digits was accepted")
 	}
 
-	counts, err := a.ConversationRows(ctx, tables, []string{"gone"})
+	messages, err := a.ConversationMessages(ctx, tables, []string{"gone"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]map[string]uint64{"gone": {"message_index": 2, "messages": 2, "quarantine": 1, "status_checks": 1, "sync_state": 1, "tracked_conversations": 1}}
+	if want := map[string]string{"gone-m1": "gone"}; !cmp.Equal(messages, want) {
+		t.Errorf("ConversationMessages = %v, want %v", messages, want)
+	}
+	messages["lost"] = ""
+	scope := sink.EraseScope{Tables: tables, Conversations: []string{"gone"}, Messages: messages}
+	counts, err := a.ConversationRows(ctx, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]uint64{
+		"gone": {"message_index": 2, "messages": 2, "quarantine": 1, "status_checks": 1, "sync_state": 1, "tracked_conversations": 1, "webhook_events": 3},
+		"":     {"webhook_events": 1},
+	}
 	if diff := cmp.Diff(want, counts); diff != "" {
 		t.Errorf("rows before (-want +got):\n%s", diff)
 	}
-	if err := a.DeleteConversationRows(ctx, tables, []string{"gone"}); err != nil {
+	if err := a.DeleteConversationRows(ctx, scope); err != nil {
 		t.Fatal(err)
 	}
-	counts, err = a.ConversationRows(ctx, tables, []string{"gone", "kept"})
+	if counts, err = a.ConversationRows(ctx, scope); err != nil || len(counts) != 0 {
+		t.Errorf("rows of the scope after erasing: %v, %v; want none", counts, err)
+	}
+	counts, err = a.ConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: []string{"kept"}, Messages: map[string]string{"kept-m1": "kept"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(counts["gone"]) != 0 || counts["kept"]["messages"] != 2 || counts["kept"]["sync_state"] != 1 {
-		t.Errorf("rows after erasing gone: %v; want none of gone, all of kept", counts)
+	if counts["kept"]["messages"] != 2 || counts["kept"]["sync_state"] != 1 || counts["kept"]["webhook_events"] != 1 {
+		t.Errorf("rows of kept after erasing gone: %v; want all", counts)
 	}
 	if rows, err := a.AuditRows(ctx, "gone"); err != nil || len(rows) != 1 {
 		t.Errorf("audit rows of the erased conversation: %v, %v; want its intent kept", rows, err)
+	}
+	left, err := a.PhoneRows(ctx, "+62 812 345 67")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]uint64{"messages": 2}; !cmp.Equal(left, want) {
+		t.Errorf("rows naming the number after erasing gone: %v, want %v (kept's)", left, want)
+	}
+}
+
+// A deletion of a scope without rows sends no mutation: it would rewrite
+// every part of every table for nothing.
+func TestEraseWithoutRowsSendsNoMutation(t *testing.T) {
+	st, a := purgeArchive(t)
+	ctx := testContext(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := a.AddMessages(ctx, purgeMsgRow("kept", "m1", now, "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tables, err := a.ConversationTables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: []string{"typo"}}); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", st.Database()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d mutations sent for a conversation without rows", n)
+	}
+}
+
+// The phone number searched for never reaches a log: the driver logs each
+// query's text at debug.
+func TestPhoneSearchLogsNoNumber(t *testing.T) {
+	db := sinktest.FreshDatabase(t)
+	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{sinktest.Addr(t)}, Database: db, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := sink.OpenArchive(testContext(t), st, sink.ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	ctx := testContext(t)
+	if err := a.AddMessages(ctx, purgeMsgRow("c", "m1", time.Now().UTC(), "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	found, err := a.ConversationsByPhone(ctx, "+62 812-345-67")
+	if err != nil || !cmp.Equal(found.Conversations, []string{"c"}) {
+		t.Fatalf("ConversationsByPhone = %+v, %v", found, err)
+	}
+	if left, err := a.PhoneRows(ctx, "6281234567"); err != nil || left["messages"] != 1 {
+		t.Fatalf("PhoneRows = %v, %v", left, err)
+	}
+	queries := 0
+	for _, e := range logs.All() {
+		line := e.Message
+		for k, v := range e.ContextMap() {
+			line += " " + k + "=" + fmt.Sprint(v)
+			if k == "query" {
+				queries++
+			}
+		}
+		if strings.Contains(line, "6281234567") || strings.Contains(line, "812-345-67") {
+			t.Errorf("a log entry holds the phone number: %s", line)
+		}
+	}
+	if queries == 0 {
+		t.Fatal("the driver logged no query: the test sees nothing")
 	}
 }

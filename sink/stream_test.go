@@ -194,7 +194,7 @@ func TestEraseEndsTheOpenInsert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.DeleteConversationRows(ctx, tables, []string{"gone"}); err != nil {
+	if err := a.DeleteConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: []string{"gone"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Flush(ctx); err != nil {

@@ -344,6 +344,30 @@ func printErase(w io.Writer, res purge.EraseResult) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", display(c.ConversationID, maxIDRunes), by, strings.Join(rows, ", "), upstream, result)
 	}
 	tw.Flush()
+	if len(res.Unlinked) > 0 {
+		fmt.Fprintf(w, "rows naming the phone number and no conversation (webhook events never resolved): %s\n", countsByTable(res.Unlinked))
+	}
+	if res.Done && res.ByPhone && res.Err == nil {
+		if len(res.PhoneRowsLeft) == 0 {
+			fmt.Fprintln(w, "verified: no row in any table names the phone number")
+		} else {
+			fmt.Fprintf(w, "FAILED: rows still name the phone number: %s\n", countsByTable(res.PhoneRowsLeft))
+		}
+	}
+}
+
+// countsByTable writes row counts by table, e.g. "messages 3, quarantine 1".
+func countsByTable(m map[string]uint64) string {
+	tables := make([]string, 0, len(m))
+	for t := range m {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = fmt.Sprintf("%s %d", t, m[t])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // stillNamed lists the erased conversations that conversations.ids or

@@ -20,11 +20,19 @@ type EraseArchive interface {
 	Archive
 	// ConversationTables lists the tables holding rows of conversations.
 	ConversationTables(ctx context.Context) ([]string, error)
-	// ConversationRows counts rows per conversation and table.
-	ConversationRows(ctx context.Context, tables, ids []string) (map[string]map[string]uint64, error)
-	// DeleteConversationRows removes the rows and waits until it is done.
-	DeleteConversationRows(ctx context.Context, tables, ids []string) error
-	ConversationsByPhone(ctx context.Context, phone string) ([]string, error)
+	// ConversationMessages maps the message ids the conversations' rows
+	// name to their conversation.
+	ConversationMessages(ctx context.Context, tables, ids []string) (map[string]string, error)
+	// ConversationRows counts the scope's rows per conversation and table.
+	ConversationRows(ctx context.Context, scope sink.EraseScope) (map[string]map[string]uint64, error)
+	// DeleteConversationRows removes the scope's rows and waits until it is
+	// done; a table without any gets no mutation.
+	DeleteConversationRows(ctx context.Context, scope sink.EraseScope) error
+	ConversationsByPhone(ctx context.Context, phone string) (sink.PhoneMatch, error)
+	// PhoneRows counts the rows still naming the phone number, per table.
+	PhoneRows(ctx context.Context, phone string) (map[string]uint64, error)
+	// AuditRows returns the audit rows of a conversation.
+	AuditRows(ctx context.Context, conversationID string) ([]sink.AuditRow, error)
 }
 
 // EraseRequest names what to erase.
@@ -54,7 +62,15 @@ type Erased struct {
 type EraseResult struct {
 	RunID         string
 	Done          bool // Yes was given
+	ByPhone       bool // phone numbers were asked for
 	Conversations []Erased
+	// Unlinked are the rows naming a phone number asked for that name no
+	// conversation (webhook events never resolved), by table; erased with
+	// the conversations.
+	Unlinked map[string]uint64
+	// PhoneRowsLeft are the rows still naming a phone number asked for
+	// after the erasure, by table: none when it is verified.
+	PhoneRowsLeft map[string]uint64
 	Err           error // what stopped the whole erasure
 }
 
@@ -72,8 +88,15 @@ func (e EraseResult) Failure() error {
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d conversations not erased", len(failed), len(e.Conversations))
 	}
+	if len(e.PhoneRowsLeft) > 0 {
+		return fmt.Errorf("rows still name the phone number: %s", describeRows(e.PhoneRowsLeft))
+	}
 	return nil
 }
+
+// errNoSuchConversation is a conversation id with no row in the archive
+// that the API does not know either: most likely a typo.
+var errNoSuchConversation = errors.New("no such conversation: no row in any archive table and unknown upstream (a typo?); nothing erased")
 
 // eraseAttempts bounds the deletions of one erasure: rows a sync running
 // in another process wrote after a deletion are removed by the next one.
@@ -86,7 +109,7 @@ const eraseAttempts = 3
 // delete fails keeps its archive rows: a sync would otherwise archive it
 // again. Without req.Yes it only reports what it would erase.
 func (p *Purger) Erase(ctx context.Context, archive EraseArchive, req EraseRequest) EraseResult {
-	res := EraseResult{RunID: newRunID(), Done: req.Yes}
+	res := EraseResult{RunID: newRunID(), Done: req.Yes, ByPhone: len(req.Phones) > 0}
 	log := p.log.With(zap.String("erase_run_id", res.RunID))
 	res.Err = p.erase(ctx, archive, req, &res, log)
 	for _, c := range res.Conversations {
@@ -99,33 +122,47 @@ func (p *Purger) Erase(ctx context.Context, archive EraseArchive, req EraseReque
 func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseRequest, res *EraseResult, log *zap.Logger) error {
 	ids := dedupe(req.ConversationIDs)
 	byPhone := map[string]bool{}
+	var unlinked []string // message ids of rows naming a number and no conversation
 	for _, phone := range req.Phones {
 		found, err := archive.ConversationsByPhone(ctx, phone)
 		if err != nil {
 			return fmt.Errorf("find conversations by phone number: %w", err)
 		}
-		if len(found) == 0 {
+		if len(found.Conversations) == 0 && len(found.Messages) == 0 {
 			// The number itself is not repeated: it is what is being erased.
-			return errors.New("no archived conversation names the phone number given")
+			return errors.New("no archived row names the phone number given")
 		}
-		for _, id := range found {
+		for _, id := range found.Conversations {
 			if !byPhone[id] {
 				byPhone[id] = true
 				ids = dedupe(append(ids, id))
 			}
 		}
+		unlinked = append(unlinked, found.Messages...)
 	}
-	if len(ids) == 0 {
+	if len(ids) == 0 && len(unlinked) == 0 {
 		return errors.New("nothing to erase: name conversations or phone numbers")
 	}
 	tables, err := archive.ConversationTables(ctx)
 	if err != nil {
 		return err
 	}
-	rows, err := archive.ConversationRows(ctx, tables, ids)
+	// The message ids are taken once, before any deletion: verifying
+	// needs them after the rows that tie them to a conversation are gone.
+	messages, err := archive.ConversationMessages(ctx, tables, ids)
 	if err != nil {
 		return err
 	}
+	for _, m := range unlinked {
+		if _, ok := messages[m]; !ok {
+			messages[m] = ""
+		}
+	}
+	rows, err := archive.ConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: ids, Messages: messages})
+	if err != nil {
+		return err
+	}
+	res.Unlinked = rows[""]
 	sums, err := archive.ConversationSummaries(ctx, ids, time.Time{})
 	if err != nil {
 		return err
@@ -141,6 +178,19 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 	}
 	if !req.Yes {
 		return nil
+	}
+	// A conversation without a row may have been erased or purged before
+	// (the audit says so); one the audit never saw either is, if unknown
+	// upstream too, most likely a typo.
+	audited := map[string]bool{}
+	for _, c := range res.Conversations {
+		if len(c.Rows) == 0 {
+			before, err := archive.AuditRows(ctx, c.ConversationID)
+			if err != nil {
+				return err
+			}
+			audited[c.ConversationID] = len(before) > 0
+		}
 	}
 
 	row := func(c *Erased, event, reason, answer string) sink.AuditRow {
@@ -176,6 +226,8 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 		}
 		_, err := p.api.ListMessages(pctx, c.ConversationID, 1, "")
 		switch {
+		case cekat.IsNotFound(err) && len(c.Rows) == 0 && !audited[c.ConversationID]:
+			c.Err = errNoSuchConversation
 		case cekat.IsNotFound(err):
 			c.Upstream = "already gone"
 		case err == nil:
@@ -227,25 +279,33 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 		}
 	}
 
-	// Then every archive row, verified.
-	var local []*Erased
+	// Then every archive row, verified. A conversation without any (gone
+	// upstream only now, or never archived) needs no deletion: a mutation
+	// rewrites every part of its table.
 	var localIDs []string
+	local := map[string]bool{"": true}
 	for i := range res.Conversations {
-		if c := &res.Conversations[i]; c.Err == nil {
-			local = append(local, c)
+		if c := &res.Conversations[i]; c.Err == nil && len(c.Rows) > 0 {
 			localIDs = append(localIDs, c.ConversationID)
+			local[c.ConversationID] = true
+		}
+	}
+	scope := sink.EraseScope{Tables: tables, Conversations: localIDs, Messages: map[string]string{}}
+	for m, conv := range messages {
+		if local[conv] {
+			scope.Messages[m] = conv
 		}
 	}
 	var left map[string]map[string]uint64
-	if len(local) > 0 {
+	if len(localIDs) > 0 || len(res.Unlinked) > 0 {
 		if err := p.flush(ctx); err != nil {
 			return err
 		}
 		for attempt := 1; attempt <= eraseAttempts; attempt++ {
-			if err := archive.DeleteConversationRows(ctx, tables, localIDs); err != nil {
+			if err := archive.DeleteConversationRows(ctx, scope); err != nil {
 				return err
 			}
-			if left, err = archive.ConversationRows(ctx, tables, localIDs); err != nil {
+			if left, err = archive.ConversationRows(ctx, scope); err != nil {
 				return err
 			}
 			if len(left) == 0 {
@@ -253,6 +313,20 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 			}
 			log.Warn("rows of erased conversations came back (a sync running elsewhere?); deleting again",
 				zap.Int("attempt", attempt), zap.Int("conversations", len(left)))
+		}
+	}
+	if stop == nil {
+		for _, phone := range req.Phones {
+			rows, err := archive.PhoneRows(ctx, phone)
+			if err != nil {
+				return err
+			}
+			for t, n := range rows {
+				if res.PhoneRowsLeft == nil {
+					res.PhoneRowsLeft = map[string]uint64{}
+				}
+				res.PhoneRowsLeft[t] += n
+			}
 		}
 	}
 	var outcomes []sink.AuditRow
