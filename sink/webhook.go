@@ -102,3 +102,29 @@ func (s *Store) TrackConversations(ctx context.Context, source string, ids ...st
 	}
 	return nil
 }
+
+// MessageConversations returns, of the message ids, those whose
+// conversation is known, with it: archived messages (message_index) and
+// messages an earlier webhook event was resolved to.
+func (s *Store) MessageConversations(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	q := "SELECT message_id, any(conversation_id) FROM (SELECT message_id, conversation_id FROM " + s.TableName("message_index") +
+		" WHERE message_id IN ? UNION ALL SELECT message_id, conversation_id FROM " + s.TableName("webhook_events") +
+		" WHERE message_id IN ? AND conversation_id != '') GROUP BY message_id"
+	rows, err := s.conn.Query(largeQuery(ctx), q, groupSet(ids), groupSet(ids))
+	if err != nil {
+		return nil, fmt.Errorf("query the conversations of messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var msg, conv string
+		if err := rows.Scan(&msg, &conv); err != nil {
+			return nil, fmt.Errorf("scan the conversation of a message: %w", err)
+		}
+		out[msg] = conv
+	}
+	return out, rows.Err()
+}

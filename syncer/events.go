@@ -18,6 +18,10 @@ type EventStore interface {
 	PendingWebhookEvents(ctx context.Context, since time.Time, limit int) ([]sink.WebhookEvent, error)
 	SaveWebhookEvents(ctx context.Context, events ...sink.WebhookEvent) error
 	TrackConversations(ctx context.Context, source string, ids ...string) error
+	// MessageConversations returns, of the message ids, those whose
+	// conversation is known (archived, or resolved for an earlier event),
+	// with it.
+	MessageConversations(ctx context.Context, ids []string) (map[string]string, error)
 }
 
 // eventsLookBack bounds how old a stored event may be and still be acted
@@ -52,14 +56,22 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
 	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
-	if events, err = e.ownEvents(ctx, store, events, fetched, now); err != nil || len(events) == 0 {
+	// A message whose conversation is known costs no detail call: the
+	// archive has it, or an earlier event (one delivered again, or one a
+	// crash or a concurrent run left pending) resolved it.
+	known, err := e.knownConversations(ctx, store, events)
+	if err != nil {
+		return out, err
+	}
+	if events, err = e.ownEvents(ctx, store, events, fetched, known, now); err != nil || len(events) == 0 {
 		return out, err
 	}
 	var convs, tracked []string
 	var checks []sink.StatusCheck
 	done := make([]sink.WebhookEvent, 0, len(events))
+	var resolved []sink.WebhookEvent
 	for _, ev := range events {
-		outcome, err := e.applyEvent(ctx, ev, &convs, &tracked, &checks, fetched, now)
+		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now)
 		if err != nil {
 			if ctx.Err() != nil || stopsRun(err) {
 				break // the rest stays pending
@@ -71,8 +83,18 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		} else {
 			out.Events++
 		}
-		ev.Processed, ev.Outcome, ev.Version = true, outcome, max(ev.Version+1, uint64(now.UnixNano()))
+		if ev.ConversationID != "" && fetched[ev.MessageID].ConversationID == ev.ConversationID {
+			// Resolved through a detail call: kept on the pending event at
+			// once, so that a run after a crash does not pay for it again.
+			r := ev
+			r.Version = max(ev.Version+1, uint64(now.UnixNano()))
+			resolved = append(resolved, r)
+		}
+		ev.Processed, ev.Outcome, ev.Version = true, outcome, max(ev.Version+2, uint64(now.UnixNano())+1)
 		done = append(done, ev)
+	}
+	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), resolved...); err != nil {
+		return out, storeErr(err)
 	}
 	if len(tracked) > 0 {
 		if err := store.TrackConversations(ctx, "webhook", tracked...); err != nil {
@@ -106,10 +128,38 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	return out, nil
 }
 
-func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck,
-	fetched map[string]cekat.Message, now time.Time) (string, error) {
+// knownConversations looks up the conversations of the messages the
+// events name without their conversation.
+func (e *Engine) knownConversations(ctx context.Context, store EventStore, events []sink.WebhookEvent) (map[string]string, error) {
+	var ids []string
+	for _, ev := range events {
+		if ev.ConversationID == "" && ev.MessageID != "" {
+			ids = append(ids, ev.MessageID)
+		}
+	}
+	if len(ids) == 0 {
+		return map[string]string{}, nil
+	}
+	slices.Sort(ids)
+	known, err := store.MessageConversations(ctx, slices.Compact(ids))
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return known, nil
+}
+
+// applyEvent acts on one event; the conversation it resolves is set on
+// the event, so that its stored row names it (an erasure finds the event
+// by it).
+func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck,
+	fetched map[string]cekat.Message, known map[string]string, now time.Time) (string, error) {
 	conv := ev.ConversationID
-	findConv := func() (string, error) {
+	findConv := func() (c string, err error) {
+		defer func() {
+			if err == nil {
+				ev.ConversationID = c
+			}
+		}()
 		if conv != "" {
 			return conv, nil
 		}
@@ -118,6 +168,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 		}
 		if m, ok := fetched[ev.MessageID]; ok {
 			return m.ConversationID, nil
+		}
+		if c := known[ev.MessageID]; c != "" {
+			return c, nil
 		}
 		// The answer is also the message's detail: the run uses it to
 		// enrich or re-check the message instead of asking again.
@@ -171,7 +224,7 @@ func (e *Engine) applyEvent(ctx context.Context, ev sink.WebhookEvent, convs, tr
 // it, still pending, for that shard, whose run then pays for the detail
 // again: a shard never writes another's conversation.
 func (e *Engine) ownEvents(ctx context.Context, store EventStore, events []sink.WebhookEvent, fetched map[string]cekat.Message,
-	now time.Time) ([]sink.WebhookEvent, error) {
+	known map[string]string, now time.Time) ([]sink.WebhookEvent, error) {
 	sh := e.opts.Shard
 	if !sh.Sharded() {
 		return events, nil
@@ -194,6 +247,11 @@ events:
 			// Names neither: this shard's to mark as not acted on by the
 			// same rule, applied to the event's id.
 			if sh.Owns(ev.EventID) {
+				own = append(own, ev)
+			}
+			continue
+		case known[ev.MessageID] != "":
+			if sh.Owns(known[ev.MessageID]) {
 				own = append(own, ev)
 			}
 			continue

@@ -5,6 +5,7 @@ package syncer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -472,6 +473,34 @@ type memEvents struct {
 	events  map[string]sink.WebhookEvent
 	pending map[string]bool
 	tracked []string
+	// archive, when set, is looked up for archived messages too.
+	archive *memarchive.Archive
+	// failDone fails this many saves of processed events (a crash after
+	// the sync, before the events were marked).
+	failDone int
+}
+
+func (m *memEvents) MessageConversations(_ context.Context, ids []string) (map[string]string, error) {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := map[string]string{}
+	if m.archive != nil {
+		for _, r := range m.archive.Messages() {
+			if want[r.MessageID] {
+				out[r.MessageID] = r.ConversationID
+			}
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range m.events {
+		if want[e.MessageID] && e.ConversationID != "" {
+			out[e.MessageID] = e.ConversationID
+		}
+	}
+	return out, nil
 }
 
 func (m *memEvents) add(name, conv, msg string) {
@@ -500,6 +529,10 @@ func (m *memEvents) SaveWebhookEvents(_ context.Context, events ...sink.WebhookE
 	defer m.mu.Unlock()
 	if m.events == nil {
 		m.events, m.pending = map[string]sink.WebhookEvent{}, map[string]bool{}
+	}
+	if m.failDone > 0 && len(events) > 0 && events[0].Processed {
+		m.failDone--
+		return errors.New("stored nothing: ClickHouse went away")
 	}
 	for _, e := range events {
 		if old, ok := m.events[e.EventID]; ok && old.Version >= e.Version {
@@ -590,6 +623,60 @@ func TestWebhookEventsAreHintsActedOnOnce(t *testing.T) {
 	}
 	if h.lists.Load() != lists || h.details.Load() != details {
 		t.Error("events acted on twice")
+	}
+}
+
+// A detail answer fetched for an event is not fetched again: not after a
+// crash between the sync and the marking of the event, not for an event of
+// a message a concurrent run archived.
+func TestEventDetailIsNotFetchedAgain(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 34, MessageCounts: []int{20, 30}, Shape: cekatsim.ShapeDocumented}, syncer.Options{})
+	h.sync(context.Background())
+	ids := h.sim.ConversationIDs()
+	events := &memEvents{archive: h.archive, failDone: 1}
+	h.sim.Advance(time.Minute)
+	h.sim.AddMessages(ids[1], 1)
+	newest := func(conv string) string {
+		var m cekatsim.TruthMessage
+		for _, t := range h.sim.Truth() {
+			if t.ConversationID == conv && !t.Timestamp.Before(m.Timestamp) {
+				m = t
+			}
+		}
+		return m.ID
+	}
+	events.add("message.received", "", newest(ids[1]))
+	details := h.details.Load()
+	if _, err := h.engine.ApplyEvents(context.Background(), events); err == nil {
+		t.Fatal("the failed marking of the events was not reported")
+	}
+	if got := h.details.Load() - details; got != 1 {
+		t.Fatalf("%d detail calls for the event; want 1", got)
+	}
+	details = h.details.Load()
+	if out, err := h.engine.ApplyEvents(context.Background(), events); err != nil || out.Events != 1 {
+		t.Fatalf("after the failure: %+v, %v", out, err)
+	}
+	if got := h.details.Load() - details; got != 0 {
+		t.Errorf("%d detail calls for the event acted on again; want 0", got)
+	}
+
+	// A message a cron run archived before the event was acted on.
+	h.sim.Advance(time.Minute)
+	h.sim.AddMessages(ids[0], 1)
+	h.sync(context.Background())
+	events.add("message.received", "", newest(ids[0]))
+	details = h.details.Load()
+	if out, err := h.engine.ApplyEvents(context.Background(), events); err != nil || out.Events != 1 {
+		t.Fatalf("event of an archived message: %+v, %v", out, err)
+	}
+	if got := h.details.Load() - details; got != 0 {
+		t.Errorf("%d detail calls for an event of an archived message; want 0", got)
+	}
+	for _, e := range events.events {
+		if e.ConversationID == "" {
+			t.Errorf("event %s stored without its conversation", e.EventID)
+		}
 	}
 }
 
