@@ -294,6 +294,20 @@ type Webhook struct {
 	// re-checks are only the net for what no event told: at this age, 4
 	// times it, and the window's end (0: the polling schedule).
 	RecheckInterval time.Duration `yaml:"recheck_interval" env:"RECHECK_INTERVAL"`
+	// MaxEventAge refuses events whose timestamp is older: a captured body
+	// replayed later is refused, and the duplicate check by id need only
+	// remember this long. 0 turns the window off.
+	MaxEventAge time.Duration `yaml:"max_event_age" env:"MAX_EVENT_AGE"`
+	// Retention is how long stored events are kept (whole months are
+	// dropped, so up to a month longer).
+	Retention time.Duration `yaml:"retention" env:"RETENTION"`
+	// ReadTimeout bounds the reading of a request, body included.
+	ReadTimeout time.Duration `yaml:"read_timeout" env:"READ_TIMEOUT"`
+	// MaxInFlight bounds the requests handled at once; more are answered 503.
+	MaxInFlight int `yaml:"max_in_flight" env:"MAX_IN_FLIGHT"`
+	// JournalMaxBytes bounds the local journal (in sync.spool_dir) that
+	// keeps events while ClickHouse is away.
+	JournalMaxBytes int `yaml:"journal_max_bytes" env:"JOURNAL_MAX_BYTES"`
 }
 
 // Analytics configures what the archive offers analysts.
@@ -367,7 +381,8 @@ func Default() Config {
 		Log:       Log{Format: "json", Level: "info"},
 		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
-			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour},
+			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour, MaxEventAge: 24 * time.Hour, Retention: 30 * 24 * time.Hour,
+			ReadTimeout: 10 * time.Second, MaxInFlight: 32, JournalMaxBytes: 64 << 20},
 	}
 }
 

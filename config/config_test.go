@@ -67,7 +67,8 @@ func TestDefault(t *testing.T) {
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "0 3 * * *", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
-			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour},
+			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour, MaxEventAge: 24 * time.Hour, Retention: 30 * 24 * time.Hour,
+			ReadTimeout: 10 * time.Second, MaxInFlight: 32, JournalMaxBytes: 64 << 20},
 		Log:       Log{Format: "json", Level: "info"},
 		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 	}
@@ -148,7 +149,8 @@ func TestLoadGood(t *testing.T) {
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "30 2 * * 0", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: "127.0.0.1:9480", Path: "/hooks/cekat", Secret: "file-webhook-secret", SignatureHeader: "X-Signature",
-			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second, RecheckInterval: 12 * time.Hour},
+			SignatureEncoding: "base64", MaxBody: 65536, Debounce: 5 * time.Second, RecheckInterval: 12 * time.Hour,
+			MaxEventAge: 2 * time.Hour, Retention: 240 * time.Hour, ReadTimeout: 5 * time.Second, MaxInFlight: 8, JournalMaxBytes: 1 << 20},
 		Log:       Log{Format: "console", Level: "debug"},
 		Analytics: Analytics{Timezone: "UTC"},
 	}
@@ -428,6 +430,11 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_WEBHOOK_SIGNATURE_ENCODING":            "hex",
 		"CEKAT_ARCHIVER_WEBHOOK_MAX_BODY":                      "4096",
 		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE":                      "1s",
+		"CEKAT_ARCHIVER_WEBHOOK_MAX_EVENT_AGE":                 "1h",
+		"CEKAT_ARCHIVER_WEBHOOK_RETENTION":                     "200h",
+		"CEKAT_ARCHIVER_WEBHOOK_READ_TIMEOUT":                  "3s",
+		"CEKAT_ARCHIVER_WEBHOOK_MAX_IN_FLIGHT":                 "4",
+		"CEKAT_ARCHIVER_WEBHOOK_JOURNAL_MAX_BYTES":             "8192",
 		"CEKAT_ARCHIVER_WEBHOOK_RECHECK_INTERVAL":              "12h",
 		"CEKAT_ARCHIVER_RETENTION_ENABLED":                     "true",
 		"CEKAT_ARCHIVER_RETENTION_PURGE_AFTER":                 "720h",
@@ -500,7 +507,8 @@ func TestEnvOverrides(t *testing.T) {
 		Schedule:  Schedule{Sync: "*/5 * * * *", Purge: "@daily", Timezone: "UTC"},
 		Daemon:    Daemon{Listen: ":9464", ShutdownGrace: 30 * time.Second, ReadyMaxFailing: 30 * time.Minute},
 		Webhook: Webhook{Listen: ":9480", Path: "/wh", Secret: "env-webhook-secret", SignatureHeader: "X-Hub-Signature-256",
-			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second, RecheckInterval: 12 * time.Hour},
+			SignatureEncoding: "hex", MaxBody: 4096, Debounce: time.Second, RecheckInterval: 12 * time.Hour,
+			MaxEventAge: time.Hour, Retention: 200 * time.Hour, ReadTimeout: 3 * time.Second, MaxInFlight: 4, JournalMaxBytes: 8192},
 		Log:       Log{Format: "console", Level: "warn"},
 		Analytics: Analytics{Timezone: "Asia/Makassar"},
 	}
@@ -779,6 +787,14 @@ func TestValidate(t *testing.T) {
 			"retention.batch_size: must be from 1 to 100, got 101\n" +
 			`schedule.purge: cron spec "daily": expected exactly 5 fields, found 1: [daily]`},
 		{"retention disabled needs no backoffice", func(c *Config) { c.Retention.PurgeAfter = time.Hour }, ""},
+		{"webhook bounds", func(c *Config) {
+			c.Webhook.Listen, c.Webhook.Secret = ":9480", "s"
+			c.Webhook.MaxEventAge, c.Webhook.Retention, c.Webhook.ReadTimeout = 240*time.Hour, 200*time.Hour, 0
+			c.Webhook.MaxInFlight, c.Webhook.JournalMaxBytes = 0, 1000
+		}, "webhook.retention: must be at least 240h0m0s (7 days, and webhook.max_event_age), got 200h0m0s\n" +
+			"webhook.read_timeout: must be from 1s to 10m, got 0s\nwebhook.max_in_flight: must be at least 1, got 0\n" +
+			"webhook.journal_max_bytes: must be at least webhook.max_body (1048576), got 1000"},
+		{"webhook without a window", func(c *Config) { c.Webhook.Listen, c.Webhook.Secret, c.Webhook.MaxEventAge = ":9480", "s", 0 }, ""},
 		{"shard from a pod name", func(c *Config) { c.Shard = Shard{Index: "cekat-archiver-2", Count: 3} }, ""},
 		{"shard beyond the count", func(c *Config) { c.Shard = Shard{Index: "cekat-archiver-3", Count: 3} },
 			`shard.index: must be below shard.count (3), got 3 (from "cekat-archiver-3")`},

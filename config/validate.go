@@ -383,4 +383,21 @@ func (w Webhook) validate(p *problems) {
 	if w.RecheckInterval < 0 {
 		p.add("webhook.recheck_interval", "must not be negative, got %s", w.RecheckInterval)
 	}
+	if w.MaxEventAge < 0 {
+		p.add("webhook.max_event_age", "must not be negative, got %s", w.MaxEventAge)
+	}
+	// Stored events are what a delivery again is recognised by, and the
+	// archiver acts on events up to 7 days old.
+	if minRetention := max(7*24*time.Hour, w.MaxEventAge); w.Retention < minRetention {
+		p.add("webhook.retention", "must be at least %s (7 days, and webhook.max_event_age), got %s", minRetention, w.Retention)
+	}
+	if w.ReadTimeout < time.Second || w.ReadTimeout > 10*time.Minute {
+		p.add("webhook.read_timeout", "must be from 1s to 10m, got %s", w.ReadTimeout)
+	}
+	if w.MaxInFlight < 1 {
+		p.add("webhook.max_in_flight", "must be at least 1, got %d", w.MaxInFlight)
+	}
+	if w.JournalMaxBytes < w.MaxBody {
+		p.add("webhook.journal_max_bytes", "must be at least webhook.max_body (%d), got %d", w.MaxBody, w.JournalMaxBytes)
+	}
 }

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -127,4 +128,68 @@ func (s *Store) MessageConversations(ctx context.Context, ids []string) (map[str
 		out[msg] = conv
 	}
 	return out, rows.Err()
+}
+
+// SeenWebhookEvents returns, of the event ids, those already stored: a
+// delivery again of one of them is a duplicate.
+func (s *Store) SeenWebhookEvents(ctx context.Context, ids ...string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT event_id FROM "+s.TableName("webhook_events")+" WHERE event_id IN ?", groupSet(ids))
+	if err != nil {
+		return nil, fmt.Errorf("query stored webhook events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan webhook event id: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// DropWebhookEventsBefore removes the stored webhook events received before
+// cutoff, a whole month at a time: the table is partitioned by month, and
+// dropping a partition rewrites nothing (ClickHouse 18.16 has no TTL; a
+// DELETE would rewrite every part). A month goes once all of it is before
+// cutoff, so events are kept from cutoff up to a month longer. It returns
+// the months dropped (YYYYMM).
+func (s *Store) DropWebhookEventsBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = 'webhook_events' AND active",
+		s.database)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook event months: %w", err)
+	}
+	var months []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan webhook event month: %w", err)
+		}
+		months = append(months, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list webhook event months: %w", err)
+	}
+	var dropped []string
+	for _, p := range months {
+		start, err := time.Parse("200601", strings.Trim(p, "'"))
+		if err != nil {
+			continue // not a month of this table's partitioning
+		}
+		if start.AddDate(0, 1, 0).After(cutoff) {
+			continue
+		}
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+s.TableName("webhook_events")+" DROP PARTITION "+start.Format("200601")); err != nil {
+			return dropped, fmt.Errorf("drop the webhook events of %s: %w", start.Format("2006-01"), err)
+		}
+		dropped = append(dropped, start.Format("200601"))
+	}
+	return dropped, nil
 }

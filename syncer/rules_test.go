@@ -480,6 +480,16 @@ type memEvents struct {
 	failDone int
 }
 
+func (m *memEvents) SeenWebhookEvents(_ context.Context, ids ...string) (map[string]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, id := range ids {
+		_, out[id] = m.events[id]
+	}
+	return out, nil
+}
+
 func (m *memEvents) MessageConversations(_ context.Context, ids []string) (map[string]string, error) {
 	want := map[string]bool{}
 	for _, id := range ids {

@@ -73,7 +73,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	}
 	var hooks *webhookEndpoint
 	if cfg.Webhook.Listen != "" {
-		if hooks, err = newWebhookEndpoint(cfg.Webhook, engine, store, reg, log.Named("webhook")); err != nil {
+		if hooks, err = newWebhookEndpoint(cfg.Webhook, cfg.Sync.SpoolDir, engine, store, reg, log.Named("webhook")); err != nil {
 			return err
 		}
 		jobs = append(jobs, hooks.job)

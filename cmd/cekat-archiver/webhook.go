@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,17 +23,35 @@ import (
 
 // webhookEndpoint is the webhook receiver on its own address, and the job
 // that acts on what it stored: at each event (after the debounce), and
-// every minute as a safety net for events a failed run left pending.
+// every minute as a safety net for events a failed run left pending. The
+// job also stores what the journal kept while ClickHouse was away, and
+// drops the stored events past webhook.retention.
 type webhookEndpoint struct {
-	ln  net.Listener
-	srv *http.Server
-	job daemon.Job
+	ln      net.Listener
+	srv     *http.Server
+	job     daemon.Job
+	journal *webhook.Journal
 }
 
-func newWebhookEndpoint(cfg config.Webhook, engine *syncer.Engine, store *sink.Store, reg prometheus.Registerer, log *zap.Logger) (*webhookEndpoint, error) {
+// journalFile is the webhook journal's name in sync.spool_dir.
+const journalFile = "webhook-events.journal"
+
+// retentionEvery spaces the drops of old webhook events.
+const retentionEvery = time.Hour
+
+func newWebhookEndpoint(cfg config.Webhook, spoolDir string, engine *syncer.Engine, store *sink.Store, reg prometheus.Registerer,
+	log *zap.Logger) (*webhookEndpoint, error) {
+	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("webhook journal: %w", err)
+	}
+	journal, err := webhook.OpenJournal(filepath.Join(spoolDir, journalFile), int64(cfg.JournalMaxBytes))
+	if err != nil {
+		return nil, err
+	}
 	trigger := make(chan struct{}, 1)
 	recv, err := webhook.New(webhook.Options{Secret: []byte(cfg.Secret.Reveal()), SignatureHeader: cfg.SignatureHeader,
-		Encoding: cfg.SignatureEncoding, MaxBody: int64(cfg.MaxBody), Store: store, Registerer: reg, Logger: log,
+		Encoding: cfg.SignatureEncoding, MaxBody: int64(cfg.MaxBody), MaxAge: cfg.MaxEventAge, MaxInFlight: cfg.MaxInFlight,
+		Store: store, Journal: journal, Registerer: reg, Logger: log,
 		Notify: func() {
 			select {
 			case trigger <- struct{}{}:
@@ -39,15 +59,24 @@ func newWebhookEndpoint(cfg config.Webhook, engine *syncer.Engine, store *sink.S
 			}
 		}})
 	if err != nil {
+		journal.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		journal.Close()
 		return nil, fmt.Errorf("webhook: listen on %s: %w", cfg.Listen, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Path, recv)
-	w := &webhookEndpoint{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	// Every phase of a request is bounded: a sender without the secret
+	// cannot hold a connection (or, with the cap on requests in hand, more
+	// than max_in_flight bodies of max_body bytes) for longer than the read
+	// timeout. Writing waits at most for the 10 s store of the event.
+	w := &webhookEndpoint{ln: ln, journal: journal, srv: &http.Server{Handler: mux,
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.ReadTimeout + 15*time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}}
+	var lastDrop time.Time
 	w.job = daemon.Job{Name: "webhook", Schedule: cron.Every(time.Minute), RunAtStart: true, Trigger: trigger,
 		Run: func(ctx context.Context) error {
 			// A burst of events makes one run.
@@ -55,6 +84,21 @@ func newWebhookEndpoint(cfg config.Webhook, engine *syncer.Engine, store *sink.S
 			case <-ctx.Done():
 				return nil
 			case <-time.After(cfg.Debounce):
+			}
+			if stored, skipped, err := journal.Replay(ctx, store); err != nil {
+				return fmt.Errorf("store the events the webhook journal kept while ClickHouse was away: %w", err)
+			} else if stored+skipped > 0 {
+				log.Info("stored the webhook events kept in the journal while ClickHouse was away", zap.Int("events", stored),
+					zap.Int("damaged_records_skipped", skipped), zap.String("journal", journal.Path()))
+			}
+			if time.Since(lastDrop) >= retentionEvery {
+				dropped, err := store.DropWebhookEventsBefore(ctx, time.Now().Add(-cfg.Retention))
+				if err != nil {
+					log.Warn("old webhook events not dropped; tried again in an hour", zap.Error(err))
+				} else if len(dropped) > 0 {
+					log.Info("dropped stored webhook events past webhook.retention", zap.Strings("months", dropped))
+				}
+				lastDrop = time.Now()
 			}
 			out, err := engine.ApplyEvents(ctx, store)
 			if out.Events+out.Ignored > 0 {
@@ -83,5 +127,6 @@ func (w *webhookEndpoint) serve(ctx context.Context) error {
 	if err := w.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		_ = w.srv.Close()
 	}
-	return nil
+	// What the journal holds waits for the next start.
+	return w.journal.Close()
 }
