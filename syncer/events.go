@@ -96,11 +96,6 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), resolved...); err != nil {
 		return out, storeErr(err)
 	}
-	if len(tracked) > 0 {
-		if err := store.TrackConversations(ctx, "webhook", tracked...); err != nil {
-			return out, storeErr(err)
-		}
-	}
 	if len(checks) > 0 {
 		if err := e.store.AddChecks(ctx, checks...); err != nil {
 			return out, storeErr(err)
@@ -120,12 +115,51 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		// Left pending: the next run acts on them again.
 		return out, err
 	}
+	if err := e.trackConfirmed(ctx, store, tracked, done); err != nil {
+		return out, err
+	}
 	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), done...); err != nil {
 		return out, storeErr(err)
 	}
 	e.log.Info("webhook events acted on", zap.Int("events", out.Events), zap.Int("ignored", out.Ignored),
 		zap.Int("conversations_synced", len(convs)), zap.Int("statuses_due", len(checks)))
 	return out, nil
+}
+
+// trackConfirmed tracks the conversations that conversation.created events
+// named, once the sync they asked for confirmed them upstream: a signed
+// event with an id the API does not know (404) would otherwise be tracked,
+// and listed by every run, for ever. The sync's list call is the
+// confirmation, so it costs no call of its own.
+func (e *Engine) trackConfirmed(ctx context.Context, store EventStore, ids []string, done []sink.WebhookEvent) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	states, err := e.store.LoadStates(ctx)
+	if err != nil {
+		return storeErr(err)
+	}
+	var confirmed []string
+	gone := map[string]bool{}
+	for _, id := range ids {
+		if st, ok := states[id]; ok && st.Gone {
+			gone[id] = true
+			continue
+		}
+		confirmed = append(confirmed, id)
+	}
+	for i := range done {
+		if done[i].Event == "conversation.created" && gone[done[i].ConversationID] {
+			done[i].Outcome = "not acted on: conversation " + done[i].ConversationID + " unknown upstream (HTTP 404), not tracked"
+		}
+	}
+	if len(gone) > 0 {
+		e.log.Warn("conversation.created events named conversations unknown upstream; not tracked", zap.Int("conversations", len(gone)))
+	}
+	if err := store.TrackConversations(ctx, "webhook", confirmed...); err != nil {
+		return storeErr(err)
+	}
+	return nil
 }
 
 // knownConversations looks up the conversations of the messages the

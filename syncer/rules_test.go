@@ -690,6 +690,35 @@ func TestEventDetailIsNotFetchedAgain(t *testing.T) {
 	}
 }
 
+// A conversation.created event is tracked only once the sync it asks for
+// found the conversation upstream: a signed event with an id the API does
+// not know costs its one list call and is not tracked.
+func TestCreatedConversationIsTrackedOnceConfirmed(t *testing.T) {
+	h := newMemHarness(t, cekatsim.Options{Seed: 35, MessageCounts: []int{5, 6}, Shape: cekatsim.ShapeDocumented}, syncer.Options{})
+	h.sync(context.Background())
+	events := &memEvents{}
+	h.sim.Advance(time.Minute)
+	real := h.sim.AddConversation()
+	events.add("conversation.created", real, "")
+	events.add("conversation.created", "conv-that-does-not-exist", "")
+	lists := h.lists.Load()
+	out, err := h.engine.ApplyEvents(context.Background(), events)
+	if err != nil || out.Sync.Failure() != nil {
+		t.Fatalf("apply: %v %+v", err, out)
+	}
+	if got := h.lists.Load() - lists; got != 2 {
+		t.Errorf("%d list calls; want one per conversation, the confirmation included", got)
+	}
+	if !slices.Equal(events.tracked, []string{real}) {
+		t.Errorf("tracked %v; want only %s", events.tracked, real)
+	}
+	for _, e := range events.events {
+		if e.ConversationID == "conv-that-does-not-exist" && (!e.Processed || !strings.Contains(e.Outcome, "404")) {
+			t.Errorf("event of the unknown conversation: %+v", e)
+		}
+	}
+}
+
 // A status event that names only the message costs one detail call: the
 // answer that tells the conversation is also the fresh status.
 func TestStatusEventWithoutConversationCostsOneCall(t *testing.T) {
