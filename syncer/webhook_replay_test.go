@@ -32,7 +32,6 @@ func TestReplayedWebhookCostsNothing(t *testing.T) {
 	defer srv.Close()
 
 	conv := h.sim.ConversationIDs()[1]
-	h.sim.Advance(time.Minute)
 	h.sim.AddMessages(conv, 1)
 	var newest cekatsim.TruthMessage
 	for _, m := range h.sim.Truth() {
