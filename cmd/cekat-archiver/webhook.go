@@ -33,7 +33,8 @@ type webhookEndpoint struct {
 	journal *webhook.Journal
 }
 
-// journalFile is the webhook journal's name in sync.spool_dir.
+// journalFile is the webhook journal's name in the spool's directory of
+// the database (sync.spool_dir/DATABASE), beside the spools of its rows.
 const journalFile = "webhook-events.journal"
 
 // retentionEvery spaces the drops of old webhook events.
@@ -41,11 +42,18 @@ const retentionEvery = time.Hour
 
 func newWebhookEndpoint(cfg config.Webhook, spoolDir string, engine *syncer.Engine, store *sink.Store, reg prometheus.Registerer,
 	log *zap.Logger) (*webhookEndpoint, error) {
-	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+	dir := filepath.Join(spoolDir, store.Database())
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("webhook journal: %w", err)
 	}
-	journal, err := webhook.OpenJournal(filepath.Join(spoolDir, journalFile), int64(cfg.JournalMaxBytes))
-	if err != nil {
+	journal, err := webhook.OpenJournal(filepath.Join(dir, journalFile), int64(cfg.JournalMaxBytes))
+	switch {
+	case errors.Is(err, webhook.ErrJournalInUse):
+		// Another archiver on this archive and spool keeps its own events
+		// there; this one answers 500 while ClickHouse is away.
+		log.Warn("webhook events are not kept locally while ClickHouse is away", zap.Error(err))
+		journal = nil
+	case err != nil:
 		return nil, err
 	}
 	trigger := make(chan struct{}, 1)

@@ -23,7 +23,7 @@ func TestSlowUnsignedBodiesAreCut(t *testing.T) {
 	cfg := config.Default().Webhook
 	cfg.Listen, cfg.Secret, cfg.ReadTimeout = "127.0.0.1:0", "s", time.Second
 	// No store: an unsigned body never reaches it.
-	w, err := newWebhookEndpoint(cfg, t.TempDir(), nil, (*sink.Store)(nil), prometheus.NewRegistry(), zap.NewNop())
+	w, err := newWebhookEndpoint(cfg, t.TempDir(), nil, &sink.Store{}, prometheus.NewRegistry(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 )
@@ -24,6 +25,7 @@ import (
 // The file holds one record a line: the CRC-32 (Castagnoli) of the JSON in
 // 8 hex digits, a space, the event as JSON. A line cut short by a crash
 // fails its check and is skipped, as is a damaged one: the others are kept.
+// A nil *Journal keeps nothing.
 type Journal struct {
 	mu    sync.Mutex
 	path  string
@@ -50,12 +52,21 @@ type journalRecord struct {
 // ErrJournalFull is returned by Append when the journal holds max bytes.
 var ErrJournalFull = errors.New("the webhook journal is full")
 
+// ErrJournalInUse is returned by OpenJournal when another process holds the
+// journal.
+var ErrJournalInUse = errors.New("another process holds the webhook journal")
+
 // OpenJournal opens (or creates) the journal at path; max bounds its size
 // in bytes.
 func OpenJournal(path string, max int64) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open the webhook journal: %w", err)
+	}
+	// One process at a time: a replay empties the file.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s (%v)", ErrJournalInUse, path, err)
 	}
 	j := &Journal{path: path, max: max, f: f, ids: map[string]bool{}}
 	events, _, err := j.read()
@@ -77,10 +88,18 @@ func OpenJournal(path string, max int64) (*Journal, error) {
 }
 
 // Path is the journal's file.
-func (j *Journal) Path() string { return j.path }
+func (j *Journal) Path() string {
+	if j == nil {
+		return ""
+	}
+	return j.path
+}
 
 // Len is the number of events waiting in the journal.
 func (j *Journal) Len() int {
+	if j == nil {
+		return 0
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.count
@@ -88,6 +107,9 @@ func (j *Journal) Len() int {
 
 // Has reports whether the event waits in the journal.
 func (j *Journal) Has(id string) bool {
+	if j == nil {
+		return false
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.ids[id]
@@ -125,6 +147,9 @@ func (j *Journal) Append(e sink.WebhookEvent) error {
 // events it stored and how many damaged records it skipped. Events
 // appended meanwhile wait for the end of the replay.
 func (j *Journal) Replay(ctx context.Context, store Store) (stored, skipped int, err error) {
+	if j == nil {
+		return 0, 0, nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.size == 0 {
@@ -150,6 +175,9 @@ func (j *Journal) Replay(ctx context.Context, store Store) (stored, skipped int,
 
 // Close closes the file; what it holds waits for the next start.
 func (j *Journal) Close() error {
+	if j == nil {
+		return nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.f.Close()

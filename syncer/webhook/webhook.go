@@ -233,7 +233,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer r.done(ev.ID)
-	if r.opts.Journal != nil && r.opts.Journal.Has(ev.ID) {
+	if r.opts.Journal.Has(ev.ID) {
 		r.count(ev.Name, "duplicate")
 		w.WriteHeader(http.StatusOK)
 		return

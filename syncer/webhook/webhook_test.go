@@ -314,3 +314,27 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// One process at a time holds a journal: a replay empties the file.
+func TestJournalIsHeldByOneProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "webhook.journal")
+	j, err := OpenJournal(path, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenJournal(path, 1<<20); !errors.Is(err, ErrJournalInUse) {
+		t.Errorf("a second open: %v, want ErrJournalInUse", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = OpenJournal(path, 1<<20)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	j.Close()
+	var none *Journal
+	if none.Has("x") || none.Len() != 0 || none.Close() != nil {
+		t.Error("a nil journal keeps something")
+	}
+}
