@@ -334,6 +334,10 @@ type noStore struct{}
 
 func (noStore) SaveWebhookEvents(context.Context, ...sink.WebhookEvent) error { return nil }
 
+func (noStore) SeenWebhookEvents(context.Context, ...string) (map[string]bool, error) {
+	return nil, nil
+}
+
 // daemonCollectors stand for the metrics a registry holds (a registry gathers, but does
 // not describe, what it holds): one gauge of each name.
 func daemonCollectors(t *testing.T, reg *prometheus.Registry) []prometheus.Collector {
