@@ -170,7 +170,7 @@ func New(api API, store Archive, opts Options) *Engine {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Engine{api: api, store: store, opts: opts, log: opts.Logger}
+	return &Engine{api: shareDetails(api, opts.Now), store: store, opts: opts, log: opts.Logger}
 }
 
 // Progress counts a run's work while it goes; read it with Engine.Progress.
