@@ -70,7 +70,7 @@ func (c purgeCmd) Run(ctx context.Context, e *env) error {
 
 type eraseCmd struct {
 	Conversation []string      `help:"Erase these conversations (repeatable)." name:"conversation" placeholder:"ID"`
-	Phone        []string      `help:"Erase the conversations whose archived messages name this phone number (repeatable; digits compared)." placeholder:"NUMBER"`
+	Phone        []string      `help:"Erase the conversations whose archived rows name this phone number, and any other row naming it (repeatable; digits compared)." placeholder:"NUMBER"`
 	Yes          bool          `help:"Erase. Without it, say what would be erased and exit non-zero."`
 	Reason       string        `help:"Why (a request's reference), recorded in the audit table; put no personal data in it."`
 	Operator     string        `help:"Who erases, recorded in the audit table (default: user@host)."`
