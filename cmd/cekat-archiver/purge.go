@@ -332,6 +332,9 @@ func printErase(w io.Writer, res purge.EraseResult) {
 			rows = []string{"none"}
 		}
 		upstream, result := "-", "would erase"
+		if len(c.Rows) == 0 {
+			result = "no archive row (a typo?); would delete it upstream if there"
+		}
 		if res.Done {
 			upstream = c.Upstream
 			switch {
