@@ -93,7 +93,10 @@ func newWebhookEndpoint(cfg config.Webhook, spoolDir string, engine *syncer.Engi
 				return nil
 			case <-time.After(cfg.Debounce):
 			}
-			if stored, skipped, err := journal.Replay(ctx, store); err != nil {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			stored, skipped, err := journal.Replay(rctx, store)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("store the events the webhook journal kept while ClickHouse was away: %w", err)
 			} else if stored+skipped > 0 {
 				log.Info("stored the webhook events kept in the journal while ClickHouse was away", zap.Int("events", stored),

@@ -27,13 +27,14 @@ import (
 // fails its check and is skipped, as is a damaged one: the others are kept.
 // A nil *Journal keeps nothing.
 type Journal struct {
-	mu    sync.Mutex
-	path  string
-	max   int64
-	f     *os.File
-	size  int64
-	ids   map[string]bool
-	count int // records in the file
+	replaying sync.Mutex // one replay at a time
+	mu        sync.Mutex
+	path      string
+	max       int64
+	f         *os.File
+	size      int64
+	ids       map[string]bool
+	count     int // records in the file
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -68,8 +69,13 @@ func OpenJournal(path string, max int64) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s (%v)", ErrJournalInUse, path, err)
 	}
-	j := &Journal{path: path, max: max, f: f, ids: map[string]bool{}}
-	events, _, err := j.read()
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("webhook journal: %w", err)
+	}
+	j := &Journal{path: path, max: max, f: f, ids: map[string]bool{}, size: fi.Size()}
+	events, _, err := j.read(0, j.size)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -78,12 +84,6 @@ func OpenJournal(path string, max int64) (*Journal, error) {
 		j.ids[e.EventID] = true
 	}
 	j.count = len(events)
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("webhook journal: %w", err)
-	}
-	j.size = fi.Size()
 	return j, nil
 }
 
@@ -143,33 +143,53 @@ func (j *Journal) Append(e sink.WebhookEvent) error {
 	return nil
 }
 
-// Replay stores what the journal holds and empties it; it returns how many
-// events it stored and how many damaged records it skipped. Events
-// appended meanwhile wait for the end of the replay.
+// Replay stores what the journal holds and removes it from the journal; it
+// returns how many events it stored and how many damaged records it
+// skipped. ClickHouse is written without holding the journal: events keep
+// being taken (and kept) meanwhile, and stay for the next replay.
 func (j *Journal) Replay(ctx context.Context, store Store) (stored, skipped int, err error) {
 	if j == nil {
 		return 0, 0, nil
 	}
+	j.replaying.Lock()
+	defer j.replaying.Unlock()
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.size == 0 {
-		return 0, 0, nil
+	upto := j.size
+	var events []sink.WebhookEvent
+	if upto > 0 {
+		events, skipped, err = j.read(0, upto)
 	}
-	events, skipped, err := j.read()
-	if err != nil {
+	j.mu.Unlock()
+	if upto == 0 || err != nil {
 		return 0, skipped, err
 	}
 	if err := store.SaveWebhookEvents(ctx, events...); err != nil {
 		return 0, skipped, err
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	tail := make([]byte, j.size-upto)
+	if _, err := j.f.ReadAt(tail, upto); err != nil && !errors.Is(err, io.EOF) {
+		return len(events), skipped, fmt.Errorf("read the webhook journal %s: %w", j.path, err)
+	}
+	kept, _, err := j.read(upto, j.size-upto)
+	if err != nil {
+		return len(events), skipped, err
+	}
 	if err := j.f.Truncate(0); err != nil {
 		return len(events), skipped, fmt.Errorf("empty the webhook journal %s: %w", j.path, err)
+	}
+	if _, err := j.f.Write(tail); err != nil {
+		return len(events), skipped, fmt.Errorf("rewrite the webhook journal %s (local disk): %w", j.path, err)
 	}
 	if err := j.f.Sync(); err != nil {
 		return len(events), skipped, fmt.Errorf("empty the webhook journal %s: %w", j.path, err)
 	}
-	j.size, j.count = 0, 0
+	j.size, j.count = int64(len(tail)), len(kept)
 	clear(j.ids)
+	for _, e := range kept {
+		j.ids[e.EventID] = true
+	}
 	return len(events), skipped, nil
 }
 
@@ -183,12 +203,10 @@ func (j *Journal) Close() error {
 	return j.f.Close()
 }
 
-// read returns the records of the file that pass their check.
-func (j *Journal) read() (events []sink.WebhookEvent, skipped int, err error) {
-	if _, err := j.f.Seek(0, io.SeekStart); err != nil {
-		return nil, 0, fmt.Errorf("read the webhook journal %s: %w", j.path, err)
-	}
-	r := bufio.NewReader(j.f)
+// read returns the records of n bytes of the file from off that pass
+// their check.
+func (j *Journal) read(off, n int64) (events []sink.WebhookEvent, skipped int, err error) {
+	r := bufio.NewReader(io.NewSectionReader(j.f, off, n))
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 {

@@ -338,3 +338,46 @@ func TestJournalIsHeldByOneProcess(t *testing.T) {
 		t.Error("a nil journal keeps something")
 	}
 }
+
+// appendingStore journals an event while a replay writes to it, as the
+// receiver does when a request comes in meanwhile.
+type appendingStore struct {
+	memStore
+	j    *Journal
+	late sink.WebhookEvent
+}
+
+func (a *appendingStore) SaveWebhookEvents(ctx context.Context, events ...sink.WebhookEvent) error {
+	if a.late.EventID != "" {
+		if err := a.j.Append(a.late); err != nil {
+			return err
+		}
+		a.late = sink.WebhookEvent{}
+	}
+	return a.memStore.SaveWebhookEvents(ctx, events...)
+}
+
+// An event kept while a replay writes to ClickHouse stays in the journal
+// for the next replay: the replay removes only what it stored.
+func TestJournalKeepsWhatCameDuringAReplay(t *testing.T) {
+	j, err := OpenJournal(filepath.Join(t.TempDir(), "webhook.journal"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	for i := range 3 {
+		if err := j.Append(sink.WebhookEvent{EventID: fmt.Sprintf("e%d", i), Event: "message.read", Raw: "{}", Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := &appendingStore{j: j, late: sink.WebhookEvent{EventID: "late", Event: "message.read", Raw: "{}", Version: 1}}
+	if n, _, err := j.Replay(context.Background(), store); err != nil || n != 3 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	if j.Len() != 1 || !j.Has("late") || j.Has("e0") {
+		t.Fatalf("journal after the replay: %d events, late kept %v", j.Len(), j.Has("late"))
+	}
+	if n, _, err := j.Replay(context.Background(), store); err != nil || n != 1 || len(store.events) != 4 || j.Len() != 0 {
+		t.Errorf("second replay: %d, %v; %d stored, %d left", n, err, len(store.events), j.Len())
+	}
+}
