@@ -96,9 +96,10 @@ func newWebhookEndpoint(cfg config.Webhook, spoolDir string, engine *syncer.Engi
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
 			stored, skipped, err := journal.Replay(rctx, store)
 			cancel()
-			if err != nil {
+			switch {
+			case err != nil:
 				return fmt.Errorf("store the events the webhook journal kept while ClickHouse was away: %w", err)
-			} else if stored+skipped > 0 {
+			case stored+skipped > 0:
 				log.Info("stored the webhook events kept in the journal while ClickHouse was away", zap.Int("events", stored),
 					zap.Int("damaged_records_skipped", skipped), zap.String("journal", journal.Path()))
 			}
