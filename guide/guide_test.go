@@ -1,4 +1,4 @@
-// Package guide_test runs the queries of the README's "Analyst's guide" against an archive of
+// Package guide_test runs the queries of docs/analysts.md against an archive of
 // simulated conversations and checks every answer against the same figures computed from the
 // simulator's truth. A query added to the guide (a ```sql block with a "-- guide: name" line)
 // fails the test until it is given its expected answer here.
@@ -61,10 +61,10 @@ func TestAnalystGuide(t *testing.T) {
 	}
 }
 
-// guideQueries reads the README's guide queries by name.
+// guideQueries reads the guide queries of docs/analysts.md by name.
 func guideQueries(t *testing.T) map[string]string {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/analysts.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func guideQueries(t *testing.T) map[string]string {
 		out[m[1]] = strings.TrimSpace(b[1])
 	}
 	if len(out) == 0 {
-		t.Fatal("README.md has no guide queries")
+		t.Fatal("docs/analysts.md has no guide queries")
 	}
 	return out
 }

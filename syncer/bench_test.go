@@ -21,7 +21,7 @@ package syncer_test
 //
 // Figures are printed (b.ReportMetric, log lines); ratios are taken within the same run.
 // Timings are never asserted; only the request counts of the idle run are checked, since they
-// are part of the archiver's contract (README: "a run where nothing changed costs one list
+// are part of the archiver's contract (docs/design.md: "a run where nothing changed costs one list
 // call per conversation plus the re-checks").
 
 import (

@@ -4,9 +4,9 @@ import "sync"
 
 // detailCalls runs a run's detail calls on DetailConcurrency goroutines that
 // live as long as the run. Handing a call to an idle one is what bounds the
-// calls in flight across conversations. A goroutine per call, as before,
-// grew a fresh stack through the HTTP client and the decoder on every call:
-// a twentieth of a first sync's CPU went to copying stacks.
+// calls in flight across conversations. Long-lived goroutines keep their
+// grown stacks: a goroutine per call would grow a fresh stack through the
+// HTTP client and the decoder every time.
 type detailCalls struct {
 	work chan func()
 	wg   sync.WaitGroup

@@ -16,47 +16,12 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
-// convSync is the sync of one conversation within a run.
-//
-// The list endpoint pages from the newest message back. A conversation's
-// state is a head (the newest message a walk from the top archived) and a
-// list of gaps (walks left unfinished, each a cursor and the message it
-// must reach). A run first walks from the top down to the head, then fills
-// the gaps, newest first. Before the first messages of a walk from the top
-// are saved, the stretch below them becomes a gap, so a walk killed several
-// pages deep leaves a gap the next run fills, never a hole. The first sync
-// is the gap that reaches the start of the history.
-//
-// Inside a page, messages are enriched newest first and written in small
-// groups as they complete; after each group the walk's cursor moves to the
-// oldest message of the unbroken run archived so far (any message id is a
-// valid `before`). So a stop after k detail calls keeps those k, and the
-// next run lists from there and pays only for the rest.
-//
-// A page is looked up in the archive (which of its messages are archived)
-// only where it can hold rows the state does not account for. States are
-// queued behind their rows in one ordered spool and replayed in order, so
-// the rows a state misses are those of the page its walk was on when it
-// stopped: enriched out of order, or the group whose state a torn spool
-// lost. Such rows lie within a page's records (at most maxListPage) past
-// the cursor the state kept. So:
-//   - the newest page of a walk from the top is looked up anyway (its
-//     statuses refresh the archive's);
-//   - the pages of a gap, which an earlier run's walk left, are looked up
-//     for its first maxListPage records, and for as long as a lookup still
-//     finds archived rows;
-//   - a gap whose cursor this run set between two pages, and the pages of
-//     a walk from the top below its newest, are new ground: no earlier walk
-//     went there, and this run's own rows are known (the last page's ids).
-//
-// Where a walk may pass its stop without meeting it (the message gone from
-// the list), it would go on into archived history: a walk from the top looks
-// up every page from the first that holds a message not sent after the
-// head, and a gap that stops at an earlier head is looked up throughout (it
-// holds new messages only, a few pages). So is every gap of a state without
-// a head whose gap to the start of the history a walk from the top replaces
-// (no earlier first page had a message): the older walk's rows then lie
-// anywhere in the new gap.
+// convSync is the sync of one conversation within a run: walks from the
+// top down to the head, then the gaps, newest first; pages enriched newest
+// first and written in groups, the cursor moving behind each group; pages
+// looked up in the archive only where they can hold rows the state does not
+// account for. The rules and their reasons: docs/design.md, "How a sync
+// works".
 type convSync struct {
 	e        *Engine
 	r        *run

@@ -141,7 +141,7 @@ func TestClusterReplicaStopsDuringRun(t *testing.T) {
 	// The rollup is fed by a materialized view, written after the rows of
 	// an insert and not atomically with them: an insert cut off by the
 	// replica's stop can leave rows that the rollup never counted. The
-	// README's repair is the rollup's fill migration again (sets: it adds
+	// repair in docs/scaling.md is the rollup's fill migration again (sets: it adds
 	// nothing twice).
 	if got := clusterDaily(t, archives[0].Store()); got != uint64(want) {
 		t.Logf("%s counts %d messages of %d after the stop: repairing", sink.DailyView, got, want)
@@ -164,7 +164,7 @@ func clusterDaily(t *testing.T, st *sink.Store) uint64 {
 	return n
 }
 
-// clusterRepairRollup runs the rollup's fill migration as the README says
+// clusterRepairRollup runs the rollup's fill migration as docs/scaling.md says
 // (clickhouse-client --database DB --multiquery < the file).
 func clusterRepairRollup(t *testing.T, addr, db string) {
 	t.Helper()

@@ -20,7 +20,7 @@ import (
 // TestSurvivesStopSignals is TestSurvivesSIGKILL with the signals a
 // scheduler or an operator sends: each run gets SIGTERM or SIGINT at a
 // random moment (during the backfill, then during incremental walks while
-// messages keep arriving upstream), and must stop the way the README says
+// messages keep arriving upstream), and must stop the way docs/operating.md says
 // a stopped `sync --once` does: it writes what it has, prints its summary
 // as stopped, records itself in sync_runs as stopped with its requests,
 // and exits 0. One clean run then leaves the archive equal to the
@@ -200,7 +200,7 @@ var (
 )
 
 // checkStopped requires a run sent SIGTERM or SIGINT to have ended the way
-// the README says: exit 0, the summary printed as stopped (or as ok, when
+// docs/operating.md says: exit 0, the summary printed as stopped (or as ok, when
 // the run had finished), and a sync_runs row saying stopped with the
 // requests of the summary. Only a signal that came before the process
 // could handle it may end it, and then it has said nothing yet.

@@ -1,77 +1,13 @@
 // Package budget is the client-side request budget of the Cekat API: one
 // limiter that every call (list, detail, re-check, delete, send) passes
 // through, paced per minute, capped per day, following what the server says,
-// and handing scarce requests out by priority.
-//
-// # Pacing
-//
-// The server counts requests in fixed 60 s windows: the clock's minutes, or
-// 60 s from the first request after the previous window ended (as the
-// simulator does by default). A client that sends N requests a minute evenly
-// can still see N+1 of them land in one such window when the window is not
-// aligned with the client's spacing and the network delays one request more
-// than its neighbour. The limiter avoids that in three ways:
-//
-//   - Requests are spaced strictly: two grants are never closer than
-//     60 s × (1 + Headroom) / limit (no bursts, not even after an idle
-//     spell). With N' = N / (1 + Headroom) requests spaced evenly, a window
-//     of 60 s holds at most N of them as long as the arrival times jitter by
-//     less than 60 s × Headroom (1.2 s at the default 2 %), which costs 2 % of
-//     the rate. This alone uses 98 % of the limit when the configured rate
-//     is the server's, whatever headers the server sends, or none.
-//   - It follows X-RateLimit-Remaining and the end of the server's window:
-//     once the server says r requests are left until t, no more than r (less
-//     the requests still in flight) are sent before t + ResetMargin, and they
-//     are spread over the time left rather than sent at once. t is
-//     X-RateLimit-Reset when the server sends it. When it does not, t is
-//     inferred: the server counted X-RateLimit-Limit - Remaining requests in
-//     its window, so, matched against the limiter's own recent grants, its
-//     window started between two known grants (Remaining jumping back up
-//     marks a window that started since the previous grant). A whole minute
-//     of the clock within that span is taken as the start (the common case),
-//     unless a window was already seen to start off the minute; otherwise
-//     the latest start possible is taken, so that a window is never thought
-//     to end before it does. Spreading what is left over a window placed
-//     that way never slows the pace below the configured rate.
-//     X-RateLimit-Limit lower than the configured rate lowers the pace to it.
-//   - A 429 pauses every waiter, not just the caller that received it, until
-//     Retry-After (seconds or an HTTP date), else X-RateLimit-Reset, else
-//     ThrottlePause; and it lowers the pace by a fifth, which then recovers
-//     slowly (for servers that send no X-RateLimit-Limit).
-//
-// # Priorities
-//
-// When several callers wait for the next slot, the one with the highest
-// priority gets it (PriorityNew first, PriorityBackfill last; first come
-// first served within a priority). The retention purge has a reserved share
-// of the slots: while both purge and other work wait, purge gets exactly
-// PurgeShare of the slots, no more and no less; while either is idle, the
-// other gets every slot. The priority travels in the context
-// (WithPriority), because the client's Limiter interface only passes the
-// endpoint.
-//
-// # Daily budget
-//
-// Requests are counted per day (midnight in DayLocation). When the day's
-// budget is spent, Wait fails at once with an error that wraps
-// ErrDailyBudgetExhausted and says when it resets, so a run stops, reports
-// what was left for later, and does not sleep for hours. Purge has its own
-// part of the daily budget (PurgeShare of it) that other work cannot spend
-// and that purge cannot exceed. What is counted is what was granted, so a
-// request answered 429 counts too. The server's own daily cap ends a run the
-// same way: a 429 asking for a pause longer than MaxPause, or an answer
-// saying no request is left before a reset further ahead than MaxPause, makes
-// Wait fail at once with the same error until then.
-//
-// # Using it
+// and handing scarce requests out by priority. How and why it paces as it
+// does: docs/design.md, "The API budget".
 //
 // Build one Limiter per API key and pass it as cekat.Options.Limiter; tag
-// each call's context with WithPriority (walk from the top: PriorityNew; the
-// detail of the messages it found: PriorityEnrich; re-checks:
-// PriorityRecheck; gap filling and the details it needs: PriorityBackfill;
-// the retention purge: PriorityPurge). Stats and Remaining feed metrics; a
-// Wait error wrapping ErrDailyBudgetExhausted (errors.As *ExhaustedError for
-// when it resets) is the signal to stop and report what was left for later.
+// each call's context with WithPriority. A Wait error wrapping
+// ErrDailyBudgetExhausted (errors.As *ExhaustedError for when it resets) is
+// the signal to stop and report what was left for later.
 package budget
 
 import (

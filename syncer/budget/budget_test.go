@@ -738,7 +738,7 @@ func (l *Limiter) windowEnd() time.Time {
 }
 
 // A server that sends X-RateLimit-Limit and -Remaining but not -Reset: the
-// limiter places its windows from the counts (issue 8).
+// limiter places its windows from the counts.
 func TestInferredWindow(t *testing.T) {
 	at := func(min, sec, ms int) time.Time {
 		return time.Date(2025, 6, 1, 10, min, sec, ms*int(time.Millisecond), time.UTC)

@@ -83,7 +83,7 @@ func TestSimulatorMatchingLimit(t *testing.T) {
 }
 
 // The whole limit is used whatever rate headers the server sends and
-// wherever its minute windows start (issue 8): with only X-RateLimit-Limit
+// wherever its minute windows start: with only X-RateLimit-Limit
 // and -Remaining the limiter infers when the window ends.
 func TestSimulatorMatchingLimitHeaderModes(t *testing.T) {
 	for _, headers := range []cekatsim.RateHeaders{cekatsim.RateHeadersAll, cekatsim.RateHeadersLimitRemaining, cekatsim.RateHeadersNone} {

@@ -649,8 +649,7 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	if r.body != nil {
 		reqBody = bytes.NewReader(r.body)
 	}
-	// The URL is built above: writing it out for NewRequest to parse again
-	// cost a tenth of a detail call's CPU on the client side.
+	// The URL is built above and set as is: NewRequest would parse it again.
 	req, err := http.NewRequestWithContext(actx, r.method, "/", reqBody)
 	if err != nil {
 		return nil, r.fail(0, nil, err, KindPermanent)
@@ -698,11 +697,10 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 }
 
 // readBody reads an answer, up to one byte past maxBody, into one
-// allocation of its size: io.ReadAll's doubling from 512 bytes allocated
-// 4 KB for a 1.5 KB detail answer and twice a list page's size, the
-// engine's largest allocations. The answer is kept (its messages' raw JSON
-// points into it), so one of unknown length is read into a pooled buffer
-// and copied out.
+// allocation of its size (io.ReadAll's doubling would allocate up to twice
+// the answer, the engine's largest allocations). The answer is kept (its
+// messages' raw JSON points into it), so one of unknown length is read into
+// a pooled buffer and copied out.
 func (c *Client) readBody(resp *http.Response) ([]byte, error) {
 	r := io.LimitReader(resp.Body, maxBody+1)
 	if resp.ContentLength >= 0 && resp.ContentLength <= maxBody {

@@ -12,9 +12,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// decodeMessageReference is DecodeMessage as it was before the single-pass
-// reader (encoding/json into maps): FuzzDecodeMessageSameAsReference holds
-// the new one to exactly its results.
+// decodeMessageReference is DecodeMessage written plainly with encoding/json
+// into maps: FuzzDecodeMessageSameAsReference holds the single-pass reader
+// to exactly its results.
 func decodeMessageReference(raw json.RawMessage, loc *time.Location) (Message, error) {
 	raw = bytes.TrimSpace(raw)
 	var obj map[string]json.RawMessage

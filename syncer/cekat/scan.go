@@ -6,14 +6,11 @@ import (
 	"unicode/utf8"
 )
 
-// A single-pass reader of the API's JSON. encoding/json into
-// map[string]json.RawMessage (and again for each nested object and each
-// string) made one detail answer cost ~40 µs and ~150 allocations, most of
-// the sync's CPU on two cores. These helpers walk bytes that are already
+// A single-pass reader of the API's JSON, because decoding answers is most
+// of the sync's CPU on two cores. These helpers walk bytes that are already
 // known to be valid JSON (json.Valid, or a span of such bytes) and hand out
-// sub-slices of it, so a message is read once with a handful of allocations.
-// Keys are compared exactly as a map lookup would, so the tolerance rules of
-// the decoders stay what they were.
+// sub-slices of it, so a message is read once with a handful of
+// allocations. Keys are compared exactly as a map lookup would.
 
 // skipSpace returns the index of the first non-space byte at or after i.
 func skipSpace(b []byte, i int) int {

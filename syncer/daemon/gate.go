@@ -8,7 +8,7 @@ import (
 // gate keeps a job marked Exclusive (the retention purge) from running at
 // the same time as any other job's run: it waits for the runs in hand to
 // finish, and runs that start meanwhile wait for it. The others share the
-// gate and may overlap one another as before. A waiting exclusive run goes
+// gate and may overlap one another. A waiting exclusive run goes
 // before runs that start after it, so a steady stream of syncs cannot put
 // the purge off for ever. Waiting honours the run's context, so a stop
 // signal never waits for the gate.
