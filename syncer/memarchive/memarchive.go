@@ -1,10 +1,12 @@
 // Package memarchive is an archive in memory for fast tests of the sync
-// engine. It keeps the write-ordering rule of the ClickHouse archive:
-// writes wait in a buffer and a flush stores them in the order messages,
-// quarantine, schedule entries, conversations, states, so a stored state never claims rows
-// that are not stored; a failed flush keeps the whole buffer. (The ClickHouse archive keeps
-// its buffer in a spool on disk, which the next start stores before any run: a killed
+// engine, the retention purge and erasure. It keeps the write-ordering rule
+// of the ClickHouse archive: writes wait in a buffer and a flush stores them
+// in the order messages, quarantine, schedule entries, conversations,
+// states, so a stored state never claims rows that are not stored; a failed
+// flush keeps the whole buffer. (The ClickHouse archive keeps its buffer in a
+// spool on disk, which the next start stores before any run: a killed
 // process loses none of it, so there is nothing here to drop on a crash.)
+// syncer/archivetest holds the contract both archives pass.
 package memarchive
 
 import (
@@ -30,6 +32,8 @@ type Archive struct {
 	states  map[string]sink.State
 	runs    []sink.RunRow
 	tracked []string
+	audit   map[auditKey]sink.AuditRow
+	rows    map[string]map[string]uint64 // table -> conversation -> rows stored, every version
 	// buffered
 	bufMsgs   []sink.MessageRow
 	bufQuar   []sink.QuarantineRow
@@ -48,7 +52,7 @@ type Archive struct {
 func New() *Archive {
 	return &Archive{msgs: map[string]sink.MessageRow{}, quar: map[string]sink.QuarantineRow{},
 		checks: map[string]sink.StatusCheck{}, convs: map[string]sink.ConversationRow{}, states: map[string]sink.State{},
-		bufStates: map[string]sink.State{}}
+		bufStates: map[string]sink.State{}, audit: map[auditKey]sink.AuditRow{}, rows: map[string]map[string]uint64{}}
 }
 
 func key(conv, id string) string { return conv + "\x00" + id }
@@ -64,14 +68,21 @@ func (a *Archive) SetFailWrites(err error) {
 func (a *Archive) Track(ids ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.tracked = append(a.tracked, ids...)
+	for _, id := range ids {
+		a.countRow(tableTracked, id)
+		if !slices.Contains(a.tracked, id) {
+			a.tracked = append(a.tracked, id)
+		}
+	}
 }
 
-// TrackedConversations implements syncer.Archive.
+// TrackedConversations implements syncer.Archive: the tracked ids, sorted.
 func (a *Archive) TrackedConversations(context.Context) ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return slices.Clone(a.tracked), nil
+	out := slices.Clone(a.tracked)
+	slices.Sort(out)
+	return out, nil
 }
 
 // LoadStates implements syncer.Archive.
@@ -252,26 +263,38 @@ func (a *Archive) Flush(context.Context) error {
 		return a.failWrites
 	}
 	for _, r := range a.bufMsgs {
+		a.countRow(tableMessages, r.ConversationID)
 		k := key(r.ConversationID, r.MessageID)
 		if old, ok := a.msgs[k]; !ok || r.Version >= old.Version {
 			a.msgs[k] = r
 		}
 	}
 	for _, q := range a.bufQuar {
+		a.countRow(tableQuarantine, q.ConversationID)
 		a.quar[quarantineKey(q)] = q
 	}
 	for _, c := range a.bufChecks {
+		a.countRow(tableChecks, c.ConversationID)
 		k := key(c.ConversationID, c.MessageID)
-		if old, ok := a.checks[k]; !ok || c.Version >= old.Version {
+		old, ok := a.checks[k]
+		if ok && old.Until.After(c.Until) {
+			c.Until = old.Until // never moves earlier, whichever version wins
+		}
+		if !ok || c.Version >= old.Version {
 			a.checks[k] = c
+		} else if c.Until.After(old.Until) {
+			old.Until = c.Until
+			a.checks[k] = old
 		}
 	}
 	for _, c := range a.bufConvs {
+		a.countRow(tableConversations, c.ConversationID)
 		if old, ok := a.convs[c.ConversationID]; !ok || c.Version >= old.Version {
 			a.convs[c.ConversationID] = c
 		}
 	}
 	for id, st := range a.bufStates {
+		a.countRow(tableStates, id)
 		if old, ok := a.states[id]; !ok || st.Version >= old.Version {
 			a.states[id] = st
 		}
