@@ -16,20 +16,21 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/archivetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
 
-// harness is a simulator over HTTP, a fresh archive database and an engine.
+// harness is a simulator over HTTP, an empty archive (in memory, or a fresh
+// ClickHouse database in the integration run: archivetest.Open) and an
+// engine.
 type harness struct {
 	t       *testing.T
 	sim     *cekatsim.Server
 	srv     *httptest.Server
-	store   *sink.Store
-	archive *sink.Archive
+	archive archivetest.Archive
 	engine  *syncer.Engine
 	live    atomic.Bool // add 1-3 messages to a conversation before each of its list answers
 	hook    atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
@@ -65,8 +66,7 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 	}))
 	t.Cleanup(h.srv.Close)
 
-	h.store, h.archive = openArchive(t, sinktest.Addr(t), sinktest.DatabaseName(t),
-		sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	h.archive = archivetest.Open(t)
 
 	requests := syncer.NewRequestStats(nil)
 	co := cekat.Options{BaseURL: h.srv.URL, APIKey: simOpts.APIKey, MaxRetries: 10,
@@ -91,27 +91,6 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 	engOpts.ConversationIDs = append(sim.ConversationIDs(), engOpts.ConversationIDs...)
 	h.engine = syncer.New(client, h.archive, engOpts)
 	return h
-}
-
-// openArchive migrates database db through addr and opens a store and an
-// archive on it; both close when the test ends.
-func openArchive(t *testing.T, addr, db string, opts sink.ArchiveOptions) (*sink.Store, *sink.Archive) {
-	t.Helper()
-	ctx := context.Background()
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{addr}, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	archive, err := sink.OpenArchive(ctx, store, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { archive.Close(context.Background()) })
-	return store, archive
 }
 
 func jakarta(t *testing.T) *time.Location {
@@ -169,14 +148,10 @@ func (h *harness) truth() (map[string]archived, []cekatsim.TruthMessage) {
 
 func (h *harness) archived() map[string]archived {
 	out := map[string]archived{}
-	err := h.archive.Messages(context.Background(), func(r sink.MessageRow) error {
+	for _, r := range h.archive.Messages() {
 		out[r.ConversationID+"/"+r.MessageID] = archived{r.MessageID, r.ConversationID, r.Direction, r.Type, r.Status,
 			r.Text, r.MediaURL, r.Caption, r.Filename, r.SenderName, r.SenderPhone, r.SenderID, r.SenderType,
 			r.RecipientPhone, r.ReplyTo, r.IsTemplate, r.SentAt, unix(r.DeliveredAt), unix(r.ReadAt)}
-		return nil
-	})
-	if err != nil {
-		h.t.Fatal(err)
 	}
 	return out
 }
@@ -202,18 +177,9 @@ func truncate(s string, n int) string {
 }
 
 func (h *harness) quarantined() map[string]int {
-	rows, err := h.store.Conn().Query(context.Background(), "SELECT endpoint, message_id FROM "+h.store.TableName("quarantine")+" FINAL")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer rows.Close()
 	out := map[string]int{}
-	for rows.Next() {
-		var endpoint, id string
-		if err := rows.Scan(&endpoint, &id); err != nil {
-			h.t.Fatal(err)
-		}
-		out[endpoint+"/"+id]++
+	for _, q := range h.archive.Quarantine() {
+		out[q.Endpoint+"/"+q.MessageID]++
 	}
 	return out
 }
@@ -358,13 +324,7 @@ func TestSyncArchivesExactlyAndCheaply(t *testing.T) {
 	}
 }
 
-func (h *harness) archiveRows() []sink.MessageRow {
-	var rows []sink.MessageRow
-	if err := h.archive.Messages(context.Background(), func(r sink.MessageRow) error { rows = append(rows, r); return nil }); err != nil {
-		h.t.Fatal(err)
-	}
-	return rows
-}
+func (h *harness) archiveRows() []sink.MessageRow { return h.archive.Messages() }
 
 func TestSyncWholeHistoryWithoutPagination(t *testing.T) {
 	h := newHarness(t, cekatsim.Options{Seed: 3, Shape: cekatsim.ShapeReal, NoPagination: true, MessageCounts: pageCounts}, syncer.Options{})

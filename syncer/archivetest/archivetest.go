@@ -53,11 +53,31 @@ type Opener func(t testing.TB) Archive
 // (sinktest.EnvAddr), else the archive in memory.
 func Open(t testing.TB) Archive {
 	t.Helper()
-	if strings.TrimSpace(os.Getenv(sinktest.EnvAddr)) != "" {
-		return ClickHouse(t)
-	}
-	return Memory(t)
+	return OpenShared(t, 1, defaultOptions)[0]
 }
+
+// OpenShared opens n archives on one store, as n processes would share a
+// ClickHouse database: on ClickHouse when the test server is set, each with
+// its own write buffer and spool (opts); else one archive in memory n
+// times.
+func OpenShared(t testing.TB, n int, opts sink.ArchiveOptions) []Archive {
+	t.Helper()
+	out := make([]Archive, n)
+	if strings.TrimSpace(os.Getenv(sinktest.EnvAddr)) == "" {
+		m := Memory(t)
+		for i := range out {
+			out[i] = m
+		}
+		return out
+	}
+	db := sinktest.DatabaseName(t)
+	for i := range out {
+		out[i], _ = OpenClickHouse(t, sinktest.Addr(t), db, opts)
+	}
+	return out
+}
+
+var defaultOptions = sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second}
 
 // Memory opens an archive in memory.
 func Memory(testing.TB) Archive { return memarchive.New() }
@@ -67,8 +87,7 @@ func Memory(testing.TB) Archive { return memarchive.New() }
 // there is no test server.
 func ClickHouse(t testing.TB) Archive {
 	t.Helper()
-	a, _ := OpenClickHouse(t, sinktest.Addr(t), sinktest.DatabaseName(t),
-		sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
+	a, _ := OpenClickHouse(t, sinktest.Addr(t), sinktest.DatabaseName(t), defaultOptions)
 	return a
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/archivetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
@@ -53,7 +54,7 @@ func TestSpoolReplayedIntoARecreatedArchiveLeavesNoHole(t *testing.T) {
 
 	db := sinktest.FreshDatabase(t)
 	archiveOpts := sink.ArchiveOptions{BatchInterval: time.Hour, SpoolDir: t.TempDir()}
-	_, first := openArchive(t, proxy.Addr(), db, archiveOpts)
+	first, _ := archivetest.OpenClickHouse(t, proxy.Addr(), db, archiveOpts)
 	engine := syncer.New(client, first, engineOpts)
 	if sum := engine.Sync(ctx, nil); sum.Failure() != nil {
 		t.Fatalf("first sync: %v", sum.Failure())
@@ -77,7 +78,7 @@ func TestSpoolReplayedIntoARecreatedArchiveLeavesNoHole(t *testing.T) {
 	if err := sinktest.Conn(t).Exec(ctx, "DROP DATABASE `"+db+"`"); err != nil {
 		t.Fatal(err)
 	}
-	_, second := openArchive(t, sinktest.Addr(t), db, archiveOpts) // migrates, then replays the spool
+	second, _ := archivetest.OpenClickHouse(t, sinktest.Addr(t), db, archiveOpts) // migrates, then replays the spool
 	engine = syncer.New(client, second, engineOpts)
 	if sum := engine.SyncWith(ctx, syncer.SyncOptions{All: true}); sum.Failure() != nil {
 		t.Fatalf("sync after the database was made again: %v", sum.Failure())
