@@ -1,7 +1,8 @@
 package purge_test
 
 // The retention purge and erasure against the simulator over real HTTP and
-// a real ClickHouse (skipped without one; see sink/sinktest).
+// an archive from archivetest.Open: in memory, or ClickHouse in the
+// integration run.
 
 import (
 	"context"
@@ -19,8 +20,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/archivetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 	"github.com/cekat-archiver/cekat-archiver/syncer/purge"
@@ -33,8 +34,7 @@ const retention = 10 * 24 * time.Hour
 type harness struct {
 	t       *testing.T
 	sim     *cekatsim.Server
-	store   *sink.Store
-	archive *sink.Archive
+	archive archivetest.Archive
 	engine  *syncer.Engine
 	client  *cekat.Client
 	hook    atomic.Pointer[func(r *http.Request)]
@@ -72,21 +72,7 @@ func newHarness(t *testing.T, counts []int) *harness {
 	bo := httptest.NewServer(sim.BackofficeHandler())
 	t.Cleanup(bo.Close)
 
-	ctx := context.Background()
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: sinktest.DatabaseName(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h.store = store
-	h.archive, err = sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.archive.Close(context.Background()) })
+	h.archive = archivetest.Open(t)
 	h.client, err = cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, BackofficeURL: bo.URL,
 		BackofficeToken: cekatsim.DefaultBackofficeToken, BackofficeAuth: cekat.BackofficeBearer, MaxRetries: 2,
 		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, ThrottleWait: 10 * time.Millisecond})
@@ -216,7 +202,8 @@ func (h *harness) deletedUpstream() (deleted []string, askedWhenGone int) {
 	return deleted, askedWhenGone
 }
 
-// rowCounts counts the rows of every table that holds conversations.
+// rowCounts counts the rows of the simulator's conversations in every table
+// that holds conversations.
 func (h *harness) rowCounts() map[string]uint64 {
 	h.t.Helper()
 	ctx := context.Background()
@@ -224,13 +211,15 @@ func (h *harness) rowCounts() map[string]uint64 {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	rows, err := h.archive.ConversationRows(ctx, tables, h.sim.ConversationIDs())
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	out := map[string]uint64{}
-	for _, table := range tables {
-		var n uint64
-		if err := h.store.Conn().QueryRow(ctx, "SELECT count() FROM "+h.store.TableName(table)).Scan(&n); err != nil {
-			h.t.Fatal(err)
+	for _, byTable := range rows {
+		for table, n := range byTable {
+			out[table] += n
 		}
-		out[table] = n
 	}
 	return out
 }
@@ -299,13 +288,10 @@ func TestPurgeDeletesOnlyCompleteOldConversations(t *testing.T) {
 	h.setState(gaps, func(st *sink.State) { st.Gaps = []sink.Gap{{Before: st.HeadMessageID}} })
 	ctx := context.Background()
 	var msgs []sink.MessageRow
-	if err := h.archive.Messages(ctx, func(r sink.MessageRow) error {
+	for _, r := range h.archive.Messages() {
 		if r.ConversationID == unenriched {
 			msgs = append(msgs, r)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 	broken := msgs[0]
 	broken.Enriched, broken.EnrichError, broken.Version = false, "transient: HTTP 503", broken.Version+1
@@ -554,9 +540,7 @@ func TestEraseLeavesNoRow(t *testing.T) {
 	if err := h.archive.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.store.Conn().Exec(ctx, "INSERT INTO "+h.store.TableName("tracked_conversations")+" (conversation_id) SELECT ?", target); err != nil {
-		t.Fatal(err)
-	}
+	h.archive.Track(target)
 	var phone string
 	var contents []string
 	for _, m := range h.sim.Truth() {
