@@ -65,12 +65,16 @@ type Daemon struct {
 	closing bool
 	runs    sync.WaitGroup
 	gate    *gate // keeps Exclusive runs alone
+	// alone is the name of the last Exclusive job to wait at or pass the
+	// gate: what the others' starts wait for.
+	alone atomic.Pointer[string]
 }
 
 type jobState struct {
 	Job
-	running atomic.Bool
-	// skipped counts the starts skipped while the run in hand goes: the
+	running atomic.Bool // a start of it is going: waiting at the gate or running
+	waiting atomic.Bool // that start waits at the gate
+	// skipped counts the starts skipped while the start in hand goes: the
 	// first is logged, the others when it ends.
 	skipped atomic.Int64
 	mu      sync.Mutex
@@ -93,7 +97,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total",
 			Help: "Finished runs by task and result (success or failure)."}, []string{"task", "result"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_skipped_total",
-			Help: "Scheduled starts skipped because the previous run of the task was still going."}, []string{"task"}),
+			Help: "Scheduled starts skipped by task and reason: running, the previous run was still going (runs take " +
+				"longer than their schedule); waiting, the previous start still waited for a task that runs alone " +
+				"(the retention purge) or, for that task, for the runs in hand."}, []string{"task", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds",
 			Help: "Duration of runs by task.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"task"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
@@ -133,7 +139,8 @@ func New(jobs []Job, opts Options) (*Daemon, error) {
 		d.jobs = append(d.jobs, &jobState{Job: j})
 		d.metrics.runs.WithLabelValues(j.Name, "success")
 		d.metrics.runs.WithLabelValues(j.Name, "failure")
-		d.metrics.skipped.WithLabelValues(j.Name)
+		d.metrics.skipped.WithLabelValues(j.Name, skipRunning)
+		d.metrics.skipped.WithLabelValues(j.Name, skipWaiting)
 		d.metrics.running.WithLabelValues(j.Name)
 		// lastSuccess is not made here: a 0 would read as a success in 1970.
 	}
@@ -212,11 +219,7 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 	}
 	if !j.running.CompareAndSwap(false, true) {
 		d.mu.Unlock()
-		d.metrics.skipped.WithLabelValues(j.Name).Inc()
-		if j.skipped.Add(1) == 1 {
-			d.log.Warn("run skipped: the previous run is still going; further starts it makes skip are logged once it ends",
-				zap.String("job", j.Name), zap.String("why", why))
-		}
+		d.skip(j, why)
 		return
 	}
 	d.runs.Add(1)
@@ -228,15 +231,21 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 		}
 	}()
 	defer j.running.Store(false)
+	if j.Exclusive {
+		d.alone.Store(&j.Name)
+	}
 	if err := d.gate.acquire(ctx, j.Exclusive, func() {
+		j.waiting.Store(true)
 		if j.Exclusive {
 			d.log.Info("run waits for the runs in hand to finish: it runs alone", zap.String("job", j.Name))
 		} else {
-			d.log.Info("run waits for a run that runs alone to finish", zap.String("job", j.Name))
+			d.log.Info("run waits for "+d.aloneName()+" to finish: it runs alone", zap.String("job", j.Name))
 		}
 	}); err != nil {
+		j.waiting.Store(false)
 		return // stopped while it waited: it never began
 	}
+	j.waiting.Store(false)
 	defer d.gate.release(j.Exclusive)
 
 	d.metrics.running.WithLabelValues(j.Name).Set(1)
@@ -259,6 +268,38 @@ func (d *Daemon) start(ctx context.Context, j *jobState, why string) {
 	d.metrics.runs.WithLabelValues(j.Name, "success").Inc()
 	d.metrics.lastSuccess.WithLabelValues(j.Name).Set(float64(finished.UnixNano()) / 1e9)
 	j.failingSince, j.lastErr = time.Time{}, nil
+}
+
+// The reasons a start is skipped: the label values of runs_skipped_total.
+const (
+	skipRunning = "running" // the previous run is still going
+	skipWaiting = "waiting" // the previous start still waits at the gate
+)
+
+// skip counts and logs a start of j skipped because its previous start is
+// still going, telling a run that takes longer than its schedule from a
+// start that waits for a run that runs alone.
+func (d *Daemon) skip(j *jobState, why string) {
+	reason, msg, level := skipRunning, "run skipped: the previous run is still going", zap.WarnLevel
+	switch {
+	case !j.waiting.Load():
+	case j.Exclusive:
+		reason, msg, level = skipWaiting, "run skipped: its previous start still waits for the runs in hand (it runs alone)", zap.InfoLevel
+	default:
+		reason, msg, level = skipWaiting, "run skipped: its previous start still waits for "+d.aloneName()+", which runs alone", zap.InfoLevel
+	}
+	d.metrics.skipped.WithLabelValues(j.Name, reason).Inc()
+	if j.skipped.Add(1) == 1 {
+		d.log.Log(level, msg+"; further starts it makes skip are logged once it ends", zap.String("job", j.Name), zap.String("why", why))
+	}
+}
+
+// aloneName names the task that runs alone, for logs.
+func (d *Daemon) aloneName() string {
+	if name := d.alone.Load(); name != nil {
+		return *name
+	}
+	return "a task that runs alone"
 }
 
 // triggered starts a run of j at each trigger, one after the other, until

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // An exclusive job (the purge) never runs while another job's run is
@@ -109,5 +112,60 @@ func TestExclusiveRunWaitingIsStopped(t *testing.T) {
 	}
 	if purged.Load() {
 		t.Error("the purge ran while the sync was going")
+	}
+}
+
+// While a run that runs alone (the purge) holds the gate, the sync's start
+// waits for it, and the sync's further starts are skipped because of that
+// wait: counted and logged as such, not as a run still going, which is the
+// signal that runs take longer than their schedule.
+func TestStartsSkippedWhileWaitingAreToldApart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	core, logs := observer.New(zap.InfoLevel)
+	purging := make(chan struct{})
+	release := make(chan struct{})
+	var syncRuns atomic.Int32
+	d, err := New([]Job{
+		{Name: "purge", Schedule: every(time.Hour), RunAtStart: true, Exclusive: true, Run: func(ctx context.Context) error {
+			close(purging)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		}},
+		{Name: "sync", Schedule: every(5 * time.Millisecond), Run: func(context.Context) error {
+			syncRuns.Add(1)
+			return nil
+		}},
+	}, Options{Registry: reg, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-purging
+	skipped := func(reason string) float64 {
+		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "sync", "reason": reason})
+	}
+	waitFor(t, "sync starts skipped during the purge", func() bool { return skipped("waiting") >= 3 })
+	if n := skipped("running"); n != 0 {
+		t.Errorf("%v sync starts counted as skipped because a sync run was going; none was", n)
+	}
+	if n := logs.FilterMessageSnippet("previous run is still going").Len(); n != 0 {
+		t.Errorf("%d starts logged as skipped because the previous run is still going; it was waiting for the purge", n)
+	}
+	if n := logs.FilterMessageSnippet("waits for purge").Len(); n == 0 {
+		t.Error("no skipped start logged as waiting for the purge")
+	}
+	if n := syncRuns.Load(); n != 0 {
+		t.Errorf("%d sync runs while the purge ran", n)
+	}
+	close(release)
+	waitFor(t, "a sync after the purge", func() bool { return syncRuns.Load() >= 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 }
