@@ -238,8 +238,8 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 			c.Err = fmt.Errorf("could not ask upstream about it: %w", err)
 		}
 	}
-	for i := 0; i < len(toDelete) && stop == nil; i += 100 {
-		batch := toDelete[i:min(i+100, len(toDelete))]
+	for i := 0; i < len(toDelete) && stop == nil; i += p.opts.BatchSize {
+		batch := toDelete[i:min(i+p.opts.BatchSize, len(toDelete))]
 		ids := make([]string, len(batch))
 		for k, c := range batch {
 			ids[k] = c.ConversationID

@@ -767,3 +767,31 @@ func TestLateAppliedDeleteIsConfirmedAsTheCalls(t *testing.T) {
 		t.Error("the confirmed conversation is not marked purged")
 	}
 }
+
+// Erasure sends retention.batch_size ids a delete call at most, as the
+// purge does.
+func TestEraseDeletesInBatches(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, []int{2, 3, 4, 5, 6})
+	h.sync()
+	ids := h.sim.ConversationIDs()
+	res := h.purger(false, func(o *purge.Options) { o.BatchSize = 2 }).Erase(context.Background(), h.archive,
+		purge.EraseRequest{ConversationIDs: ids, Yes: true})
+	if err := res.Failure(); err != nil {
+		t.Fatal(err)
+	}
+	calls := h.sim.Deletions()
+	asked := 0
+	for _, d := range calls {
+		asked += len(d.Asked)
+		if len(d.Asked) > 2 {
+			t.Errorf("a delete call of %d ids: %v; the batch size is 2", len(d.Asked), d.Asked)
+		}
+	}
+	if asked != len(ids) || len(calls) != 3 {
+		t.Errorf("%d delete calls asked for %d ids, want 3 calls for the %d conversations", len(calls), asked, len(ids))
+	}
+	if deleted, _ := h.deletedUpstream(); len(deleted) != len(ids) {
+		t.Errorf("deleted upstream: %v, want all of %v", deleted, ids)
+	}
+}
