@@ -9,19 +9,9 @@ import (
 	"time"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
-)
 
-// waitFor polls cond; the deadline only stops a test that would hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+)
 
 func renameTable(t *testing.T, st *sink.Store, from, to string) {
 	t.Helper()
@@ -49,9 +39,9 @@ func TestBackgroundErrorClearsOnceAFlushSucceeds(t *testing.T) {
 	if err := a.AddMessages(ctx, msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
+	sinktest.WaitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
 	renameTable(t, st, "messages_away", "messages")
-	waitFor(t, "a successful background flush", func() bool { return a.Stats().MessageRows > 0 })
+	sinktest.WaitFor(t, "a successful background flush", func() bool { return a.Stats().MessageRows > 0 })
 
 	if err := a.AddMessages(ctx, msgRow("c", "2", ts("2025-03-27T15:00:01Z"), 1)); err != nil {
 		t.Fatalf("a write failed on a background error already repaired: %v", err)
@@ -74,7 +64,7 @@ func TestWriteRetriesAfterBackgroundFailure(t *testing.T) {
 	if err := a.AddMessages(ctx, msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
+	sinktest.WaitFor(t, "a failed background flush", func() bool { return a.Stats().FailedWrites > 0 })
 
 	err := a.AddMessages(ctx, msgRow("c", "2", ts("2025-03-27T15:00:01Z"), 1))
 	if err == nil || !strings.Contains(err.Error(), "rows kept in the spool") {
@@ -109,7 +99,7 @@ func TestCloseHonoursItsContext(t *testing.T) {
 	if err := a.AddMessages(testContext(t), msgRow("c", "1", ts("2025-03-27T15:00:00Z"), 1)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a background flush stuck on the stalled server", func() bool { return proxy.Held() > 0 })
+	sinktest.WaitFor(t, "a background flush stuck on the stalled server", func() bool { return proxy.Held() > 0 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	closed := make(chan error, 1)

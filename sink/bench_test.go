@@ -55,8 +55,8 @@ const benchSinkBatch = 100
 
 func BenchmarkSinkInsert(b *testing.B) {
 	addr := sinktest.Addr(b)
-	nRows := benchEnvInt(b, "CEKAT_BENCH_SINK_ROWS", 300000)
-	rounds := benchEnvInt(b, "CEKAT_BENCH_SINK_ROUNDS", 3)
+	nRows := sinktest.EnvInt(b, "CEKAT_BENCH_SINK_ROWS", 300000)
+	rounds := sinktest.EnvInt(b, "CEKAT_BENCH_SINK_ROUNDS", 3)
 	client, err := benchFindClient()
 	if err != nil {
 		b.Skip(err)
@@ -76,7 +76,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 	for i := range rows {
 		rawBytes += len(rows[i].Raw) + len(rows[i].DetailRaw)
 	}
-	benchLogf(b, "%d rows, raw+detail_raw JSON %.0f B/row on average, TSV %.1f MiB (%.0f B/row)",
+	sinktest.BenchLogf(b, "%d rows, raw+detail_raw JSON %.0f B/row on average, TSV %.1f MiB (%.0f B/row)",
 		nRows, float64(rawBytes)/float64(nRows), float64(tsvBytes)/(1<<20), float64(tsvBytes)/float64(nRows))
 
 	type method struct {
@@ -177,7 +177,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 				if n := inserts[m.name]; n > 0 {
 					batches = fmt.Sprintf("; %d INSERTs of %d rows on average", n, int64(nRows)/n)
 				}
-				benchLogf(b, "round %d: %-20s %7.2fs %9.0f rows/s; CPU per row: client side %5.1f µs, server %5.1f µs%s%s",
+				sinktest.BenchLogf(b, "round %d: %-20s %7.2fs %9.0f rows/s; CPU per row: client side %5.1f µs, server %5.1f µs%s%s",
 					r+1, m.name, d.Seconds(), float64(nRows)/d.Seconds(), benchPerRow(cpu, nRows), benchPerRow(srv1-srv0, nRows),
 					map[bool]string{true: "", false: " (server CPU unknown)"}[ok0 && ok1], batches)
 			}
@@ -199,7 +199,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 			summary += fmt.Sprintf("; %s %.0f rows/s = %.2f of it", m.name, rate(i), rate(i)/rate(0))
 		}
 	}
-	benchLogf(b, "%s (goal: at least 0.90 at the defaults)", summary)
+	sinktest.BenchLogf(b, "%s (goal: at least 0.90 at the defaults)", summary)
 }
 
 // BenchmarkArchiveHeap measures the Go heap the archive's writes need (with GOGC at 5 during
@@ -222,7 +222,7 @@ func BenchmarkSinkInsert(b *testing.B) {
 //     CEKAT_BENCH_HEAP_ROWS  rows per load (default 60000)
 func BenchmarkArchiveHeap(b *testing.B) {
 	addr := sinktest.Addr(b)
-	nRows := benchEnvInt(b, "CEKAT_BENCH_HEAP_ROWS", 60000)
+	nRows := sinktest.EnvInt(b, "CEKAT_BENCH_HEAP_ROWS", 60000)
 	rows := benchMessageRows(nRows, 3)
 	var bytesPerRow int
 	for i := range rows {
@@ -245,7 +245,7 @@ func BenchmarkArchiveHeap(b *testing.B) {
 		{"as shipped, batch 1000", 1000, nil, 0},
 		{"FreeBufOnConnRelease on, 1 MiB chunks, batch 1000", 1000, &on, 1 << 20},
 	}
-	benchLogf(b, "%d rows of about %d bytes (text and raw JSON columns); 4 workers, pages of %d rows", nRows, bytesPerRow, benchSinkBatch)
+	sinktest.BenchLogf(b, "%d rows of about %d bytes (text and raw JSON columns); 4 workers, pages of %d rows", nRows, bytesPerRow, benchSinkBatch)
 	for b.Loop() {
 		for i, c := range configs {
 			st := benchFreshStore(b, addr)
@@ -322,7 +322,7 @@ func BenchmarkArchiveHeap(b *testing.B) {
 			debug.SetGCPercent(old)
 			retained := int64(after.HeapAlloc) - int64(base.HeapAlloc)
 			peakOver := int64(peak) - int64(base.HeapInuse)
-			benchLogf(b, "%-52s peak heap in use +%6.1f MiB, still live after the last flush +%6.1f MiB, %6.0f rows/s",
+			sinktest.BenchLogf(b, "%-52s peak heap in use +%6.1f MiB, still live after the last flush +%6.1f MiB, %6.0f rows/s",
 				c.name, float64(peakOver)/(1<<20), float64(retained)/(1<<20), float64(nRows)/d.Seconds())
 			if i == 0 {
 				b.ReportMetric(float64(peakOver)/(1<<20), "peak_heap_MiB_as_shipped")
@@ -372,7 +372,7 @@ func benchPeakHeap() func() uint64 {
 //	CEKAT_BENCH_ARCHIVED_IDS_ROWS  rows of the conversation at the last step (default 200000)
 func BenchmarkArchived(b *testing.B) {
 	addr := sinktest.Addr(b)
-	maxRows := benchEnvInt(b, "CEKAT_BENCH_ARCHIVED_IDS_ROWS", 200000)
+	maxRows := sinktest.EnvInt(b, "CEKAT_BENCH_ARCHIVED_IDS_ROWS", 200000)
 	rows := benchMessageRows(maxRows+benchSinkBatch, 2)
 	for i := range rows {
 		rows[i].ConversationID = "conv-big"
@@ -442,7 +442,7 @@ func BenchmarkArchived(b *testing.B) {
 				b.Fatal(err)
 			}
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-			benchLogf(b, "conversation of %7d archived rows (%2d parts): Archived %7.2f ms; reference queries: has() %7.2f ms, IN %6.2f ms "+
+			sinktest.BenchLogf(b, "conversation of %7d archived rows (%2d parts): Archived %7.2f ms; reference queries: has() %7.2f ms, IN %6.2f ms "+
 				"(medians of %d); a first sync of it makes %d such lookups", n, parts, ms(arch), ms(has), ms(in), calls, n/benchSinkBatch)
 			lastArch, lastHas, lastIn = arch, has, in
 		}
@@ -550,19 +550,6 @@ func benchFindClient() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("clickhouse-client not found (deploy/clickhouse/clickhouse.sh install)")
-}
-
-func benchEnvInt(b *testing.B, name string, def int) int {
-	b.Helper()
-	v := strings.TrimSpace(os.Getenv(name))
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
 }
 
 // benchWriteTSV writes rows as ClickHouse TabSeparated, in the column order of messageColumns,
@@ -805,11 +792,4 @@ func benchNilIfEmpty(s string) any {
 		return nil
 	}
 	return s
-}
-
-// benchLogf prints a line of figures under the benchmark's name. It writes to stdout rather
-// than through b.Logf, whose output the testing package cuts to a few lines for benchmarks.
-func benchLogf(b *testing.B, format string, args ...any) {
-	msg := strings.ReplaceAll(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n", "\n        ")
-	fmt.Printf("    %s: %s\n", b.Name(), msg)
 }

@@ -42,8 +42,8 @@ import (
 
 func BenchmarkWeekCount(b *testing.B) {
 	addr := sinktest.Addr(b)
-	nRows := benchEnvInt(b, "CEKAT_BENCH_WEEK_ROWS", 3000000)
-	runs := benchEnvInt(b, "CEKAT_BENCH_WEEK_RUNS", 9)
+	nRows := sinktest.EnvInt(b, "CEKAT_BENCH_WEEK_ROWS", 3000000)
+	runs := sinktest.EnvInt(b, "CEKAT_BENCH_WEEK_RUNS", 9)
 	for b.Loop() {
 		st := benchFreshStore(b, addr)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -71,14 +71,14 @@ func BenchmarkWeekCount(b *testing.B) {
 					benchWeekRows(lo, min(batch, nRows-lo))))
 			}
 		}
-		benchLogf(b, "loaded %d messages (+30%% second versions) twice, with the materialized views, in %s", nRows, time.Since(start).Round(time.Second))
+		sinktest.BenchLogf(b, "loaded %d messages (+30%% second versions) twice, with the materialized views, in %s", nRows, time.Since(start).Round(time.Second))
 		benchWaitMerges(b, st)
 		var parts, partitions uint64
 		if err := st.Conn().QueryRow(ctx, "SELECT count(), uniqExact(partition) FROM system.parts WHERE active AND database = ? AND table = 'messages'",
 			st.Database()).Scan(&parts, &partitions); err != nil {
 			b.Fatal(err)
 		}
-		benchLogf(b, "messages: %d active parts in %d partitions", parts, partitions)
+		sinktest.BenchLogf(b, "messages: %d active parts in %d partitions", parts, partitions)
 
 		// A week in the middle of the archive.
 		week := benchWeekStart.Add(time.Duration(nRows/2) * benchWeekEvery).Truncate(24 * time.Hour)
@@ -104,7 +104,7 @@ func BenchmarkWeekCount(b *testing.B) {
 			if strings.HasPrefix(q.name, "before") {
 				base = results[4]
 			}
-			benchLogf(b, "week count, %-22s %8d rows: wall %8.1f ms (%5.1fx raw), server CPU %8.1f ms (%5.1fx raw), read %d rows",
+			sinktest.BenchLogf(b, "week count, %-22s %8d rows: wall %8.1f ms (%5.1fx raw), server CPU %8.1f ms (%5.1fx raw), read %d rows",
 				q.name+":", r.result, ms(r.wall), ratio(r.wall, base.wall), ms(r.cpu), ratio(r.cpu, base.cpu), r.readRows)
 		}
 		distinct := results[1].result
@@ -163,7 +163,7 @@ func BenchmarkWeekCount(b *testing.B) {
 			afters, currents, befores = append(afters, after), append(currents, current), append(befores, before)
 		}
 		after, current, before = benchMid(afters), benchMid(currents), benchMid(befores)
-		benchLogf(b, "lookup of 100 ids of a conversation: Archived %.2f ms, CurrentMessages %.2f ms; the same question to the table before: %.2f ms",
+		sinktest.BenchLogf(b, "lookup of 100 ids of a conversation: Archived %.2f ms, CurrentMessages %.2f ms; the same question to the table before: %.2f ms",
 			ms(after), ms(current), ms(before))
 		b.ReportMetric(ms(after), "archived_ms")
 		b.ReportMetric(ms(before), "archived_before_ms")

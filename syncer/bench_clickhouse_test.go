@@ -31,10 +31,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,8 +57,8 @@ type benchSim struct {
 
 func newBenchSim(b *testing.B) *benchSim {
 	b.Helper()
-	total := benchEnvInt(b, "CEKAT_BENCH_SYNC_MESSAGES", 20000)
-	nConv := benchEnvInt(b, "CEKAT_BENCH_SYNC_CONVERSATIONS", 40)
+	total := sinktest.EnvInt(b, "CEKAT_BENCH_SYNC_MESSAGES", 20000)
+	nConv := sinktest.EnvInt(b, "CEKAT_BENCH_SYNC_CONVERSATIONS", 40)
 	counts := benchCounts(total, nConv)
 	// Start is left zero: the simulator's clock starts at cekatsim.DefaultStart, in March
 	// 2025, so every message was sent long before the wall clock's re-check window (7 days
@@ -120,7 +117,7 @@ func benchCounts(total, n int) []int {
 func BenchmarkSyncEndToEnd(b *testing.B) {
 	addr := sinktest.Addr(b)
 	s := newBenchSim(b)
-	benchLogf(b, "simulator: %d messages in %d conversations (real shape, unthrottled, loopback)", s.total, s.convs)
+	sinktest.BenchLogf(b, "simulator: %d messages in %d conversations (real shape, unthrottled, loopback)", s.total, s.convs)
 	for _, c := range []struct {
 		dc      int
 		limiter bool
@@ -199,21 +196,21 @@ func benchSyncOnce(b *testing.B, addr string, s *benchSim, dc int, limiter bool)
 	if !limiter {
 		lim = "no client-side API budget"
 	}
-	benchLogf(b, "detail concurrency %d, conversation concurrency %d, %s", dc, benchConvConcurrency, lim)
-	benchLogf(b, "first sync: %d messages enriched in %v = %.0f msg/s; %d requests (list %d, detail %d) = %.4f per archived message",
+	sinktest.BenchLogf(b, "detail concurrency %d, conversation concurrency %d, %s", dc, benchConvConcurrency, lim)
+	sinktest.BenchLogf(b, "first sync: %d messages enriched in %v = %.0f msg/s; %d requests (list %d, detail %d) = %.4f per archived message",
 		first.Enriched, firstCPU.wall.Round(time.Millisecond), enrichedPerSec, firstCounts.Total,
 		firstCounts.Endpoint(cekatsim.EndpointList), firstCounts.Endpoint(cekatsim.EndpointDetail), reqPerMsg)
-	benchLogf(b, "  CPU: %s", firstCPU.per(first.Enriched, "message"))
-	benchLogf(b, "  TCP connections opened by the engine's client: %d for %d requests", firstConns, firstCounts.Total)
+	sinktest.BenchLogf(b, "  CPU: %s", firstCPU.per(first.Enriched, "message"))
+	sinktest.BenchLogf(b, "  TCP connections opened by the engine's client: %d for %d requests", firstConns, firstCounts.Total)
 	firstTimers(b)
-	benchLogf(b, "idle run: %d requests (list %d, detail %d) for %d conversations, %d re-checks, in %v",
+	sinktest.BenchLogf(b, "idle run: %d requests (list %d, detail %d) for %d conversations, %d re-checks, in %v",
 		idleCounts.Total, idleCounts.Endpoint(cekatsim.EndpointList), idleCounts.Endpoint(cekatsim.EndpointDetail),
 		s.convs, idle.Rechecked, idleCPU.wall.Round(time.Millisecond))
-	benchLogf(b, "load generator, %d workers, keep-alive pool of %d: %.0f then %.0f detail req/s; through http.DefaultTransport (2 idle conns per host): %.0f req/s",
+	sinktest.BenchLogf(b, "load generator, %d workers, keep-alive pool of %d: %.0f then %.0f detail req/s; through http.DefaultTransport (2 idle conns per host): %.0f req/s",
 		dc, dc, gen1.perSec(), gen2.perSec(), genDefault.perSec())
-	benchLogf(b, "  CPU of the best generator run: %s", gen.cpu.per(int64(gen.n), "request"))
-	benchLogf(b, "  TCP connections opened by the generator: %d with the pool, %d through http.DefaultTransport, for %d requests each", gen.conns, genDefault.conns, gen.n)
-	benchLogf(b, "ratio: engine %.0f enriched msg/s / simulator %.0f detail req/s = %.2f", enrichedPerSec, gen.perSec(), enrichedPerSec/gen.perSec())
+	sinktest.BenchLogf(b, "  CPU of the best generator run: %s", gen.cpu.per(int64(gen.n), "request"))
+	sinktest.BenchLogf(b, "  TCP connections opened by the generator: %d with the pool, %d through http.DefaultTransport, for %d requests each", gen.conns, genDefault.conns, gen.n)
+	sinktest.BenchLogf(b, "ratio: engine %.0f enriched msg/s / simulator %.0f detail req/s = %.2f", enrichedPerSec, gen.perSec(), enrichedPerSec/gen.perSec())
 }
 
 // benchCPU is the wall time of a phase and the CPU time this process (engine, simulator and
@@ -385,7 +382,7 @@ func (e *benchEngine) snapshotLog(d time.Duration, convs int) func(b *testing.B)
 	e.resetTimers()
 	return func(b *testing.B) {
 		for _, l := range lines.lines {
-			benchLogf(b, "%s", l)
+			sinktest.BenchLogf(b, "%s", l)
 		}
 	}
 }
@@ -482,24 +479,4 @@ func benchHammer(s *benchSim, workers int, client *http.Client, next *atomic.Int
 		}()
 	}
 	wg.Wait()
-}
-
-func benchEnvInt(b *testing.B, name string, def int) int {
-	b.Helper()
-	v := strings.TrimSpace(os.Getenv(name))
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
-// benchLogf prints a line of figures under the benchmark's name. It writes to stdout rather
-// than through b.Logf, whose output the testing package cuts to a few lines for benchmarks.
-func benchLogf(b *testing.B, format string, args ...any) {
-	msg := strings.ReplaceAll(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n", "\n        ")
-	fmt.Printf("    %s: %s\n", b.Name(), msg)
 }

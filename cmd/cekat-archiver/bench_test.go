@@ -54,9 +54,9 @@ import (
 
 func BenchmarkSyncOnceRSS(b *testing.B) {
 	addr := sinktest.Addr(b)
-	total := benchRSSEnvInt(b, "CEKAT_BENCH_RSS_MESSAGES", 1000000)
-	others := benchRSSEnvInt(b, "CEKAT_BENCH_RSS_CONVERSATIONS", 800)
-	detailConcurrency := benchRSSEnvInt(b, "CEKAT_BENCH_RSS_DETAIL_CONCURRENCY", 16)
+	total := sinktest.EnvInt(b, "CEKAT_BENCH_RSS_MESSAGES", 1000000)
+	others := sinktest.EnvInt(b, "CEKAT_BENCH_RSS_CONVERSATIONS", 800)
+	detailConcurrency := sinktest.EnvInt(b, "CEKAT_BENCH_RSS_DETAIL_CONCURRENCY", 16)
 	shape := os.Getenv("CEKAT_BENCH_RSS_SHAPE")
 	if shape == "" {
 		shape = "real"
@@ -70,7 +70,7 @@ func BenchmarkSyncOnceRSS(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	benchLogf(b, "built cekat-archiver and cekat-sim in %v", time.Since(start).Round(time.Millisecond))
+	sinktest.BenchLogf(b, "built cekat-archiver and cekat-sim in %v", time.Since(start).Round(time.Millisecond))
 
 	for b.Loop() {
 		benchRSSRun(b, addr, dir, counts, total, detailConcurrency, shape)
@@ -189,15 +189,15 @@ func benchRSSRun(b *testing.B, addr, dir string, counts []string, total, detailC
 	b.ReportMetric(elapsed.Seconds(), "sync_s")
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msg/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "archiver_cpu_us/msg")
-	benchLogf(b, "sync --once of %d messages (%d conversations, the largest %s; shape %s, detail concurrency %d, batch rows %s%s): %v, %.0f msg/s",
+	sinktest.BenchLogf(b, "sync --once of %d messages (%d conversations, the largest %s; shape %s, detail concurrency %d, batch rows %s%s): %v, %.0f msg/s",
 		total, len(counts), counts[0], shape, detailConcurrency, batchRows, benchGoEnv(), elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
-	benchLogf(b, "archiver peak RSS (ru_maxrss) %.1f MiB (goal: at most 48 MiB); CPU %v user+sys (%.2f cores)",
+	sinktest.BenchLogf(b, "archiver peak RSS (ru_maxrss) %.1f MiB (goal: at most 48 MiB); CPU %v user+sys (%.2f cores)",
 		peakMiB, cpu.Round(time.Millisecond), cpu.Seconds()/elapsed.Seconds())
-	benchLogf(b, "RSS every ~%v (MiB): %s", benchRSSEvery(elapsed), timeline)
-	benchLogf(b, "archive: %d rows, %d distinct message ids (want %d)", rows, unique, total)
-	benchLogf(b, "timeline (fetched_at, whole seconds from the start): largest conversation (%d messages) from %v to %v; all the others done by %v",
+	sinktest.BenchLogf(b, "RSS every ~%v (MiB): %s", benchRSSEvery(elapsed), timeline)
+	sinktest.BenchLogf(b, "archive: %d rows, %d distinct message ids (want %d)", rows, unique, total)
+	sinktest.BenchLogf(b, "timeline (fetched_at, whole seconds from the start): largest conversation (%d messages) from %v to %v; all the others done by %v",
 		bigCount, since(bigFirst), since(bigLast), since(restLast))
-	benchLogf(b, "summary printed by the archiver:\n%s", strings.TrimRight(stdout.String(), "\n"))
+	sinktest.BenchLogf(b, "summary printed by the archiver:\n%s", strings.TrimRight(stdout.String(), "\n"))
 }
 
 // BenchmarkSyncOnceHeapProfile runs the same `sync --once` as BenchmarkSyncOnceRSS, but inside
@@ -219,9 +219,9 @@ func BenchmarkSyncOnceHeapProfile(b *testing.B) {
 		b.Skip("set CEKAT_BENCH_HEAPPROFILE_DIR to a directory for the heap profiles")
 	}
 	addr := sinktest.Addr(b)
-	total := benchRSSEnvInt(b, "CEKAT_BENCH_RSS_MESSAGES", 1000000)
-	others := benchRSSEnvInt(b, "CEKAT_BENCH_RSS_CONVERSATIONS", 800)
-	detailConcurrency := benchRSSEnvInt(b, "CEKAT_BENCH_RSS_DETAIL_CONCURRENCY", 16)
+	total := sinktest.EnvInt(b, "CEKAT_BENCH_RSS_MESSAGES", 1000000)
+	others := sinktest.EnvInt(b, "CEKAT_BENCH_RSS_CONVERSATIONS", 800)
+	detailConcurrency := sinktest.EnvInt(b, "CEKAT_BENCH_RSS_DETAIL_CONCURRENCY", 16)
 	counts := benchRSSCounts(total, others)
 	dir := b.TempDir()
 	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "github.com/cekat-archiver/cekat-archiver/cmd/cekat-sim")
@@ -269,8 +269,8 @@ func BenchmarkSyncOnceHeapProfile(b *testing.B) {
 			b.Fatal(err)
 		}
 		f.Close()
-		benchLogf(b, "in-process sync --once of %d messages: %v; %s", total, elapsed.Round(time.Millisecond), peak)
-		benchLogf(b, "profiles in %s", profDir)
+		sinktest.BenchLogf(b, "in-process sync --once of %d messages: %v; %s", total, elapsed.Round(time.Millisecond), peak)
+		sinktest.BenchLogf(b, "profiles in %s", profDir)
 	}
 }
 
@@ -468,24 +468,4 @@ func benchTail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-func benchRSSEnvInt(b *testing.B, name string, def int) int {
-	b.Helper()
-	v := strings.TrimSpace(os.Getenv(name))
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
-// benchLogf prints a line of figures under the benchmark's name. It writes to stdout rather
-// than through b.Logf, whose output the testing package cuts to a few lines for benchmarks.
-func benchLogf(b *testing.B, format string, args ...any) {
-	msg := strings.ReplaceAll(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n", "\n        ")
-	fmt.Printf("    %s: %s\n", b.Name(), msg)
 }

@@ -117,16 +117,21 @@ func TestWebhookEventSurvivesSIGKILLAfter202(t *testing.T) {
 	}
 }
 
+// waitFor is sinktest.WaitFor for a condition on the daemon p: it fails at
+// once, with the daemon's output, should the daemon exit first.
 func waitFor(t *testing.T, p *promProc, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) || p.exited() {
-			t.Fatalf("waiting for %s: %s\n%s", what, map[bool]string{true: "the daemon exited", false: "timed out"}[p.exited()],
-				promTail(p.out.String(), 4000))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the daemon's output:\n%s", promTail(p.out.String(), 4000))
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	})
+	sinktest.WaitFor(t, what, func() bool {
+		if p.exited() {
+			t.Fatalf("waiting for %s: the daemon exited", what)
+		}
+		return ok()
+	})
 }
 
 func archivedIDs(t *testing.T, store *sink.Store) map[string]bool {

@@ -1,4 +1,7 @@
-// Package sinktest gives tests a real ClickHouse server: its address, and throwaway databases.
+// Package sinktest gives tests a real ClickHouse server: its address, and throwaway databases;
+// a proxy that cuts or stalls it; and the helpers every package's tests share: waiting for a
+// condition (WaitFor) and printing benchmark figures (BenchLogf, EnvInt, SelfCPU, ServerCPU).
+// It is under sink/ so that the sink's tests can use it too (the sink never imports the syncer).
 //
 // Tests that use it are skipped unless CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR is set. To run them:
 //

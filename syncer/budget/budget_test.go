@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // start runs Wait in a goroutine and returns its result channel.
@@ -555,7 +557,7 @@ func TestCancellation(t *testing.T) {
 	if q := l.queuedCount(); q != 0 {
 		t.Fatalf("%d waiters left queued", q)
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	sinktest.WaitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 
 	// A deadline ends a wait too, and the slot stays for the next one.
 	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

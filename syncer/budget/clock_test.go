@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // fakeClock is a manual clock whose timers fire when it is advanced, in the
@@ -129,19 +131,7 @@ func (l *Limiter) interval() time.Duration {
 	return l.intervalLocked(l.now())
 }
 
-// waitFor polls cond until it holds or fails the test after 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Microsecond)
-	}
-}
-
 func waitQueued(t testing.TB, l *Limiter, n int) {
 	t.Helper()
-	waitFor(t, "queued waiters", func() bool { return l.queuedCount() == n })
+	sinktest.WaitFor(t, "queued waiters", func() bool { return l.queuedCount() == n })
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // simEnv is the simulator behind a real HTTP server, and the real client
@@ -141,7 +143,7 @@ func driveFakeTime(tb testing.TB, clk *fakeClock, b *backfill, d time.Duration) 
 	start := clk.Now()
 	end := start.Add(d)
 	for clk.Now().Before(end) {
-		waitFor(tb, "every worker to wait", func() bool {
+		sinktest.WaitFor(tb, "every worker to wait", func() bool {
 			return int64(b.env.lim.queuedCount()) == b.active.Load()
 		})
 		if b.active.Load() == 0 || !clk.AdvanceToNext() {

@@ -15,23 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // every is a schedule firing at a fixed interval, finer than cron's seconds.
 type every time.Duration
 
 func (e every) Next(t time.Time) time.Time { return t.Add(time.Duration(e)) }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
@@ -78,14 +69,14 @@ func TestOverlappingStartIsSkippedAndCounted(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 
-	waitFor(t, "skipped starts", func() bool {
+	sinktest.WaitFor(t, "skipped starts", func() bool {
 		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "sync"}) >= 3
 	})
 	if n := runs.Load(); n != 1 {
 		t.Errorf("%d runs going at once, want 1", n)
 	}
 	close(release)
-	waitFor(t, "a second run", func() bool { return runs.Load() >= 2 })
+	sinktest.WaitFor(t, "a second run", func() bool { return runs.Load() >= 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
@@ -301,10 +292,10 @@ func TestTriggerStartsRunsOneAfterTheOther(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	trigger <- struct{}{}
-	waitFor(t, "the first run", func() bool { return runs.Load() == 1 })
+	sinktest.WaitFor(t, "the first run", func() bool { return runs.Load() == 1 })
 	trigger <- struct{}{} // during the first run
 	close(release)
-	waitFor(t, "the run after it", func() bool { return runs.Load() == 2 })
+	sinktest.WaitFor(t, "the run after it", func() bool { return runs.Load() == 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // An exclusive job (the purge) never runs while another job's run is
@@ -68,7 +70,7 @@ func TestExclusiveJobRunsAlone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	waitFor(t, "runs of every job", func() bool {
+	sinktest.WaitFor(t, "runs of every job", func() bool {
 		return purgeRuns.Load() >= 5 && syncRuns.Load() >= 5 && webhookRuns.Load() >= 5
 	})
 	cancel()
@@ -105,7 +107,7 @@ func TestExclusiveRunWaitingIsStopped(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	<-started
-	waitFor(t, "the purge to wait", func() bool { return d.jobs[1].running.Load() })
+	sinktest.WaitFor(t, "the purge to wait", func() bool { return d.jobs[1].running.Load() })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
@@ -149,7 +151,7 @@ func TestStartsSkippedWhileWaitingAreToldApart(t *testing.T) {
 	skipped := func(reason string) float64 {
 		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "sync", "reason": reason})
 	}
-	waitFor(t, "sync starts skipped during the purge", func() bool { return skipped("waiting") >= 3 })
+	sinktest.WaitFor(t, "sync starts skipped during the purge", func() bool { return skipped("waiting") >= 3 })
 	if n := skipped("running"); n != 0 {
 		t.Errorf("%v sync starts counted as skipped because a sync run was going; none was", n)
 	}
@@ -163,7 +165,7 @@ func TestStartsSkippedWhileWaitingAreToldApart(t *testing.T) {
 		t.Errorf("%d sync runs while the purge ran", n)
 	}
 	close(release)
-	waitFor(t, "a sync after the purge", func() bool { return syncRuns.Load() >= 1 })
+	sinktest.WaitFor(t, "a sync after the purge", func() bool { return syncRuns.Load() >= 1 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
