@@ -103,13 +103,16 @@ func contractRowsBeforeState(t *testing.T, a Archive) {
 		NextCheckAt: at(9), Checks: 1, Open: true, Version: 1}
 	must(t, a.AddChecks(ctx, check))
 	must(t, a.AddState(ctx, state("c1", 1)))
+	purged := state("c2", 4)
+	purged.Gone, purged.BackfillComplete, purged.LastError, purged.PurgedAt, purged.Gaps = true, true, "HTTP 404", at(20), nil
+	must(t, a.AddState(ctx, purged))
 	if st, ok := states(t, a)["c1"]; ok {
 		if n := len(archived(t, a, "c1", "m1", "m2", "m3")); n != 3 {
 			t.Fatalf("state %+v stored with %d of its 3 rows", st, n)
 		}
 	}
 	must(t, a.Flush(ctx))
-	if diff := cmp.Diff(map[string]sink.State{"c1": state("c1", 1)}, states(t, a), equateEmpty); diff != "" {
+	if diff := cmp.Diff(map[string]sink.State{"c1": state("c1", 1), "c2": purged}, states(t, a), equateEmpty); diff != "" {
 		t.Errorf("states after the flush (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(rows, a.Messages()); diff != "" {
