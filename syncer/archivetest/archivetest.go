@@ -12,6 +12,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,3 +238,37 @@ func (a *ClickHouseArchive) Checks() map[string]sink.StatusCheck {
 		})
 	return out
 }
+
+// Counting is an archive that counts the reads the engine's lookup rules
+// are about.
+type Counting struct {
+	Archive
+	lookups, convLookups, rowReads atomic.Int64
+}
+
+// Archived counts a lookup.
+func (c *Counting) Archived(ctx context.Context, conv string, ids []string) (map[string]sink.ArchivedMessage, error) {
+	c.lookups.Add(1)
+	return c.Archive.Archived(ctx, conv, ids)
+}
+
+// ConversationsArchived counts a lookup of conversations.
+func (c *Counting) ConversationsArchived(ctx context.Context, ids []string) (map[string]bool, error) {
+	c.convLookups.Add(1)
+	return c.Archive.ConversationsArchived(ctx, ids)
+}
+
+// CurrentMessages counts the whole rows asked for.
+func (c *Counting) CurrentMessages(ctx context.Context, conv string, ids []string) ([]sink.MessageRow, error) {
+	c.rowReads.Add(int64(len(ids)))
+	return c.Archive.CurrentMessages(ctx, conv, ids)
+}
+
+// Lookups returns how many times Archived was called.
+func (c *Counting) Lookups() int { return int(c.lookups.Load()) }
+
+// ConversationLookups returns how many times ConversationsArchived was called.
+func (c *Counting) ConversationLookups() int { return int(c.convLookups.Load()) }
+
+// RowReads returns how many whole rows CurrentMessages was asked for.
+func (c *Counting) RowReads() int { return int(c.rowReads.Load()) }
