@@ -70,7 +70,7 @@ func TestOverlappingStartIsSkippedAndCounted(t *testing.T) {
 	go func() { done <- d.Run(ctx) }()
 
 	sinktest.WaitFor(t, "skipped starts", func() bool {
-		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "sync"}) >= 3
+		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "sync", "reason": "running"}) >= 3
 	})
 	if n := runs.Load(); n != 1 {
 		t.Errorf("%d runs going at once, want 1", n)

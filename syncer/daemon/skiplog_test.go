@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 )
 
 // Starts skipped behind a long run are logged once, and counted when it
@@ -30,16 +32,16 @@ func TestSkippedStartsAreLoggedOncePerRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	skips := func() float64 {
-		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "webhook"})
+		return counter(t, reg, "cekat_archiver_runs_skipped_total", map[string]string{"task": "webhook", "reason": "running"})
 	}
 	for streak := 1; streak <= 2; streak++ {
 		before := skips()
-		waitFor(t, "skipped starts", func() bool { return skips() >= before+5 })
+		sinktest.WaitFor(t, "skipped starts", func() bool { return skips() >= before+5 })
 		if n := logs.FilterMessageSnippet("run skipped").Len(); n != streak {
 			t.Errorf("streak %d: %d 'run skipped' lines, want %d", streak, n, streak)
 		}
 		release <- struct{}{}
-		waitFor(t, "the end of the run", func() bool { return logs.FilterMessageSnippet("made starts skip has ended").Len() == streak })
+		sinktest.WaitFor(t, "the end of the run", func() bool { return logs.FilterMessageSnippet("made starts skip has ended").Len() == streak })
 	}
 	ended := logs.FilterMessageSnippet("made starts skip has ended").All()
 	if n, _ := ended[0].ContextMap()["skipped"].(int64); n < 5 {
