@@ -489,7 +489,7 @@ type memEvents struct {
 	pending map[string]bool
 	tracked []string
 	// archive, when set, is looked up for archived messages too.
-	archive *memarchive.Archive
+	archive interface{ Messages() []sink.MessageRow }
 	// failDone fails this many saves of processed events (a crash after
 	// the sync, before the events were marked).
 	failDone int

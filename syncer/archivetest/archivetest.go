@@ -98,7 +98,12 @@ type ClickHouseArchive struct {
 	*sink.Archive
 	t     testing.TB
 	proxy *sinktest.Proxy
+	store *sink.Store
 }
+
+// Store is the store the archive writes through, for tests that read
+// ClickHouse's own tables (mutations, webhook events).
+func (a *ClickHouseArchive) Store() *sink.Store { return a.store }
 
 // OpenClickHouse migrates database db through addr and opens an archive on
 // it through a proxy; both close when the test ends.
@@ -119,7 +124,7 @@ func OpenClickHouse(t testing.TB, addr, db string, opts sink.ArchiveOptions) (*C
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { archive.Close(context.Background()) })
-	return &ClickHouseArchive{Archive: archive, t: t, proxy: proxy}, store
+	return &ClickHouseArchive{Archive: archive, t: t, proxy: proxy, store: store}, store
 }
 
 // SetFailWrites cuts ClickHouse off (every connection closed, new ones

@@ -419,6 +419,11 @@ func contractErase(t *testing.T, a Archive) {
 	must(t, a.AddMessages(ctx, message("c1", "m1", 1, 1), message("c1", "m2", 2, 1), message("c2", "x1", 3, 1)))
 	_, err := a.AddQuarantine(ctx, sink.QuarantineRow{ReceivedAt: at(1), ConversationID: "c1", Endpoint: "list", Raw: "{}"})
 	must(t, err)
+	// An answer quarantined before its conversation was known names only
+	// its message (m2 of c1), and in its raw body the contact's number.
+	_, err = a.AddQuarantine(ctx, sink.QuarantineRow{ReceivedAt: at(1), MessageID: "m2", Endpoint: "detail",
+		Raw: `{"id":"m2","phone":"6289900001110"}`})
+	must(t, err)
 	must(t, a.AddChecks(ctx, sink.StatusCheck{ConversationID: "c1", MessageID: "m1", SentAt: at(1), Until: at(600),
 		NextCheckAt: at(5), Open: true, Version: 1}))
 	must(t, a.AddConversations(ctx, sink.ConversationRow{ConversationID: "c1", ContactPhone: "+62 899 0000 111", Version: 1},
@@ -438,9 +443,15 @@ func contractErase(t *testing.T, a Archive) {
 	if slices.Contains(tables, sink.AuditTable) {
 		t.Errorf("conversation tables %v hold the audit table", tables)
 	}
-	rows, err := a.ConversationRows(ctx, tables, []string{"c1", "c2", "c3"})
+	msgs, err := a.ConversationMessages(ctx, tables, []string{"c1", "c3"})
 	must(t, err)
-	wantC1 := map[string]uint64{"messages": 2, "quarantine": 1, "status_checks": 1, "conversations": 1, "sync_state": 1,
+	if want := map[string]string{"m1": "c1", "m2": "c1"}; !cmp.Equal(msgs, want) {
+		t.Errorf("messages of c1 and c3: %v, want %v", msgs, want)
+	}
+	scope := sink.EraseScope{Tables: tables, Conversations: []string{"c1", "c2", "c3"}, Messages: msgs}
+	rows, err := a.ConversationRows(ctx, scope)
+	must(t, err)
+	wantC1 := map[string]uint64{"messages": 2, "quarantine": 2, "status_checks": 1, "conversations": 1, "sync_state": 1,
 		"tracked_conversations": 1}
 	for table, n := range wantC1 {
 		if rows["c1"][table] != n {
@@ -452,14 +463,14 @@ func contractErase(t *testing.T, a Archive) {
 	}
 
 	for _, phone := range []string{"6281234567890", "+62 812 3456 7890", "62899-0000-111"} {
-		ids, err := a.ConversationsByPhone(ctx, phone)
+		match, err := a.ConversationsByPhone(ctx, phone)
 		must(t, err)
-		want := []string{"c1", "c2"} // every message of the suite names the first number
+		want := sink.PhoneMatch{Conversations: []string{"c1", "c2"}, Messages: []string{}} // every message of the suite names the first number
 		if phone == "62899-0000-111" {
-			want = []string{"c1"}
+			want = sink.PhoneMatch{Conversations: []string{"c1"}, Messages: []string{"m2"}}
 		}
-		if !slices.Equal(ids, want) {
-			t.Errorf("ConversationsByPhone(%q) = %v, want %v", phone, ids, want)
+		if !cmp.Equal(match, want) {
+			t.Errorf("ConversationsByPhone(%q) = %+v, want %+v", phone, match, want)
 		}
 	}
 	for _, bad := range []string{"12345", "62812abc999"} {
@@ -467,14 +478,25 @@ func contractErase(t *testing.T, a Archive) {
 			t.Errorf("ConversationsByPhone(%q) is not an error", bad)
 		}
 	}
+	naming, err := a.PhoneRows(ctx, "62899-0000-111")
+	must(t, err)
+	if want := map[string]uint64{"conversations": 1, "quarantine": 1}; !cmp.Equal(naming, want) {
+		t.Errorf("rows naming the contact's number: %v, want %v", naming, want)
+	}
 
 	// A row queued when the deletion starts is removed too.
 	must(t, a.AddMessages(ctx, message("c1", "m3", 3, 1)))
-	must(t, a.DeleteConversationRows(ctx, tables, []string{"c1"}))
-	rows, err = a.ConversationRows(ctx, tables, []string{"c1", "c2"})
+	c1 := sink.EraseScope{Tables: tables, Conversations: []string{"c1"}, Messages: msgs}
+	must(t, a.DeleteConversationRows(ctx, c1))
+	rows, err = a.ConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: []string{"c1", "c2"}, Messages: msgs})
 	must(t, err)
 	if len(rows["c1"]) != 0 {
 		t.Errorf("rows of c1 left after its deletion: %v", rows["c1"])
+	}
+	naming, err = a.PhoneRows(ctx, "62899-0000-111")
+	must(t, err)
+	if len(naming) != 0 {
+		t.Errorf("rows naming the contact's number after c1's deletion: %v", naming)
 	}
 	if rows["c2"]["messages"] != 1 || rows["c2"]["sync_state"] != 1 {
 		t.Errorf("rows of c2 after c1's deletion: %v", rows["c2"])

@@ -165,31 +165,96 @@ func (a *Archive) ConversationTables(context.Context) ([]string, error) {
 	return slices.Clone(conversationTables), nil
 }
 
-// ConversationRows implements purge.EraseArchive: every version of a row
-// stored counts, as in a ClickHouse table whose parts are not merged.
-func (a *Archive) ConversationRows(_ context.Context, tables, ids []string) (map[string]map[string]uint64, error) {
+// ConversationMessages implements purge.EraseArchive: the message ids that
+// rows of the conversations name, in the tables with a message id.
+func (a *Archive) ConversationMessages(_ context.Context, tables, ids []string) (map[string]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := map[string]map[string]uint64{}
-	for _, id := range ids {
-		for _, table := range tables {
-			if n := a.rows[table][id]; n > 0 {
-				if out[id] == nil {
-					out[id] = map[string]uint64{}
-				}
-				out[id][table] = n
+	in := setOf(ids)
+	out := map[string]string{}
+	add := func(conv, msg string) {
+		if in[conv] && msg != "" {
+			out[msg] = conv
+		}
+	}
+	for _, table := range tables {
+		switch table {
+		case tableMessages:
+			for _, r := range a.msgs {
+				add(r.ConversationID, r.MessageID)
+			}
+		case tableQuarantine:
+			for _, r := range a.quar {
+				add(r.ConversationID, r.MessageID)
+			}
+		case tableChecks:
+			for _, r := range a.checks {
+				add(r.ConversationID, r.MessageID)
 			}
 		}
 	}
 	return out, nil
 }
 
+// ConversationRows implements purge.EraseArchive: every version of a row
+// stored counts, as in a ClickHouse table whose parts are not merged. A row
+// that names only one of the scope's messages counts for the message's
+// conversation.
+func (a *Archive) ConversationRows(_ context.Context, scope sink.EraseScope) (map[string]map[string]uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]map[string]uint64{}
+	add := func(conv, table string, n uint64) {
+		if n == 0 {
+			return
+		}
+		if out[conv] == nil {
+			out[conv] = map[string]uint64{}
+		}
+		out[conv][table] += n
+	}
+	in := setOf(scope.Conversations)
+	for _, id := range scope.Conversations {
+		for _, table := range scope.Tables {
+			add(id, table, a.rows[table][id])
+		}
+	}
+	for _, table := range scope.Tables {
+		a.eachMessageOnlyRow(table, scope, in, func(msg string) { add(scope.Messages[msg], table, 1) })
+	}
+	return out, nil
+}
+
+// eachMessageOnlyRow calls fn with the message id of each row of the table
+// that is in the scope by its message alone (its conversation is not).
+func (a *Archive) eachMessageOnlyRow(table string, scope sink.EraseScope, in map[string]bool, fn func(msg string)) {
+	visit := func(conv, msg string) {
+		if _, ok := scope.Messages[msg]; ok && msg != "" && !in[conv] {
+			fn(msg)
+		}
+	}
+	switch table {
+	case tableMessages:
+		for _, r := range a.msgs {
+			visit(r.ConversationID, r.MessageID)
+		}
+	case tableQuarantine:
+		for _, r := range a.quar {
+			visit(r.ConversationID, r.MessageID)
+		}
+	case tableChecks:
+		for _, r := range a.checks {
+			visit(r.ConversationID, r.MessageID)
+		}
+	}
+}
+
 // DeleteConversationRows implements purge.EraseArchive. What waits in the
 // buffer is stored first, as the ClickHouse archive ends its open INSERT
 // before a deletion, so that no queued row of the conversations lands
 // after it.
-func (a *Archive) DeleteConversationRows(ctx context.Context, tables, ids []string) error {
-	if len(ids) == 0 {
+func (a *Archive) DeleteConversationRows(ctx context.Context, scope sink.EraseScope) error {
+	if len(scope.Conversations) == 0 && len(scope.Messages) == 0 {
 		return nil
 	}
 	if err := a.Flush(ctx); err != nil {
@@ -197,18 +262,22 @@ func (a *Archive) DeleteConversationRows(ctx context.Context, tables, ids []stri
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	gone := map[string]bool{}
-	for _, id := range ids {
-		gone[id] = true
+	gone := setOf(scope.Conversations)
+	named := func(conv, msg string) bool {
+		if gone[conv] {
+			return true
+		}
+		_, ok := scope.Messages[msg]
+		return ok && msg != ""
 	}
-	for _, table := range tables {
+	for _, table := range scope.Tables {
 		switch table {
 		case tableMessages:
-			deleteFunc(a.msgs, func(r sink.MessageRow) bool { return gone[r.ConversationID] })
+			deleteFunc(a.msgs, func(r sink.MessageRow) bool { return named(r.ConversationID, r.MessageID) })
 		case tableQuarantine:
-			deleteFunc(a.quar, func(r sink.QuarantineRow) bool { return gone[r.ConversationID] })
+			deleteFunc(a.quar, func(r sink.QuarantineRow) bool { return named(r.ConversationID, r.MessageID) })
 		case tableChecks:
-			deleteFunc(a.checks, func(r sink.StatusCheck) bool { return gone[r.ConversationID] })
+			deleteFunc(a.checks, func(r sink.StatusCheck) bool { return named(r.ConversationID, r.MessageID) })
 		case tableConversations:
 			deleteFunc(a.convs, func(r sink.ConversationRow) bool { return gone[r.ConversationID] })
 		case tableStates:
@@ -233,34 +302,87 @@ func deleteFunc[V any](m map[string]V, del func(V) bool) {
 	}
 }
 
-// ConversationsByPhone implements purge.EraseArchive: the conversations
-// whose messages or conversation rows name the number, digits compared.
-func (a *Archive) ConversationsByPhone(_ context.Context, phone string) ([]string, error) {
+func setOf(ids []string) map[string]bool {
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
+
+// checkPhone returns the digits of a phone number, or the error the
+// ClickHouse archive gives for a number that would match too much.
+func checkPhone(phone string) (string, error) {
 	digits := sink.PhoneDigits(phone)
 	if len(digits) < 6 || strings.IndexFunc(phone, func(r rune) bool {
 		return !unicode.IsDigit(r) && !strings.ContainsRune("+ -()./", r)
 	}) >= 0 {
-		return nil, fmt.Errorf("phone number %q: want digits, optionally with + and separators, at least 6 digits", phone)
+		return "", fmt.Errorf("phone number: want digits, optionally with + and separators, at least 6 digits")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	seen := map[string]bool{}
+	return digits, nil
+}
+
+// eachPhoneRow calls fn with the table, conversation and message id of each
+// row naming the number: its phone columns compared by digits, or, for a
+// quarantined answer, its raw body containing them.
+func (a *Archive) eachPhoneRow(digits string, fn func(table, conv, msg string)) {
 	for _, r := range a.msgs {
 		if sink.PhoneDigits(r.SenderPhone) == digits || sink.PhoneDigits(r.RecipientPhone) == digits {
-			seen[r.ConversationID] = true
+			fn(tableMessages, r.ConversationID, r.MessageID)
 		}
 	}
 	for _, c := range a.convs {
 		if sink.PhoneDigits(c.ContactPhone) == digits {
-			seen[c.ConversationID] = true
+			fn(tableConversations, c.ConversationID, "")
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for id := range seen {
-		out = append(out, id)
+	for _, q := range a.quar {
+		if strings.Contains(q.Raw, digits) {
+			fn(tableQuarantine, q.ConversationID, q.MessageID)
+		}
+	}
+}
+
+// ConversationsByPhone implements purge.EraseArchive.
+func (a *Archive) ConversationsByPhone(_ context.Context, phone string) (sink.PhoneMatch, error) {
+	digits, err := checkPhone(phone)
+	if err != nil {
+		return sink.PhoneMatch{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	convs, msgs := map[string]bool{}, map[string]bool{}
+	a.eachPhoneRow(digits, func(_, conv, msg string) {
+		switch {
+		case conv != "":
+			convs[conv] = true
+		case msg != "":
+			msgs[msg] = true
+		}
+	})
+	return sink.PhoneMatch{Conversations: sortedKeys(convs), Messages: sortedKeys(msgs)}, nil
+}
+
+// PhoneRows implements purge.EraseArchive.
+func (a *Archive) PhoneRows(_ context.Context, phone string) (map[string]uint64, error) {
+	digits, err := checkPhone(phone)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]uint64{}
+	a.eachPhoneRow(digits, func(table, _, _ string) { out[table]++ })
+	return out, nil
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
 }
 
 // countRow records one more stored row of a conversation in a table.
