@@ -1,0 +1,159 @@
+/*
+ * chdb-serve: runs ClickHouse's clickhouse-local from chDB's libchdb.so as a server.
+ *
+ * Usage: chdb-serve LIBCHDB STATE_DIR TCP_PORT HTTP_PORT [clickhouse-local options...]
+ *
+ * libchdb.so holds a current ClickHouse engine with clickhouse-local inside. Given a data
+ * path and ports, clickhouse-local opens the native and HTTP listeners on SYSTEM START LISTEN
+ * and serves them for as long as its command runs; the command here is one statement that
+ * sleeps until it is killed. SIGTERM and SIGINT kill that statement through the HTTP port,
+ * so clickhouse-local returns and shuts its tables down as it does at the end of any command;
+ * a second signal, or a kill that does not end the statement within 30 s, exits at once.
+ *
+ * The library is opened with dlopen: chDB ships no header, and the launcher then needs only
+ * a C compiler to build (deploy/clickhouse/clickhouse.sh builds it).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The statement that keeps clickhouse-local serving; the stop kills it by this text. */
+#define SERVE_MARK "chdb_serve_keepalive"
+#define SERVE_QUERY                                                                         \
+	"SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; "                                     \
+	"SELECT sleepEachRow(1) AS " SERVE_MARK " FROM numbers(1000000000000) FORMAT Null "      \
+	"SETTINGS function_sleep_max_microseconds_per_block = 0, max_block_size = 1"
+
+typedef void *(*query_cmdline_fn)(int, char **);
+typedef const char *(*result_error_fn)(void *);
+
+static int http_port;
+static volatile sig_atomic_t stopping;
+
+/* kill_serving_statement asks the server, over its own HTTP port, to kill the statement that
+ * keeps it serving. It returns 0 when the server took the request. */
+static int kill_serving_statement(void)
+{
+	static const char body[] = "KILL QUERY WHERE query LIKE '%sleepEachRow(1) AS " SERVE_MARK
+				   "%' AND query_id != queryID() ASYNC";
+	char req[512];
+	int n = snprintf(req, sizeof req,
+			 "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n%s",
+			 sizeof body - 1, body);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int rc = -1;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && write(fd, req, (size_t)n) == n) {
+		char status[16] = {0}, drain[4096];
+		if (read(fd, status, sizeof status - 1) > 0 && strncmp(status, "HTTP/1.", 7) == 0 &&
+		    strncmp(status + 8, " 200", 4) == 0)
+			rc = 0;
+		/* The whole answer is read: a connection closed early makes the server log an error. */
+		while (read(fd, drain, sizeof drain) > 0)
+			;
+	}
+	close(fd);
+	return rc;
+}
+
+/* signal_waiter is the only thread that takes SIGTERM and SIGINT: every other thread,
+ * ClickHouse's included, inherits a mask that blocks them. */
+static void *signal_waiter(void *arg)
+{
+	sigset_t *set = arg;
+	for (;;) {
+		int sig;
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (stopping) {
+			fprintf(stderr, "chdb-serve: second signal %d, exiting at once\n", sig);
+			_exit(1);
+		}
+		stopping = 1;
+		fprintf(stderr, "chdb-serve: signal %d, stopping\n", sig);
+		int tries;
+		for (tries = 0; tries < 10 && kill_serving_statement() != 0; tries++)
+			sleep(1);
+		for (tries = 0; tries < 30; tries++)
+			sleep(1);
+		fprintf(stderr, "chdb-serve: clickhouse-local did not return within 30 s, exiting\n");
+		_exit(1);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s LIBCHDB STATE_DIR TCP_PORT HTTP_PORT [clickhouse-local options...]\n",
+			argv[0]);
+		return 2;
+	}
+	http_port = atoi(argv[4]);
+	if (http_port <= 0 || http_port > 65535 || atoi(argv[3]) <= 0) {
+		fprintf(stderr, "chdb-serve: bad port\n");
+		return 2;
+	}
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* A client that disconnects mid-answer must cost its connection, not the server. */
+	signal(SIGPIPE, SIG_IGN);
+	pthread_t waiter;
+	if (pthread_create(&waiter, NULL, signal_waiter, &set) != 0) {
+		fprintf(stderr, "chdb-serve: cannot start the signal thread\n");
+		return 1;
+	}
+
+	void *lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+	if (lib == NULL) {
+		fprintf(stderr, "chdb-serve: %s\n", dlerror());
+		return 1;
+	}
+	query_cmdline_fn query_cmdline = (query_cmdline_fn)dlsym(lib, "chdb_query_cmdline");
+	result_error_fn result_error = (result_error_fn)dlsym(lib, "chdb_result_error");
+	if (query_cmdline == NULL || result_error == NULL) {
+		fprintf(stderr, "chdb-serve: %s lacks chdb_query_cmdline or chdb_result_error\n", argv[1]);
+		return 1;
+	}
+
+	char **args = calloc((size_t)argc + 8, sizeof *args);
+	if (args == NULL)
+		return 1;
+	int n = 0;
+	args[n++] = "clickhouse";
+	if (asprintf(&args[n++], "--path=%s", argv[2]) < 0 ||
+	    asprintf(&args[n++], "--tcp_port=%s", argv[3]) < 0 ||
+	    asprintf(&args[n++], "--http_port=%s", argv[4]) < 0)
+		return 1;
+	args[n++] = "--listen_host=127.0.0.1";
+	for (int i = 5; i < argc; i++)
+		args[n++] = argv[i];
+	args[n++] = "--multiquery";
+	args[n++] = "--query=" SERVE_QUERY;
+
+	fprintf(stderr, "chdb-serve: serving %s on 127.0.0.1:%s (HTTP %s)\n", argv[2], argv[3], argv[4]);
+	void *result = query_cmdline(n, args);
+	const char *err = result != NULL ? result_error(result) : "no result";
+	if (stopping) {
+		fprintf(stderr, "chdb-serve: stopped\n");
+		return 0;
+	}
+	fprintf(stderr, "chdb-serve: clickhouse-local returned: %s\n", err != NULL ? err : "(no error)");
+	return 1;
+}
