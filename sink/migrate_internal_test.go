@@ -211,8 +211,10 @@ func TestPartitionMessagesOfAnOlderArchive(t *testing.T) {
 		}
 		return n
 	}
-	if got := count("SELECT count() FROM " + st.TableName("messages_unpartitioned")); got != uint64(len(rows)) {
-		t.Errorf("messages_unpartitioned holds %d rows, want the %d it had", got, len(rows))
+	// A server may have merged the two versions of a message in either table by now: what
+	// must hold is every message at its newest version.
+	if got := count("SELECT countIf(v = 2) FROM (SELECT message_id, max(version) AS v FROM " + st.TableName("messages_unpartitioned") + " GROUP BY message_id)"); got != uint64(n) {
+		t.Errorf("messages_unpartitioned holds %d messages at their second version, want the %d it had", got, n)
 	}
 	if got := count("SELECT count() FROM " + st.TableName("messages_current")); got != uint64(n) {
 		t.Errorf("messages_current holds %d rows, want one per message: %d", got, n)

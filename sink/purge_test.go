@@ -146,7 +146,8 @@ func TestEraseConversationRows(t *testing.T) {
 	ctx := testContext(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, conv := range []string{"gone", "kept"} {
-		if err := a.AddMessages(ctx, purgeMsgRow(conv, conv+"-m1", now, "", 1), purgeMsgRow(conv, conv+"-m1", now, "", 2)); err != nil {
+		// Two messages, not two versions of one: a server may merge versions at any time.
+		if err := a.AddMessages(ctx, purgeMsgRow(conv, conv+"-m1", now, "", 1), purgeMsgRow(conv, conv+"-m2", now, "", 1)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.AddQuarantine(ctx, sink.QuarantineRow{ReceivedAt: now, ConversationID: conv, Raw: "{bad"}); err != nil {
@@ -218,7 +219,7 @@ func TestEraseConversationRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]string{"gone-m1": "gone"}; !cmp.Equal(messages, want) {
+	if want := map[string]string{"gone-m1": "gone", "gone-m2": "gone"}; !cmp.Equal(messages, want) {
 		t.Errorf("ConversationMessages = %v, want %v", messages, want)
 	}
 	messages["lost"] = ""
@@ -227,8 +228,14 @@ func TestEraseConversationRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// e1's two versions are two rows until the server merges them: three rows of gone's
+	// events, or two.
+	if n := counts["gone"]["webhook_events"]; n != 2 && n != 3 {
+		t.Errorf("gone's webhook_events rows: %d, want e1 (one or two versions) and e2", n)
+	}
+	delete(counts["gone"], "webhook_events")
 	want := map[string]map[string]uint64{
-		"gone": {"message_index": 2, "messages": 2, "quarantine": 1, "status_checks": 1, "sync_state": 1, "tracked_conversations": 1, "webhook_events": 3},
+		"gone": {"message_index": 2, "messages": 2, "quarantine": 1, "status_checks": 1, "sync_state": 1, "tracked_conversations": 1},
 		"":     {"webhook_events": 1},
 	}
 	if diff := cmp.Diff(want, counts); diff != "" {
