@@ -188,16 +188,17 @@ func (a *Archive) ConversationRows(ctx context.Context, scope EraseScope) (map[s
 }
 
 // DeleteConversationRows removes every row of the scope from its tables and
-// waits until ClickHouse has applied the removal. On ClickHouse
-// 18.16 (and by default on current releases) ALTER TABLE ... DELETE is a
-// mutation that rewrites the parts in the background: it is done when
-// system.mutations says so for every table. Rows inserted after the
-// mutation was created are not removed: count afterwards. So the archive's
-// own open INSERT is ended first, and what waits in its spool written: its
-// rows would otherwise land after the mutation and survive it (and on
-// current releases the mutation would wait for the INSERT to end). Tables
-// without a row of the scope get no mutation: a mutation rewrites every
-// part of its table.
+// waits until ClickHouse has applied the removal. The archive's own open
+// INSERT is ended first, and what waits in its spool written: rows that land
+// after the removal was made would survive it. Tables without a row of the
+// scope are left alone: a removal rewrites parts of its table.
+//
+// On a current release the removal is a lightweight DELETE: the rows are gone
+// for every query once it returns, and an APPLY DELETED MASK mutation, not
+// waited for, then rewrites the parts without them, so that their bytes leave
+// the disk too. On ClickHouse 18.16 it is ALTER TABLE ... DELETE, a mutation
+// that rewrites the parts in the background: it is done when system.mutations
+// says so for every table.
 func (a *Archive) DeleteConversationRows(ctx context.Context, scope EraseScope) error {
 	if len(scope.Conversations) == 0 && len(scope.Messages) == 0 {
 		return nil
@@ -219,6 +220,10 @@ func (a *Archive) DeleteConversationRows(ctx context.Context, scope EraseScope) 
 	if err != nil {
 		return err
 	}
+	current, err := a.s.CurrentRelease(ctx)
+	if err != nil {
+		return err
+	}
 	var tables []string
 	for _, table := range scope.Tables {
 		if !holding[table] {
@@ -226,9 +231,21 @@ func (a *Archive) DeleteConversationRows(ctx context.Context, scope EraseScope) 
 		}
 		tables = append(tables, table)
 		cond, args := scope.where(withMsg[table])
+		if current {
+			if err := a.s.conn.Exec(largeQuery(ctx), "DELETE FROM "+a.s.TableName(table)+" WHERE "+cond, args...); err != nil {
+				return fmt.Errorf("delete rows from %s: %w", table, err)
+			}
+			if err := a.s.conn.Exec(ctx, "ALTER TABLE "+a.s.TableName(table)+" APPLY DELETED MASK"); err != nil {
+				return fmt.Errorf("remove the deleted rows of %s from its parts: %w", table, err)
+			}
+			continue
+		}
 		if err := a.s.conn.Exec(largeQuery(ctx), "ALTER TABLE "+a.s.TableName(table)+" DELETE WHERE "+cond, args...); err != nil {
 			return fmt.Errorf("delete rows from %s: %w", table, err)
 		}
+	}
+	if current {
+		return nil
 	}
 	wait := 50 * time.Millisecond
 	for _, table := range tables {

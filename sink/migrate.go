@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -27,6 +28,12 @@ import (
 //   - use unqualified table names (the migration connection selects the archive's database);
 //   - stay within what ClickHouse 18.16 and current releases both support: no DateTime64, TTL,
 //     CODEC, LowCardinality, table comments, nor ADD COLUMN IF NOT EXISTS;
+//   - what only current releases can do goes in migrations/current/ under the same rules (one
+//     statement, a version number of its own, after every file it builds on): Migrate runs
+//     those files on a current release (CurrentRelease) and records them as done, without
+//     running them, on older servers, which keep the forms of migrations/. Their numbers are
+//     the highest given out so far, so that they see every column earlier files add; a file
+//     added later after them must give its own columns their current types and codecs;
 //   - stay within the statements that have a cluster form (clusterDDL, which rewrites every
 //     file when Options.Cluster is set): CREATE TABLE IF NOT EXISTS with a (Replacing,
 //     Aggregating, Summing) MergeTree engine, CREATE [MATERIALIZED] VIEW IF NOT EXISTS, ALTER
@@ -35,6 +42,12 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+//go:embed migrations/current/*.sql
+var currentMigrationFiles embed.FS
+
+// dropEmptyUnpartitionedVersion is the version of the Go migration dropEmptyUnpartitioned.
+const dropEmptyUnpartitionedVersion = 60
 
 // MigrationsTable is the table, in the archive's database, that records applied migrations.
 const MigrationsTable = "schema_migrations"
@@ -56,7 +69,15 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return []string{}, fmt.Errorf("sink: migrations: %w", err)
 	}
-	applied, err := s.migrate(ctx, fsys)
+	current, err := s.CurrentRelease(ctx)
+	if err != nil {
+		return []string{}, err
+	}
+	goMigrations, err := s.goMigrations(current)
+	if err != nil {
+		return []string{}, err
+	}
+	applied, err := s.migrate(ctx, fsys, goMigrations...)
 	if err != nil {
 		return applied, err
 	}
@@ -68,8 +89,98 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	return applied, s.ensureDailyView(ctx)
 }
 
-// migrate applies the migrations in fsys; tests give it files of their own.
-func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
+// goMigration is a migration that goose runs as Go code, with the name Migrate reports.
+type goMigration struct {
+	name string
+	*goose.Migration
+}
+
+// goMigrations returns the migrations that are Go code: dropEmptyUnpartitioned, and those of
+// migrations/current/, which run their statement only when current is true.
+func (s *Store) goMigrations(current bool) ([]goMigration, error) {
+	out := []goMigration{{
+		name:      fmt.Sprintf("%05d_drop_empty_messages_unpartitioned.go", dropEmptyUnpartitionedVersion),
+		Migration: goose.NewGoMigration(dropEmptyUnpartitionedVersion, &goose.GoFunc{RunDB: s.dropEmptyUnpartitioned}, nil),
+	}}
+	sub, err := fs.Sub(currentMigrationFiles, "migrations/current")
+	if err != nil {
+		return nil, fmt.Errorf("sink: migrations: %w", err)
+	}
+	names, err := fs.Glob(sub, "*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("sink: migrations: %w", err)
+	}
+	for _, name := range names {
+		var version int64
+		if _, err := fmt.Sscanf(name, "%05d_", &version); err != nil || version <= 0 {
+			return nil, fmt.Errorf("sink: migration current/%s: no version number", name)
+		}
+		b, err := fs.ReadFile(sub, name)
+		if err != nil {
+			return nil, fmt.Errorf("sink: migrations: %w", err)
+		}
+		file := string(b)
+		if s.opts.Cluster != "" {
+			if file, err = s.clusterDDL().rewrite(file); err != nil {
+				return nil, fmt.Errorf("sink: migration current/%s for cluster %s: %w", name, s.opts.Cluster, err)
+			}
+		}
+		_, body := leadingComments(file)
+		stmts := splitStatements(body)
+		if len(stmts) != 1 {
+			return nil, fmt.Errorf("sink: migration current/%s: %d statements, want one", name, len(stmts))
+		}
+		stmt := strings.TrimSuffix(strings.TrimSpace(stmts[0]), ";")
+		run := func(ctx context.Context, db *sql.DB) error {
+			if !current {
+				return nil
+			}
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("current/%s: %w", name, err)
+			}
+			return nil
+		}
+		out = append(out, goMigration{
+			name:      "current/" + name,
+			Migration: goose.NewGoMigration(version, &goose.GoFunc{RunDB: run}, nil),
+		})
+	}
+	return out, nil
+}
+
+// dropEmptyUnpartitioned drops the table 00013 sets aside when it holds nothing: in a database
+// made by this release's migrations it is the empty table of 00001. An archive made before
+// messages was partitioned keeps its copy there until its owner drops it.
+func (s *Store) dropEmptyUnpartitioned(ctx context.Context, db *sql.DB) error {
+	var n uint64
+	if err := db.QueryRowContext(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'messages_unpartitioned'").Scan(&n); err != nil {
+		return fmt.Errorf("look up messages_unpartitioned: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count() FROM messages_unpartitioned").Scan(&n); err != nil {
+		return fmt.Errorf("count messages_unpartitioned: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	stmt := "DROP TABLE IF EXISTS messages_unpartitioned"
+	if s.opts.Cluster != "" {
+		var err error
+		if stmt, err = s.clusterDDL().statement(stmt); err != nil {
+			return fmt.Errorf("drop messages_unpartitioned: %w", err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("drop messages_unpartitioned: %w", err)
+	}
+	return nil
+}
+
+// migrate applies the migrations in fsys and the Go migrations given; tests give it files of
+// their own.
+func (s *Store) migrate(ctx context.Context, fsys fs.FS, goMigrations ...goMigration) ([]string, error) {
 	applied := []string{}
 	// Only when missing: on a cluster, ON CLUSTER waits for every replica, and
 	// an archiver starting while one is down must not wait for it here.
@@ -96,8 +207,21 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 	db := clickhouse.OpenDB(s.clickhouseOptions(s.database))
 	defer db.Close()
 
+	names := map[int64]string{}
+	var registered []*goose.Migration
+	for _, m := range goMigrations {
+		names[m.Version] = m.name
+		registered = append(registered, m.Migration)
+	}
+	name := func(r *goose.MigrationResult) string {
+		if r.Source.Path == "" {
+			return names[r.Source.Version]
+		}
+		return path.Base(r.Source.Path)
+	}
 	provider, err := goose.NewProvider(goose.DialectCustom, db, fsys,
 		goose.WithStore(store),
+		goose.WithGoMigrations(registered...),
 		// Never wrap anything in a transaction: clickhouse-go's Begin is a no-op and its
 		// Rollback closes the connection.
 		goose.WithIsolateDDL(true),
@@ -114,18 +238,18 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS) ([]string, error) {
 		var partial *goose.PartialError
 		if errors.As(err, &partial) {
 			for _, r := range partial.Applied {
-				applied = append(applied, path.Base(r.Source.Path))
+				applied = append(applied, name(r))
 			}
-			name := "?"
+			failed := "?"
 			if partial.Failed != nil && partial.Failed.Source != nil {
-				name = path.Base(partial.Failed.Source.Path)
+				failed = name(partial.Failed)
 			}
-			return applied, fmt.Errorf("sink: migrate database %s: %s: %w", s.database, name, partial.Err)
+			return applied, fmt.Errorf("sink: migrate database %s: %s: %w", s.database, failed, partial.Err)
 		}
 		return applied, fmt.Errorf("sink: migrate database %s: %w", s.database, err)
 	}
 	for _, r := range results {
-		applied = append(applied, path.Base(r.Source.Path))
+		applied = append(applied, name(r))
 	}
 	if len(applied) > 0 {
 		s.log.Info("applied migrations", zap.String("database", s.database), zap.Strings("migrations", applied))

@@ -93,6 +93,25 @@ type Store struct {
 	migrateMu sync.Mutex // serializes Migrate within the process
 }
 
+// The oldest release whose features the archive uses where it can (migrations/current/,
+// lightweight DELETE, view column comments): the one the compose stack names, tested with
+// 26.7.
+const currentMajor, currentMinor = 24, 8
+
+// CurrentRelease says whether the server is ClickHouse 24.8 or later, where the archive uses
+// what releases since 18.16 do better; older servers get the forms that 18.16 supports.
+func (s *Store) CurrentRelease(ctx context.Context) (bool, error) {
+	v, err := s.ServerVersion(ctx)
+	if err != nil {
+		return false, err
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return false, fmt.Errorf("sink: server version %q: %w", v, err)
+	}
+	return major > currentMajor || major == currentMajor && minor >= currentMinor, nil
+}
+
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Open connects to ClickHouse over the native protocol (with LZ4 compression unless

@@ -5,7 +5,8 @@
 --
 --   DROP TABLE messages_unpartitioned
 --
--- (the archiver never reads it; an erasure removes a conversation's rows from it too). The
+-- (the archiver never reads it; an erasure removes a conversation's rows from it too; 00060
+-- drops it when it is empty, as in a database that these migrations made). The
 -- view messages_current reads `messages` by name and follows the new table.
 --
 -- A RENAME cannot be repeated. Should the process die after the rename but before goose
