@@ -6,6 +6,8 @@ package sink
 // Issue 11: "a one-week count over a 3M-row archive through the view at most 3x the same
 // count on the raw table", and the sync engine's per-page lookup must stay fast.
 //
+// It also prints the bytes on disk per message of messages and of the table of 00001.
+//
 // Run (ClickHouse from deploy/clickhouse/clickhouse.sh start):
 //
 //	CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=127.0.0.1:19000 \
@@ -54,7 +56,11 @@ func BenchmarkWeekCount(b *testing.B) {
 			}
 		}
 		// The table and view of migrations 00001 and 00002.
-		exec("CREATE TABLE " + st.TableName("messages_before") + " AS " + st.TableName("messages_unpartitioned"))
+		create00001, err := migrationFiles.ReadFile("migrations/00001_create_messages.sql")
+		if err != nil {
+			b.Fatal(err)
+		}
+		exec(strings.Replace(string(create00001), "IF NOT EXISTS messages", st.TableName("messages_before"), 1))
 		exec("CREATE VIEW " + st.TableName("messages_before_current") + " AS SELECT * FROM " + st.TableName("messages_before") + " FINAL")
 
 		start := time.Now()
@@ -79,6 +85,24 @@ func BenchmarkWeekCount(b *testing.B) {
 			b.Fatal(err)
 		}
 		sinktest.BenchLogf(b, "messages: %d active parts in %d partitions", parts, partitions)
+		// Bytes on disk per message, after the merges: messages as Migrate made it on this
+		// server, and the table of 00001 (no codecs, as on 18.16).
+		version, err := st.ServerVersion(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		perMessage := map[string]float64{}
+		for _, table := range []string{"messages", "messages_before"} {
+			var bytes uint64
+			if err := st.Conn().QueryRow(ctx, "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = ? AND table = ?",
+				st.Database(), table).Scan(&bytes); err != nil {
+				b.Fatal(err)
+			}
+			perMessage[table] = float64(bytes) / float64(nRows)
+		}
+		sinktest.BenchLogf(b, "bytes on disk per message on ClickHouse %s: messages %.1f, the table of 00001 %.1f (%.2fx)",
+			version, perMessage["messages"], perMessage["messages_before"], perMessage["messages"]/perMessage["messages_before"])
+		b.ReportMetric(perMessage["messages"], "bytes/message")
 
 		// A week in the middle of the archive.
 		week := benchWeekStart.Add(time.Duration(nRows/2) * benchWeekEvery).Truncate(24 * time.Hour)
@@ -270,4 +294,71 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// BenchmarkEraseConversation: the erasure of one conversation of 10,000 messages (two versions
+// of each) from an archive of 100,000, as `erase` runs it: ClickHouse 18.16 waits for its
+// mutations; a current release deletes lightweight, and its APPLY DELETED MASK is timed apart,
+// until system.mutations says it is done.
+//
+//	CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=127.0.0.1:19000 \
+//	  go test -run '^$' -bench BenchmarkEraseConversation -benchtime 1x ./sink/
+func BenchmarkEraseConversation(b *testing.B) {
+	addr := sinktest.Addr(b)
+	for b.Loop() {
+		st := benchFreshStore(b, addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		cols := strings.Replace(messageColumns, " sender_role,", "", 1)
+		read := strings.NewReplacer(" status,", " 'read',", " read_at,", " toNullable(sent_at + 60),", " version", " toUInt64(2)").Replace(" " + cols)
+		// benchWeekRows puts 5,000 consecutive rows in 50 conversations; here every tenth row
+		// goes to the one erased.
+		rows := strings.Replace(benchWeekRows(0, 100000), "lower(hex(MD5(toString(intDiv(number, 5000) * 50 + (number * 7919) % 50)))) AS conversation_id",
+			"if(number % 10 = 0, 'erased', lower(hex(MD5(toString(intDiv(number, 5000) * 50 + (number * 7919) % 50))))) AS conversation_id", 1)
+		for _, sel := range []string{cols, read} {
+			if err := st.Conn().Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (%s)", st.TableName("messages"), cols, sel, rows)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		a, err := OpenArchive(context.Background(), st, ArchiveOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tables, err := a.ConversationTables(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		current, err := st.CurrentRelease(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := a.DeleteConversationRows(ctx, tables, []string{"erased"}); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		counts, err := a.ConversationRows(ctx, tables, []string{"erased"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for len(counts["erased"]) == 0 && current {
+			var pending uint64
+			if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0", st.Database()).Scan(&pending); err != nil {
+				b.Fatal(err)
+			}
+			if pending == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		masked := time.Since(start)
+		version, _ := st.ServerVersion(ctx)
+		sinktest.BenchLogf(b, "erasure of a conversation of 10,000 messages (x2 versions) on ClickHouse %s (lightweight %v): %s; rows left for queries right after: %v; parts rewritten after %s",
+			version, current, took.Round(time.Millisecond), counts["erased"], masked.Round(time.Millisecond))
+		if len(counts["erased"]) != 0 {
+			b.Errorf("rows of the erased conversation remain: %v", counts["erased"])
+		}
+		b.ReportMetric(ms(took), "erase_ms")
+		_ = a.Close(ctx)
+		cancel()
+	}
 }
