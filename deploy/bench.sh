@@ -15,6 +15,8 @@
 # .run/bench/.
 #
 # Environment (see each bench_test.go for more):
+#   CEKAT_CH_ENGINE   chdb (default: ClickHouse 26.7's engine) or debian (Debian's 18.16); see
+#                     deploy/clickhouse/clickhouse.sh
 #   CEKAT_BENCH_SINK_ROWS, CEKAT_BENCH_SINK_ROUNDS,
 #   CEKAT_BENCH_HEAP_ROWS, CEKAT_BENCH_ARCHIVED_IDS_ROWS    sink/bench_test.go
 #   CEKAT_BENCH_SYNC_MESSAGES, CEKAT_BENCH_SYNC_CONVERSATIONS   syncer/bench_test.go
@@ -26,6 +28,7 @@ set -euo pipefail
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_DIR"
 CH=deploy/clickhouse/clickhouse.sh
+export CEKAT_CH_ENGINE="${CEKAT_CH_ENGINE:-chdb}"
 
 was_running=0
 "$CH" status >/dev/null 2>&1 && was_running=1
@@ -38,7 +41,7 @@ mkdir -p .run/bench
 out=".run/bench/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 status=0
 {
-	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(go version) $(nproc) CPUs, ClickHouse $CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR"
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(go version) $(nproc) CPUs, ClickHouse ($CEKAT_CH_ENGINE) $CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR"
 	go test -p 1 -run '^$' -bench . -benchtime 1x -timeout 90m "$@" ./sink/ ./syncer/ ./cmd/cekat-archiver/
 } 2>&1 | tee "$out" || status=1
 [ "$was_running" -eq 1 ] || "$CH" stop

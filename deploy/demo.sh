@@ -10,14 +10,17 @@
 #   DEMO_MEAN_MESSAGES   mean messages per conversation, heavy-tailed (default 150)
 #   DEMO_SHAPE           documented or real (default real)
 #   DEMO_SIM_ADDR        simulator address (default 127.0.0.1:18090)
-# and deploy/clickhouse/clickhouse.sh's CEKAT_CH_* (ports, state directory) for the private ClickHouse.
+#   CEKAT_CH_ENGINE      chdb (default: ClickHouse 26.7's engine, fetched with npm on first use)
+#                        or debian (Debian's ClickHouse 18.16); see deploy/clickhouse/clickhouse.sh
+# and deploy/clickhouse/clickhouse.sh's other CEKAT_CH_* (ports, state directory) for the private ClickHouse.
 # ClickHouse is left running so the archive can be queried:
-#   deploy/clickhouse/clickhouse.sh client --database cekat_demo
-# and stopped with: deploy/clickhouse/clickhouse.sh stop   (or: make stop)
+#   CEKAT_CH_ENGINE=chdb deploy/clickhouse/clickhouse.sh client --database cekat_demo
+# and stopped with: CEKAT_CH_ENGINE=chdb deploy/clickhouse/clickhouse.sh stop   (or: make stop)
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_DIR"
+export CEKAT_CH_ENGINE="${CEKAT_CH_ENGINE:-chdb}"
 RUN_DIR="$REPO_DIR/.run/demo"
 BIN_DIR="$REPO_DIR/bin"
 SIM_ADDR="${DEMO_SIM_ADDR:-127.0.0.1:18090}"
@@ -108,5 +111,5 @@ q "SELECT endpoint, count() AS quarantined FROM quarantine FINAL GROUP BY endpoi
 q "SELECT run_id, result, new_messages, enriched, rechecked, requests, finished_at - started_at AS seconds FROM sync_runs ORDER BY started_at"
 
 echo
-echo "The archive stays in ClickHouse: deploy/clickhouse/clickhouse.sh client --database cekat_demo"
+echo "The archive stays in ClickHouse: CEKAT_CH_ENGINE=$CEKAT_CH_ENGINE deploy/clickhouse/clickhouse.sh client --database cekat_demo"
 echo "Stop ClickHouse with: make stop"
