@@ -252,14 +252,16 @@ cmd_start() {
 		launcher=$!
 	else
 		# clickhouse-local keeps its tmp and user_files directories under its data path.
-		mkdir -p "$DATA_DIR" "$LOG_DIR"
+		mkdir -p "$DATA_DIR" "$LOG_DIR" "$CONF_DIR"
+		cp "$SCRIPT_DIR/chdb.xml.tmpl" "$CONF_DIR/chdb.xml.new"
+		mv "$CONF_DIR/chdb.xml.new" "$CONF_DIR/chdb.xml"
 		log "starting ClickHouse $CHDB_VERSION (chDB's clickhouse-local) on $HOST:$NATIVE_PORT (HTTP $HTTP_PORT), state in $CH_DIR"
 		# clickhouse-local runs inside the launcher: its pid is the server's. Warnings and
 		# errors go to the log (the console logger is clickhouse-local's only one).
 		(
 			cd "$CH_DIR"
 			exec setsid "$CHDB_SERVE" "$CHDB_LIB" "$DATA_DIR" "$NATIVE_PORT" "$HTTP_PORT" \
-				--log-level=warning --logger.console=1
+				--config-file="$CONF_DIR/chdb.xml" --log-level=warning --logger.console=1
 		) </dev/null >>"$LOG_DIR/chdb-serve.log" 2>&1 &
 		launcher=$!
 		echo "$launcher" >"$PID_FILE"
