@@ -2,6 +2,10 @@
  * chdb-serve: runs ClickHouse's clickhouse-local from chDB's libchdb.so as a server.
  *
  * Usage: chdb-serve LIBCHDB STATE_DIR TCP_PORT HTTP_PORT [clickhouse-local options...]
+ *        chdb-serve LIBCHDB --local [clickhouse-local options...]
+ *
+ * The second form runs one clickhouse-local command and prints its answer: a client of the
+ * same release as the server (sink/bench_test.go loads a file through it).
  *
  * libchdb.so holds a current ClickHouse engine with clickhouse-local inside. Given a data
  * path and ports, clickhouse-local opens the native and HTTP listeners on SYSTEM START LISTEN
@@ -35,6 +39,8 @@
 
 typedef void *(*query_cmdline_fn)(int, char **);
 typedef const char *(*result_error_fn)(void *);
+typedef char *(*result_buffer_fn)(void *);
+typedef size_t (*result_length_fn)(void *);
 
 static int http_port;
 static volatile sig_atomic_t stopping;
@@ -94,8 +100,44 @@ static void *signal_waiter(void *arg)
 	return NULL;
 }
 
+/* run_local runs clickhouse-local with args and writes its answer to stdout. */
+static int run_local(void *lib, int argc, char **argv)
+{
+	query_cmdline_fn query_cmdline = (query_cmdline_fn)dlsym(lib, "chdb_query_cmdline");
+	result_error_fn result_error = (result_error_fn)dlsym(lib, "chdb_result_error");
+	result_buffer_fn result_buffer = (result_buffer_fn)dlsym(lib, "chdb_result_buffer");
+	result_length_fn result_length = (result_length_fn)dlsym(lib, "chdb_result_length");
+	if (query_cmdline == NULL || result_error == NULL || result_buffer == NULL || result_length == NULL) {
+		fprintf(stderr, "chdb-serve: the library lacks the chdb_query_cmdline API\n");
+		return 1;
+	}
+	argv[0] = "clickhouse";
+	void *result = query_cmdline(argc, argv);
+	if (result == NULL) {
+		fprintf(stderr, "chdb-serve: no result\n");
+		return 1;
+	}
+	const char *err = result_error(result);
+	if (err != NULL && *err != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	size_t n = result_length(result);
+	if (n > 0 && fwrite(result_buffer(result), 1, n, stdout) != n)
+		return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && strcmp(argv[2], "--local") == 0) {
+		void *lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+		if (lib == NULL) {
+			fprintf(stderr, "chdb-serve: %s\n", dlerror());
+			return 1;
+		}
+		return run_local(lib, argc - 2, argv + 2);
+	}
 	if (argc < 5) {
 		fprintf(stderr, "usage: %s LIBCHDB STATE_DIR TCP_PORT HTTP_PORT [clickhouse-local options...]\n",
 			argv[0]);

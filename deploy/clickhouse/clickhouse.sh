@@ -20,7 +20,8 @@
 #   restart   stop, then start
 #   status    say whether the private instance runs; exit 0 if it does, 3 if not
 #   client    run clickhouse-client against the private instance with the remaining arguments
-#   env       print `export ...` lines for the instance's address, for `eval "$(... env)"`
+#   env       print `export ...` lines for the instance's address, for `eval "$(... env)"` (and,
+#             for chdb, CEKAT_BENCH_CHDB_LOCAL: the launcher and library that run clickhouse-local)
 #   logs      print the tail of the server log (N lines, default 50)
 #
 # The instance has its own config (written from config.xml.tmpl and users.xml.tmpl beside this
@@ -350,6 +351,8 @@ cmd_env() {
 	fi
 	echo "export CEKAT_ARCHIVER_CLICKHOUSE_ADDR=$HOST:$port"
 	echo "export CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$HOST:$port"
+	# The sink's benchmark loads through clickhouse-local of the same release (see chdb-serve.c).
+	[[ "$ENGINE" != chdb ]] || echo "export CEKAT_BENCH_CHDB_LOCAL='$CHDB_SERVE $CHDB_LIB'"
 }
 
 main() {
