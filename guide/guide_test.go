@@ -43,7 +43,10 @@ func TestAnalystGuide(t *testing.T) {
 					if !ok {
 						t.Fatalf("the guide's query %q has no expected answer in this test", name)
 					}
+					start := time.Now()
 					got := run(t, st, queries[name])
+					// A figure to read with -v, never a condition.
+					t.Logf("%s answered in %s", name, time.Since(start).Round(100*time.Microsecond))
 					if len(exp) == 0 {
 						t.Fatalf("the simulation gives nothing to check %q against", name)
 					}
