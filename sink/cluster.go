@@ -49,6 +49,8 @@ type clusterDDL struct {
 var (
 	createTableRE = regexp.MustCompile(`(?is)^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(` + identPattern + `)\s*`)
 	createViewRE  = regexp.MustCompile(`(?is)^CREATE\s+(MATERIALIZED\s+)?VIEW\s+IF\s+NOT\s+EXISTS\s+(` + qualifiedPattern + `)\s+`)
+	// Only current releases have it (migrations/current/).
+	replaceViewRE = regexp.MustCompile(`(?is)^CREATE\s+OR\s+REPLACE\s+VIEW\s+(` + qualifiedPattern + `)\s+`)
 	alterRE       = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+(` + qualifiedPattern + `)\s+`)
 	dropRE        = regexp.MustCompile(`(?is)^DROP\s+TABLE\s+IF\s+EXISTS\s+(` + qualifiedPattern + `)\s*;?\s*$`)
 	renameRE      = regexp.MustCompile(`(?is)^RENAME\s+TABLE\s+[^;]*?\s*;?\s*$`)
@@ -170,6 +172,10 @@ func (c clusterDDL) statement(stmt string) (string, error) {
 			rest = materializedToRE.ReplaceAllString(rest, "${1}"+quoteIdent(c.database)+".${2}${3}")
 		}
 		return stmt[:loc[1]] + onCluster + c.qualifySources(rest), nil
+
+	case replaceViewRE.MatchString(stmt):
+		loc := replaceViewRE.FindStringIndex(stmt)
+		return stmt[:loc[1]] + onCluster + c.qualifySources(stmt[loc[1]:]), nil
 
 	case alterRE.MatchString(stmt):
 		loc := alterRE.FindStringIndex(stmt)

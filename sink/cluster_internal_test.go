@@ -15,10 +15,21 @@ func testClusterDDL() clusterDDL {
 // their own ZooKeeper path, every DDL statement ON CLUSTER, no column
 // comments, and every table a view reads named with the archive's database.
 func TestClusterFormOfEveryMigration(t *testing.T) {
-	sub, err := fs.Sub(migrationFiles, "migrations")
+	all, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
+	current, err := fs.Sub(currentMigrationFiles, "migrations/current")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []fs.FS{all, current} {
+		checkClusterForms(t, sub)
+	}
+}
+
+func checkClusterForms(t *testing.T, sub fs.FS) {
+	t.Helper()
 	out, err := testClusterDDL().migrations(sub)
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +104,8 @@ func TestClusterStatements(t *testing.T) {
 			"CREATE TABLE IF NOT EXISTS r ON CLUSTER `c1` (k String) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/arch/r', '{replica}') ORDER BY k;"},
 		{"CREATE MATERIALIZED VIEW IF NOT EXISTS mv TO target AS\nSELECT a FROM messages;",
 			"CREATE MATERIALIZED VIEW IF NOT EXISTS mv ON CLUSTER `c1` TO `arch`.target AS\nSELECT a FROM `arch`.messages;"},
+		{"CREATE OR REPLACE VIEW v\n(\n    x String COMMENT 'the x'\n)\nAS SELECT x FROM m FINAL;",
+			"CREATE OR REPLACE VIEW v\nON CLUSTER `c1` (\n    x String COMMENT 'the x'\n)\nAS SELECT x FROM `arch`.m FINAL;"},
 		{"CREATE VIEW IF NOT EXISTS v AS SELECT x FROM (SELECT x FROM m FINAL) ARRAY JOIN xs AS x JOIN other USING x;",
 			"CREATE VIEW IF NOT EXISTS v ON CLUSTER `c1` AS SELECT x FROM (SELECT x FROM `arch`.m FINAL) ARRAY JOIN xs AS x JOIN `arch`.other USING x;"},
 		{"ALTER TABLE s ADD COLUMN p DateTime('UTC') DEFAULT toDateTime(0, 'UTC');",

@@ -15,7 +15,7 @@ CREATE OR REPLACE VIEW message_turns
     responder_role   String COMMENT 'Who sent the reply: agent, bot or unknown (the documented shape); empty when none.',
     responder_id     String COMMENT 'The sender id of the reply; empty when none.',
     responder_name   String COMMENT 'The sender name of the reply; empty when none.',
-    response_seconds Nullable(Float64) COMMENT 'Seconds from the customer message to the reply, to the nanosecond the API gave; NULL when none.'
+    response_seconds Nullable(Float64) COMMENT 'Seconds between the customer message and the reply, to the nanosecond the API gave; NULL when none.'
 )
 AS SELECT
     conversation_id,
