@@ -332,11 +332,16 @@ func BenchmarkEraseConversation(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if err := a.DeleteConversationRows(ctx, tables, []string{"erased"}); err != nil {
+		messages, err := a.ConversationMessages(ctx, tables, []string{"erased"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		scope := EraseScope{Tables: tables, Conversations: []string{"erased"}, Messages: messages}
+		if err := a.DeleteConversationRows(ctx, scope); err != nil {
 			b.Fatal(err)
 		}
 		took := time.Since(start)
-		counts, err := a.ConversationRows(ctx, tables, []string{"erased"})
+		counts, err := a.ConversationRows(ctx, scope)
 		if err != nil {
 			b.Fatal(err)
 		}
