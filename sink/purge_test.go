@@ -279,14 +279,20 @@ func TestEraseWithoutRowsSendsNoMutation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Migrations of a current release change column types by mutations of their own.
+	mutations := func() uint64 {
+		t.Helper()
+		var n uint64
+		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", st.Database()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := mutations()
 	if err := a.DeleteConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: []string{"typo"}}); err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
-	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", st.Database()).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
+	if n := mutations() - before; n != 0 {
 		t.Errorf("%d mutations sent for a conversation without rows", n)
 	}
 }
