@@ -137,11 +137,14 @@ func archiveSimulation(t *testing.T, shape cekatsim.Shape) (*sink.Store, *cekats
 	if err := archive.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var versions, messages uint64
-	if err := st.Conn().QueryRow(ctx, "SELECT count(), uniqExact(conversation_id, message_id) FROM "+st.TableName("messages")).
-		Scan(&versions, &messages); err != nil {
+	// The versions the archive wrote, not the rows the table holds: a server may have
+	// merged them already.
+	var messages uint64
+	if err := st.Conn().QueryRow(ctx, "SELECT uniqExact(conversation_id, message_id) FROM "+st.TableName("messages")).
+		Scan(&messages); err != nil {
 		t.Fatal(err)
 	}
+	versions := uint64(archive.Stats().MessageRows)
 	t.Logf("%s shape: %d messages archived in %d versions", shape, messages, versions)
 	if versions == messages {
 		t.Error("no message has a second version: the guide's queries are not tried against versions")
