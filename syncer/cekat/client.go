@@ -94,7 +94,9 @@ type Options struct {
 	// BackoffInitial and BackoffMax shape the exponential backoff of
 	// transient failures (defaults 500ms and 30s, with jitter).
 	BackoffInitial, BackoffMax time.Duration
-	HTTPClient                 *http.Client
+	// HTTPClient sends the requests; a copy of it is used, whose redirect
+	// policy is CheckRedirect before its own.
+	HTTPClient *http.Client
 	Limiter                    Limiter
 	OnRequest                  func(RequestInfo)
 	UserAgent                  string
@@ -197,6 +199,7 @@ func New(opts Options) (*Client, error) {
 		t.MaxIdleConnsPerHost = 64
 		c.http = &http.Client{Transport: t}
 	}
+	c.http = withRedirectPolicy(c.http)
 	c.opts = opts
 	for i, backoffice := range []bool{false, true} {
 		h := http.Header{"Accept": {"application/json"}, "User-Agent": {opts.UserAgent}}
@@ -672,6 +675,9 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	if err != nil {
 		c.observe(r.endpoint, 0, start, nil, err)
 		// url.Error names the URL, which holds no secret: keys travel in headers.
+		if errors.Is(err, ErrRedirectRefused) {
+			return nil, r.fail(0, nil, err, KindPermanent)
+		}
 		return nil, r.fail(0, nil, err, KindTransient)
 	}
 	body, readErr := c.readBody(resp)
