@@ -97,9 +97,9 @@ type Options struct {
 	// HTTPClient sends the requests; a copy of it is used, whose redirect
 	// policy is CheckRedirect before its own.
 	HTTPClient *http.Client
-	Limiter                    Limiter
-	OnRequest                  func(RequestInfo)
-	UserAgent                  string
+	Limiter    Limiter
+	OnRequest  func(RequestInfo)
+	UserAgent  string
 	// Sleep waits between attempts; tests replace it to observe the waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
