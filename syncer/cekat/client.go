@@ -348,9 +348,10 @@ func (c *Client) DeleteConversations(ctx context.Context, ids []string) (DeleteR
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("cekat delete: %w", err)
 	}
-	// Deleting an already deleted conversation has the same outcome, so a
-	// delete whose answer was lost is safe to repeat.
-	req := request{endpoint: EndpointDelete, method: http.MethodPost, base: c.backoff, path: "/v1/backoffice/conversations-delete", body: body, retry: true, backoffice: true}
+	// A delete is sent once: a second one would answer that it deleted
+	// nothing, and the caller could no longer tell its own deletes from
+	// someone else's. Only a request that was never written is sent again.
+	req := request{endpoint: EndpointDelete, method: http.MethodPost, base: c.backoff, path: "/v1/backoffice/conversations-delete", body: body, backoffice: true}
 	answer, err := c.do(ctx, req)
 	if err != nil {
 		return DeleteResult{}, err
@@ -561,7 +562,7 @@ type request struct {
 	path       string
 	query      url.Values
 	body       []byte
-	retry      bool // transient failures may be retried (the call is idempotent)
+	retry      bool // transient failures may be retried (the call is idempotent); else only those never written
 	backoffice bool
 }
 
@@ -612,8 +613,9 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 			}
 			wait = ferr.RetryAfter
 		case KindTransient:
-			if !r.retry {
-				// The request may have been applied: a send is never repeated.
+			if !r.retry && !ferr.unsent {
+				// The request may have been applied: a send or a delete
+				// is never repeated.
 				return nil, ferr
 			}
 			wait = bo.NextBackOff()
@@ -678,7 +680,9 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 		if errors.Is(err, ErrRedirectRefused) {
 			return nil, r.fail(0, nil, err, KindPermanent)
 		}
-		return nil, r.fail(0, nil, err, KindTransient)
+		e := r.fail(0, nil, err, KindTransient)
+		e.unsent = writes.Load() == 0 && ctx.Err() == nil
+		return nil, e
 	}
 	body, readErr := c.readBody(resp)
 	resp.Body.Close()

@@ -253,6 +253,14 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 				stop = err
 			}
 			for _, c := range batch {
+				// The call is never sent again; an answer it lost is
+				// read from upstream: absent now, deleted by it.
+				if stop == nil {
+					if _, cerr := p.api.ListMessages(pctx, c.ConversationID, 1, ""); cekat.IsNotFound(cerr) {
+						c.Upstream = "deleted"
+						continue
+					}
+				}
 				c.Err = fmt.Errorf("delete upstream: %w", err)
 			}
 			continue
