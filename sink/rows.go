@@ -99,7 +99,13 @@ type RunRow struct {
 	Quarantined   uint64
 	Requests      uint64
 	Error         string
+	// Version grows with every row written for the run; the highest wins.
+	Version uint64
 }
+
+// RunRunning is the result of a run's row while the run goes on, and of a
+// run that was killed.
+const RunRunning = "running"
 
 // StatusCheck is a message's place on the re-check schedule: a row of the
 // status_checks table. The newest Version per message wins.

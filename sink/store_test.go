@@ -50,6 +50,10 @@ var allMigrations = []string{
 	"00032_comment_conversations_and_webhook_events.sql",
 	"00033_add_sync_runs_shard.sql",
 	"00034_comment_sync_runs_shard.sql",
+	"00040_create_sync_runs_versioned.sql",
+	"00041_copy_sync_runs_to_versioned.sql",
+	"00042_swap_sync_runs.sql",
+	"00043_drop_sync_runs_unversioned.sql",
 	"00045_create_archive_identity.sql",
 }
 
@@ -298,7 +302,7 @@ var wantSchema = []sink.Table{
 		{Name: "open", Type: "UInt8"},
 		{Name: "version", Type: "UInt64"},
 	}},
-	{Name: "sync_runs", Engine: "MergeTree", Columns: []sink.Column{
+	{Name: "sync_runs", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "run_id", Type: "String"},
 		{Name: "shard", Type: "String", Default: "DEFAULT ''"},
 		{Name: "started_at", Type: "DateTime('UTC')"},
@@ -311,6 +315,7 @@ var wantSchema = []sink.Table{
 		{Name: "quarantined", Type: "UInt64"},
 		{Name: "requests", Type: "UInt64"},
 		{Name: "error", Type: "String"},
+		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "sync_state", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "conversation_id", Type: "String"},
