@@ -60,6 +60,9 @@ type Limiter interface {
 
 // RequestInfo describes one HTTP attempt, for counting and metrics.
 type RequestInfo struct {
+	// Context is the call's context: what it carries (the run the call is
+	// made for) attributes the attempt.
+	Context  context.Context
 	Endpoint string
 	Status   int // 0 when no answer arrived
 	Duration time.Duration
@@ -672,10 +675,10 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	for range writes.Load() - 1 {
-		c.observe(r.endpoint, 0, start, nil, errors.New("connection closed without an answer; re-sent by the transport"))
+		c.observe(ctx, r.endpoint, 0, start, nil, errors.New("connection closed without an answer; re-sent by the transport"))
 	}
 	if err != nil {
-		c.observe(r.endpoint, 0, start, nil, err)
+		c.observe(ctx, r.endpoint, 0, start, nil, err)
 		// url.Error names the URL, which holds no secret: keys travel in headers.
 		if errors.Is(err, ErrRedirectRefused) {
 			return nil, r.fail(0, nil, err, KindPermanent)
@@ -686,7 +689,7 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	}
 	body, readErr := c.readBody(resp)
 	resp.Body.Close()
-	c.observe(r.endpoint, resp.StatusCode, start, resp.Header, readErr)
+	c.observe(ctx, r.endpoint, resp.StatusCode, start, resp.Header, readErr)
 
 	status := resp.StatusCode
 	switch {
@@ -751,12 +754,12 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-func (c *Client) observe(endpoint string, status int, start time.Time, h http.Header, err error) {
+func (c *Client) observe(ctx context.Context, endpoint string, status int, start time.Time, h http.Header, err error) {
 	if c.opts.Limiter != nil {
 		c.opts.Limiter.Observe(endpoint, status, h)
 	}
 	if c.opts.OnRequest != nil {
-		c.opts.OnRequest(RequestInfo{Endpoint: endpoint, Status: status, Duration: time.Since(start), Err: err})
+		c.opts.OnRequest(RequestInfo{Context: ctx, Endpoint: endpoint, Status: status, Duration: time.Since(start), Err: err})
 	}
 }
 
