@@ -109,7 +109,7 @@ type Options struct {
 	// records ahead of them (DefaultRequestStep); see RequestStats.Limit.
 	RequestStep int
 	Logger      *zap.Logger
-	Now          func() time.Time
+	Now         func() time.Time
 }
 
 // Engine runs syncs. One Engine runs one sync at a time.
