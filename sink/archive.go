@@ -146,12 +146,16 @@ func (a *Archive) insertStates(ctx context.Context, states map[string]State) err
 // is what sync_runs says of it.
 func (a *Archive) SaveRun(ctx context.Context, r RunRow) error {
 	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("sync_runs")+
-		" (run_id, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error, version)")
+		" (run_id, kind, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error, version)")
 	if err != nil {
 		return fmt.Errorf("prepare run insert: %w", err)
 	}
 	defer b.Abort()
-	if err := b.Append(r.RunID, r.Shard, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
+	kind := r.Kind
+	if kind == "" {
+		kind = RunSync
+	}
+	if err := b.Append(r.RunID, kind, r.Shard, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
 		r.Enriched, r.Rechecked, r.Quarantined, r.Requests, r.Error, r.Version); err != nil {
 		return fmt.Errorf("run row: %w", err)
 	}

@@ -86,6 +86,9 @@ type State struct {
 // RunRow summarises one sync run.
 type RunRow struct {
 	RunID string
+	// Kind is what made the requests: RunSync (the default when empty),
+	// RunWebhook, RunPurge or RunErase.
+	Kind string
 	// Shard is the archiver shard that made the run ("index/count"); ""
 	// when not sharded.
 	Shard         string
@@ -102,6 +105,14 @@ type RunRow struct {
 	// Version grows with every row written for the run; the highest wins.
 	Version uint64
 }
+
+// Kinds of run.
+const (
+	RunSync    = "sync"
+	RunWebhook = "webhook"
+	RunPurge   = "purge"
+	RunErase   = "erase"
+)
 
 // RunRunning is the result of a run's row while the run goes on, and of a
 // run that was killed.

@@ -304,6 +304,7 @@ var wantSchema = []sink.Table{
 	}},
 	{Name: "sync_runs", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "run_id", Type: "String"},
+		{Name: "kind", Type: "String", Default: "DEFAULT 'sync'"},
 		{Name: "shard", Type: "String", Default: "DEFAULT ''"},
 		{Name: "started_at", Type: "DateTime('UTC')"},
 		{Name: "finished_at", Type: "DateTime('UTC')"},

@@ -462,7 +462,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	defer e.mu.Unlock()
 	acct := opts.account
 	if acct == nil {
-		acct = e.newAccount()
+		acct = e.newAccount(sink.RunSync)
 	}
 
 	r := &run{stopped: ctx, id: acct.row.RunID, started: acct.row.StartedAt, progress: &Progress{}, due: newDueSet(nil),
@@ -547,10 +547,43 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	return sum
 }
 
-// newAccount starts counting the requests of a new run.
-func (e *Engine) newAccount() *account {
-	row := sink.RunRow{RunID: newRunID(), Shard: e.opts.Shard.ID(), StartedAt: e.opts.Now().UTC()}
+// newAccount starts counting the requests of a new run of kind.
+func (e *Engine) newAccount(kind string) *account {
+	row := sink.RunRow{RunID: newRunID(), Kind: kind, Shard: e.opts.Shard.ID(), StartedAt: e.opts.Now().UTC()}
 	return newAccount(row, e.opts.RequestStep, e.store.SaveRun, e.opts.Now)
+}
+
+// Counted runs fn as a run of kind (sink.RunPurge, sink.RunErase) whose API
+// requests are recorded in sync_runs as a sync's are, before they are sent,
+// so that the daily budget counts them after a restart. It refuses to run
+// fn when the run's row cannot be written.
+func (e *Engine) Counted(ctx context.Context, kind string, fn func(context.Context) error) error {
+	acct := e.newAccount(kind)
+	if err := acct.begin(ctx); err != nil {
+		return err
+	}
+	err := fn(withAccount(ctx, acct))
+	e.closeAccount(ctx, acct, err, true)
+	return err
+}
+
+// closeAccount writes the final row of a run that is not a sync, or that
+// ended before its sync: its requests count in the day's budget. A run
+// that made none leaves no row unless always.
+func (e *Engine) closeAccount(ctx context.Context, acct *account, err error, always bool) {
+	if len(acct.requests()) == 0 && !always {
+		return
+	}
+	row := acct.base()
+	row.FinishedAt, row.Result = e.opts.Now().UTC(), "ok"
+	if err != nil {
+		row.Result, row.Error = "failed", err.Error()
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
+	defer cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.saveRun(wctx, acct.final(row), e.log.With(zap.String("run_id", row.RunID)))
 }
 
 // saveRun records a run in the archive. A run whose row cannot be written

@@ -57,7 +57,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
 	// The detail calls that find an event's conversation are the requests
 	// of the run the events ask for, recorded in its row as they are made.
-	acct := e.newAccount()
+	acct := e.newAccount(sink.RunWebhook)
 	ctx = withAccount(ctx, acct)
 	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
 	// A message whose conversation is known costs no detail call: the
@@ -68,7 +68,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, err
 	}
 	if events, err = e.ownEvents(ctx, store, events, fetched, known, now); err != nil || len(events) == 0 {
-		e.closeAccount(ctx, acct, err)
+		e.closeAccount(ctx, acct, err, false)
 		return out, err
 	}
 	var convs, tracked []string
@@ -99,7 +99,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		done = append(done, ev)
 	}
 	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), resolved...); err != nil {
-		e.closeAccount(ctx, acct, err)
+		e.closeAccount(ctx, acct, err, false)
 		return out, storeErr(err)
 	}
 	if len(checks) > 0 {
@@ -108,7 +108,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 			err = e.store.Flush(ctx)
 		}
 		if err != nil {
-			e.closeAccount(ctx, acct, err)
+			e.closeAccount(ctx, acct, err, false)
 			return out, storeErr(err)
 		}
 	}
@@ -323,23 +323,4 @@ events:
 		return nil, storeErr(err)
 	}
 	return own, nil
-}
-
-// closeAccount writes the final row of a run that ended before its sync,
-// when it made requests: they count in the day's budget.
-func (e *Engine) closeAccount(ctx context.Context, acct *account, err error) {
-	reqs := acct.requests()
-	if len(reqs) == 0 {
-		return
-	}
-	row := acct.base()
-	row.FinishedAt, row.Result = e.opts.Now().UTC(), "ok"
-	if err != nil {
-		row.Result, row.Error = "failed", err.Error()
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
-	defer cancel()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.saveRun(wctx, acct.final(row), e.log.With(zap.String("run_id", row.RunID)))
 }

@@ -165,7 +165,7 @@ func newPurger(cfg config.Config, client *cekat.Client, archive *sink.Archive, e
 	log *zap.Logger) (*purge.Purger, error) {
 	return purge.New(client, archive, purge.Options{
 		PurgeAfter: cfg.Retention.PurgeAfter, MaxPerRun: cfg.Retention.MaxPerRun, BatchSize: cfg.Retention.BatchSize,
-		DryRun: cfg.Retention.DryRun, PageSize: cfg.API.PageSize, Syncer: engineSyncer{engine, log},
+		DryRun: cfg.Retention.DryRun, PageSize: cfg.API.PageSize, Syncer: engineSyncer{engine, log}, Runs: engine,
 		Metrics: purge.NewMetrics(reg), Logger: log.Named("purge"), Shard: shardOf(cfg),
 		CallWindow: cfg.API.Timeout + 5*time.Second,
 	})

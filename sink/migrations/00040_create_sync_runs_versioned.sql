@@ -10,10 +10,12 @@
 -- run that ends is its summary, with the exact count. ReplacingMergeTree keeps the highest
 -- version of each (started_at, run_id) when it merges parts: read with FINAL.
 --
--- One table, not a log beside it: the daily API budget is the sum of one column of it.
+-- One table, not a log beside it: the daily API budget is the sum of one column of it. The
+-- requests of a purge or an erasure are recorded here too (kind), as runs without messages.
 CREATE TABLE IF NOT EXISTS sync_runs_versioned
 (
     run_id        String COMMENT 'The run''s id (also in quarantine.run_id and on every log line of the run).',
+    kind          String DEFAULT 'sync' COMMENT 'What made the requests: sync (a run on schedule or sync --once), webhook (the run webhook events asked for, with the look-ups that found their conversations), purge, erase.',
     shard         String DEFAULT '' COMMENT 'The archiver shard that made the run, index/count (2/3); empty when not sharded. A shard''s daily API budget counts its own runs.',
     started_at    DateTime('UTC') COMMENT 'When the run started, UTC.',
     finished_at   DateTime('UTC') COMMENT 'When it ended, UTC; while result is running, when this version was written.',

@@ -34,7 +34,7 @@ func TestPurgeAuditTrueUnderCutAnswers(t *testing.T) {
 	old, _ := h.oldAndNew()
 	var cut int
 	for i := 0; i < 30; i++ {
-		sum := run(t, h.purger(false), purge.RunOptions{})
+		sum := run(t, h.purger(false, func(o *purge.Options) { o.Runs = h.engine }), purge.RunOptions{})
 		if sum.Err != nil {
 			t.Fatalf("purge run %d: %v", i, sum.Err)
 		}
@@ -78,6 +78,16 @@ func TestPurgeAuditTrueUnderCutAnswers(t *testing.T) {
 			untrue++
 			t.Errorf("%s deleted upstream; %d deleted rows in the audit, want 1", id, deletedRows[id])
 		}
+	}
+	// Every request, the purges' too, is in sync_runs, which the daily
+	// budget reads.
+	var recorded, purgeRuns uint64
+	if err := h.store.Conn().QueryRow(context.Background(), "SELECT sum(requests), countIf(kind = 'purge') FROM "+
+		h.store.TableName("sync_runs")+" FINAL").Scan(&recorded, &purgeRuns); err != nil {
+		t.Fatal(err)
+	}
+	if served := h.sim.Counts().Total; int(recorded) != served || purgeRuns == 0 {
+		t.Errorf("sync_runs records %d requests in all (%d purge runs); the API received %d", recorded, purgeRuns, served)
 	}
 	t.Logf("%d conversations past retention, %d deleted upstream, %d deleted by a call whose answer was cut; untrue audit rows: %d",
 		len(old), len(deleted), cut, untrue)

@@ -69,6 +69,20 @@ type Archive interface {
 	UnresolvedIntents(ctx context.Context, action string) ([]sink.AuditRow, error)
 }
 
+// Recorder runs fn as a run of kind whose API requests are recorded as
+// they are made.
+type Recorder interface {
+	Counted(ctx context.Context, kind string, fn func(context.Context) error) error
+}
+
+// counted runs fn as a recorded run of kind, when there is a Recorder.
+func (p *Purger) counted(ctx context.Context, kind string, fn func(context.Context) error) error {
+	if p.opts.Runs == nil {
+		return fn(ctx)
+	}
+	return p.opts.Runs.Counted(ctx, kind, fn)
+}
+
 // Syncer syncs conversations found to have messages the archive lacks.
 type Syncer interface {
 	SyncConversations(ctx context.Context, ids []string) error
@@ -90,6 +104,10 @@ type Options struct {
 	// Syncer syncs the conversations that turn out to have new messages;
 	// nil leaves them for the next sync.
 	Syncer Syncer
+	// Runs, when set, records each purge and erasure, with its API
+	// requests, in sync_runs (see syncer.Engine.Counted): the daily budget
+	// counts them.
+	Runs Recorder
 	// Metrics receive the counts; nil keeps them unregistered.
 	Metrics *Metrics
 	Logger  *zap.Logger
@@ -257,7 +275,7 @@ func (p *Purger) Run(ctx context.Context, ro RunOptions) Summary {
 	r.sum = &sum
 	r.log.Info("purge started", zap.Time("cutoff", sum.Cutoff), zap.Int("named", len(ro.Only)))
 
-	err := p.run(ctx, r)
+	err := p.counted(ctx, sink.RunPurge, func(ctx context.Context) error { return p.run(ctx, r) })
 	if ctx.Err() != nil && (err == nil || !errors.As(err, new(errArchive))) {
 		sum.Stopped, sum.StoppedBy, err = true, "stopped: "+context.Cause(ctx).Error(), nil
 	}

@@ -79,7 +79,8 @@ func newHarness(t *testing.T, counts []int, change ...func(*cekatsim.Options)) *
 	h.archive = archivetest.Open(t)
 	h.client, err = cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, BackofficeURL: bo.URL,
 		BackofficeToken: cekatsim.DefaultBackofficeToken, BackofficeAuth: cekat.BackofficeBearer, MaxRetries: 2,
-		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, ThrottleWait: 10 * time.Millisecond})
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond, ThrottleWait: 10 * time.Millisecond,
+		OnRequest: syncer.NewRequestStats(nil).Observe, Limiter: syncer.RecordingLimiter(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
