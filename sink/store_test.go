@@ -54,6 +54,7 @@ var allMigrations = []string{
 	"00041_copy_sync_runs_to_versioned.sql",
 	"00042_swap_sync_runs.sql",
 	"00043_drop_sync_runs_unversioned.sql",
+	"00044_create_archiver_leases.sql",
 	"00045_create_archive_identity.sql",
 }
 
@@ -121,6 +122,17 @@ var wantSchema = []sink.Table{
 		{Name: "created_at", Type: `DateTime('UTC')`},
 		{Name: "retired", Type: `UInt8`},
 		{Name: "version", Type: `UInt64`},
+	}},
+	{Name: "archiver_leases", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "lease", Type: "String"},
+		{Name: "holder", Type: "String"},
+		{Name: "host", Type: "String"},
+		{Name: "pid", Type: "UInt32"},
+		{Name: "since", Type: "DateTime('UTC')"},
+		{Name: "heartbeat", Type: "DateTime('UTC')"},
+		{Name: "expires", Type: "DateTime('UTC')"},
+		{Name: "released", Type: "UInt8"},
+		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "conversation_summary", Engine: "View", Columns: []sink.Column{
 		{Name: "conversation_id", Type: `String`},
