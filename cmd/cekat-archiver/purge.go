@@ -55,6 +55,15 @@ func (c purgeCmd) Run(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
+	if !dry {
+		// A purge beside a running archiver could send a delete twice.
+		lctx, release, err := holdLease(ctx, cfg, store, log.Named("lease"))
+		if err != nil {
+			return err
+		}
+		defer release()
+		ctx = lctx
+	}
 	p, _, closeArchive, err := newPurgeRig(ctx, cfg, store, prometheus.NewRegistry(), nil, log)
 	if err != nil {
 		return err
