@@ -103,7 +103,8 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, storeErr(err)
 	}
 	if len(checks) > 0 {
-		if err := e.store.AddChecks(ctx, checks...); err == nil {
+		err := e.store.AddChecks(ctx, checks...)
+		if err == nil {
 			// The run's query of due checks must see them.
 			err = e.store.Flush(ctx)
 		}
