@@ -106,7 +106,7 @@ type Options struct {
 	FlushTimeout time.Duration
 	Requests     *RequestStats
 	// RequestStep is how many API requests a run's row in sync_runs
-	// records ahead of them (DefaultRequestStep); see RequestStats.Limit.
+	// records ahead of them (DefaultRequestStep); see RecordingLimiter.
 	RequestStep int
 	Logger      *zap.Logger
 	Now         func() time.Time
