@@ -25,15 +25,15 @@
 --   version    grows with every row of a holder; the highest wins
 CREATE TABLE IF NOT EXISTS archiver_leases
 (
-    lease     String,
-    holder    String,
-    host      String,
-    pid       UInt32,
-    since     DateTime('UTC'),
-    heartbeat DateTime('UTC'),
-    expires   DateTime('UTC'),
-    released  UInt8,
-    version   UInt64
+    lease     String COMMENT 'What is held: archive, or archive shard index/count.',
+    holder    String COMMENT 'The process holding it: host:pid:random.',
+    host      String COMMENT 'The holder''s host name.',
+    pid       UInt32 COMMENT 'The holder''s process id.',
+    since     DateTime('UTC') COMMENT 'When the holder took the lease (server clock), UTC.',
+    heartbeat DateTime('UTC') COMMENT 'When the holder last renewed it, UTC.',
+    expires   DateTime('UTC') COMMENT 'When it lapses unless renewed, UTC.',
+    released  UInt8 COMMENT '1 once the holder let it go.',
+    version   UInt64 COMMENT 'Grows with every row of a holder; the highest wins.'
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (lease, holder);
