@@ -108,7 +108,7 @@ q "SELECT platform_type, stage_status, count() AS conversations FROM conversatio
 q "SELECT day, direction, messages, read_count, if(empty(d), NULL, toNullable(round(arrayReduce('quantileExact(0.5)', d), 1))) AS delivery_p50_s FROM (SELECT toDate(bucket, '$ZONE') AS day, direction, uniqExactMerge(messages_state) AS messages, uniqExactIfMerge(read_state) AS read_count, arrayMap(p -> p.2, groupUniqArrayIfMerge(delivery_seconds_state)) AS d FROM message_rollup GROUP BY day, direction) ORDER BY day DESC, direction LIMIT 6"
 q "SELECT responder_name, count() AS turns, round(quantileExact(0.5)(response_seconds), 1) AS first_response_p50_s FROM message_turns WHERE opens_turn AND reply_message_id != '' GROUP BY responder_name ORDER BY turns DESC LIMIT 5"
 q "SELECT endpoint, count() AS quarantined FROM quarantine FINAL GROUP BY endpoint"
-q "SELECT run_id, result, new_messages, enriched, rechecked, requests, finished_at - started_at AS seconds FROM sync_runs ORDER BY started_at"
+q "SELECT run_id, result, new_messages, enriched, rechecked, requests, finished_at - started_at AS seconds FROM sync_runs FINAL ORDER BY started_at"
 
 echo
 echo "The archive stays in ClickHouse: CEKAT_CH_ENGINE=$CEKAT_CH_ENGINE deploy/clickhouse/clickhouse.sh client --database cekat_demo"

@@ -142,16 +142,21 @@ func (a *Archive) insertStates(ctx context.Context, states map[string]State) err
 	return nil
 }
 
-// SaveRun records a run's summary.
+// SaveRun records a version of a run's row: the newest version of a run
+// is what sync_runs says of it.
 func (a *Archive) SaveRun(ctx context.Context, r RunRow) error {
 	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("sync_runs")+
-		" (run_id, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error)")
+		" (run_id, kind, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, quarantined, requests, error, version)")
 	if err != nil {
 		return fmt.Errorf("prepare run insert: %w", err)
 	}
 	defer b.Abort()
-	if err := b.Append(r.RunID, r.Shard, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
-		r.Enriched, r.Rechecked, r.Quarantined, r.Requests, r.Error); err != nil {
+	kind := r.Kind
+	if kind == "" {
+		kind = RunSync
+	}
+	if err := b.Append(r.RunID, kind, r.Shard, dt(r.StartedAt), dt(r.FinishedAt), r.Result, r.Conversations, r.NewMessages,
+		r.Enriched, r.Rechecked, r.Quarantined, r.Requests, r.Error, r.Version); err != nil {
 		return fmt.Errorf("run row: %w", err)
 	}
 	if err := b.Send(); err != nil {
@@ -507,12 +512,12 @@ func boolU8(b bool) uint8 {
 
 // RequestsSince is how many API requests the runs of a shard ("" when not
 // sharded) recorded in sync_runs made since t: what earlier processes of
-// that shard spent of today's API budget. Runs killed before their summary
-// was written are not counted.
+// that shard spent of today's API budget. A run killed before its summary
+// counts with its last version, which records its requests ahead of them.
 func (a *Archive) RequestsSince(ctx context.Context, t time.Time, shard string) (int, error) {
 	var n uint64
 	if err := a.s.conn.QueryRow(ctx, "SELECT sum(requests) FROM "+a.s.TableName("sync_runs")+
-		" WHERE started_at >= ? AND shard = ?", dt(t), shard).Scan(&n); err != nil {
+		" FINAL WHERE started_at >= ? AND shard = ?", dt(t), shard).Scan(&n); err != nil {
 		return 0, fmt.Errorf("query today's requests: %w", err)
 	}
 	return int(n), nil

@@ -86,6 +86,9 @@ type State struct {
 // RunRow summarises one sync run.
 type RunRow struct {
 	RunID string
+	// Kind is what made the requests: RunSync (the default when empty),
+	// RunWebhook, RunPurge or RunErase.
+	Kind string
 	// Shard is the archiver shard that made the run ("index/count"); ""
 	// when not sharded.
 	Shard         string
@@ -99,7 +102,21 @@ type RunRow struct {
 	Quarantined   uint64
 	Requests      uint64
 	Error         string
+	// Version grows with every row written for the run; the highest wins.
+	Version uint64
 }
+
+// Kinds of run.
+const (
+	RunSync    = "sync"
+	RunWebhook = "webhook"
+	RunPurge   = "purge"
+	RunErase   = "erase"
+)
+
+// RunRunning is the result of a run's row while the run goes on, and of a
+// run that was killed.
+const RunRunning = "running"
 
 // StatusCheck is a message's place on the re-check schedule: a row of the
 // status_checks table. The newest Version per message wins.

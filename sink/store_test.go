@@ -51,6 +51,11 @@ var allMigrations = []string{
 	"00032_comment_conversations_and_webhook_events.sql",
 	"00033_add_sync_runs_shard.sql",
 	"00034_comment_sync_runs_shard.sql",
+	"00040_create_sync_runs_versioned.sql",
+	"00041_copy_sync_runs_to_versioned.sql",
+	"00042_swap_sync_runs.sql",
+	"00043_drop_sync_runs_unversioned.sql",
+	"00044_create_archiver_leases.sql",
 	"00045_create_archive_identity.sql",
 	"00060_drop_empty_messages_unpartitioned.go",
 	"00061_add_message_rollup_read_after_delivery.sql",
@@ -127,6 +132,17 @@ var wantSchema = []sink.Table{
 		{Name: "created_at", Type: `DateTime('UTC')`},
 		{Name: "retired", Type: `UInt8`},
 		{Name: "version", Type: `UInt64`},
+	}},
+	{Name: "archiver_leases", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "lease", Type: "String"},
+		{Name: "holder", Type: "String"},
+		{Name: "host", Type: "String"},
+		{Name: "pid", Type: "UInt32"},
+		{Name: "since", Type: "DateTime('UTC')"},
+		{Name: "heartbeat", Type: "DateTime('UTC')"},
+		{Name: "expires", Type: "DateTime('UTC')"},
+		{Name: "released", Type: "UInt8"},
+		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "conversation_summary", Engine: "View", Columns: []sink.Column{
 		{Name: "conversation_id", Type: `String`},
@@ -311,8 +327,9 @@ var wantSchema = []sink.Table{
 		{Name: "open", Type: "UInt8"},
 		{Name: "version", Type: "UInt64"},
 	}},
-	{Name: "sync_runs", Engine: "MergeTree", Columns: []sink.Column{
+	{Name: "sync_runs", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "run_id", Type: "String"},
+		{Name: "kind", Type: "String", Default: "DEFAULT 'sync'"},
 		{Name: "shard", Type: "String", Default: "DEFAULT ''"},
 		{Name: "started_at", Type: "DateTime('UTC')"},
 		{Name: "finished_at", Type: "DateTime('UTC')"},
@@ -324,6 +341,7 @@ var wantSchema = []sink.Table{
 		{Name: "quarantined", Type: "UInt64"},
 		{Name: "requests", Type: "UInt64"},
 		{Name: "error", Type: "String"},
+		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "sync_state", Engine: "ReplacingMergeTree", Columns: []sink.Column{
 		{Name: "conversation_id", Type: "String"},

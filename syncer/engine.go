@@ -105,8 +105,11 @@ type Options struct {
 	// when the run was cancelled (30s).
 	FlushTimeout time.Duration
 	Requests     *RequestStats
-	Logger       *zap.Logger
-	Now          func() time.Time
+	// RequestStep is how many API requests a run's row in sync_runs
+	// records ahead of them (DefaultRequestStep); see RecordingLimiter.
+	RequestStep int
+	Logger      *zap.Logger
+	Now         func() time.Time
 }
 
 // Engine runs syncs. One Engine runs one sync at a time.
@@ -448,20 +451,37 @@ type SyncOptions struct {
 	// Changed are messages whose status an event says changed: they are
 	// fetched directly, never looked for in a list answer first.
 	Changed map[string]bool
+	// account, when set, is the run's, begun before it (the webhook events'
+	// look-ups are the run's requests).
+	account *account
 }
 
 // SyncWith runs once as opts say; see Sync.
 func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	e.lockRun(opts)
 	defer e.mu.Unlock()
+	acct := opts.account
+	if acct == nil {
+		acct = e.newAccount(sink.RunSync)
+	}
 
-	r := &run{stopped: ctx, id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil),
+	r := &run{stopped: ctx, id: acct.row.RunID, started: acct.row.StartedAt, progress: &Progress{}, due: newDueSet(nil),
 		fetched: opts.Fetched, changed: opts.Changed}
 	e.live.Store(r.progress)
-	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))
 	r.log = log
 	sum := Summary{RunID: r.id, Started: r.started}
+	acct.setFill(func(row *sink.RunRow) {
+		p := r.progress
+		row.NewMessages, row.Enriched, row.Rechecked = uint64(p.NewMessages.Load()), uint64(p.Enriched.Load()), uint64(p.Rechecked.Load())
+		row.Quarantined, row.Conversations = uint64(p.Quarantined.Load()), uint32(p.Conversations.Load())
+	})
+	// The run is in sync_runs before its first request; a run that cannot
+	// write it stops at its first request (or at its first write).
+	if err := acct.begin(ctx); err != nil {
+		log.Warn("recording the run's start failed", zap.Error(err))
+	}
+	ctx = withAccount(ctx, acct)
 
 	r.calls = startDetailCalls(e.opts.DetailConcurrency)
 	err := e.sync(ctx, r, opts, &sum, log)
@@ -501,7 +521,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 		// Rows are counted once they are stored, not when queued.
 		sum.NewMessages = p.NewMessages.Load()
 	}
-	sum.Requests = e.opts.Requests.Snapshot().Sub(reqBefore)
+	sum.Requests = acct.requests()
 	sum.Errors = r.errors
 	sum.Err = err
 	if sum.Failed > 0 {
@@ -523,8 +543,47 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	case sum.StoppedBy != "":
 		row.Result, row.Error = "partial", sum.StoppedBy
 	}
-	e.saveRun(wctx, row, log)
+	e.saveRun(wctx, acct.final(row), log)
 	return sum
+}
+
+// newAccount starts counting the requests of a new run of kind.
+func (e *Engine) newAccount(kind string) *account {
+	row := sink.RunRow{RunID: newRunID(), Kind: kind, Shard: e.opts.Shard.ID(), StartedAt: e.opts.Now().UTC()}
+	return newAccount(row, e.opts.RequestStep, e.store.SaveRun, e.opts.Now)
+}
+
+// Counted runs fn as a run of kind (sink.RunPurge, sink.RunErase) whose API
+// requests are recorded in sync_runs as a sync's are, before they are sent,
+// so that the daily budget counts them after a restart. It refuses to run
+// fn when the run's row cannot be written.
+func (e *Engine) Counted(ctx context.Context, kind string, fn func(context.Context) error) error {
+	acct := e.newAccount(kind)
+	if err := acct.begin(ctx); err != nil {
+		return err
+	}
+	err := fn(withAccount(ctx, acct))
+	e.closeAccount(ctx, acct, err, true)
+	return err
+}
+
+// closeAccount writes the final row of a run that is not a sync, or that
+// ended before its sync: its requests count in the day's budget. A run
+// that made none leaves no row unless always.
+func (e *Engine) closeAccount(ctx context.Context, acct *account, err error, always bool) {
+	if len(acct.requests()) == 0 && !always {
+		return
+	}
+	row := acct.base()
+	row.FinishedAt, row.Result = e.opts.Now().UTC(), "ok"
+	if err != nil {
+		row.Result, row.Error = "failed", err.Error()
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.FlushTimeout)
+	defer cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.saveRun(wctx, acct.final(row), e.log.With(zap.String("run_id", row.RunID)))
 }
 
 // saveRun records a run in the archive. A run whose row cannot be written

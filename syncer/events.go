@@ -55,6 +55,10 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, nil
 	}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
+	// The detail calls that find an event's conversation are the requests
+	// of the run the events ask for, recorded in its row as they are made.
+	acct := e.newAccount(sink.RunWebhook)
+	ctx = withAccount(ctx, acct)
 	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
 	// A message whose conversation is known costs no detail call: the
 	// archive has it, or an earlier event (one delivered again, or one a
@@ -64,6 +68,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, err
 	}
 	if events, err = e.ownEvents(ctx, store, events, fetched, known, now); err != nil || len(events) == 0 {
+		e.closeAccount(ctx, acct, err, false)
 		return out, err
 	}
 	var convs, tracked []string
@@ -94,14 +99,17 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		done = append(done, ev)
 	}
 	if err := store.SaveWebhookEvents(context.WithoutCancel(ctx), resolved...); err != nil {
+		e.closeAccount(ctx, acct, err, false)
 		return out, storeErr(err)
 	}
 	if len(checks) > 0 {
-		if err := e.store.AddChecks(ctx, checks...); err != nil {
-			return out, storeErr(err)
+		err := e.store.AddChecks(ctx, checks...)
+		if err == nil {
+			// The run's query of due checks must see them.
+			err = e.store.Flush(ctx)
 		}
-		// The run's query of due checks must see them.
-		if err := e.store.Flush(ctx); err != nil {
+		if err != nil {
+			e.closeAccount(ctx, acct, err, false)
 			return out, storeErr(err)
 		}
 	}
@@ -110,7 +118,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	for _, c := range checks {
 		changed[c.MessageID] = true
 	}
-	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed})
+	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed, account: acct})
 	if err := out.Sync.Failure(); err != nil || out.Sync.Stopped {
 		// Left pending: the next run acts on them again.
 		return out, err

@@ -19,12 +19,24 @@ func NewRequestStats(m *Metrics) *RequestStats {
 	return &RequestStats{metrics: m, counts: map[string]int64{}}
 }
 
-// Observe counts one HTTP attempt.
+// Observe counts one HTTP attempt, also in the run its call was made for.
 func (s *RequestStats) Observe(info cekat.RequestInfo) {
 	s.mu.Lock()
 	s.counts[info.Endpoint]++
 	s.mu.Unlock()
+	if a := accountOf(info.Context); a != nil {
+		a.observe(info.Endpoint)
+	}
 	s.metrics.ObserveRequest(info)
+}
+
+// RecordingLimiter wraps the client's limiter: a call made for a run is
+// sent only once the run's row in the archive counts it, so that the daily
+// budget read from sync_runs after a crash counts every request sent. Wire
+// it into the client's Limiter, and RequestStats.Observe into its
+// OnRequest.
+func RecordingLimiter(inner cekat.Limiter) cekat.Limiter {
+	return accountingLimiter{inner: inner}
 }
 
 // Counts is requests by endpoint.

@@ -645,7 +645,9 @@ func (e *Engine) enrichedRow(ctx context.Context, r *run, conv string, m cekat.M
 		// A failure while the run stops is left to the next run, not
 		// archived unenriched: the stop can reach the call (through
 		// r.stopped's AfterFunc) before it reaches ctx, and the transport
-		// does not always say context.Canceled when it cuts a call.
+		// does not always say context.Canceled when it cuts a call. A call
+		// not sent because the run's row could not record it (the archive
+		// is away) stops the run too.
 		return row, nil, nil, err
 	case cekat.KindOf(err) == cekat.KindPermanent:
 		row.EnrichError = truncateError(err.Error())

@@ -75,6 +75,16 @@ func TestFailedInsertCostsNoAPICall(t *testing.T) {
 	if got := counts.Endpoint(cekatsim.EndpointDetail); got != archived {
 		t.Errorf("%d detail calls over both runs for %d messages archived: %d paid twice", got, archived, got-archived)
 	}
+	// The first run's row was written ahead of its requests, before the
+	// cut: the daily budget counts every request of both runs.
+	var recorded uint64
+	if err := rig.store.Conn().QueryRow(context.Background(), "SELECT sum(requests) FROM "+rig.store.TableName("sync_runs")+" FINAL").
+		Scan(&recorded); err != nil {
+		t.Fatal(err)
+	}
+	if int(recorded) < counts.Total {
+		t.Errorf("sync_runs records %d requests; the API received %d", recorded, counts.Total)
+	}
 	rig.assertArchiveMatchesTruth()
 	rig.assertNoGaps()
 }

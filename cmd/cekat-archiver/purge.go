@@ -55,6 +55,15 @@ func (c purgeCmd) Run(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
+	if !dry {
+		// A purge beside a running archiver could send a delete twice.
+		lctx, release, err := holdLease(ctx, cfg, store, log.Named("lease"))
+		if err != nil {
+			return err
+		}
+		defer release()
+		ctx = lctx
+	}
 	p, _, closeArchive, err := newPurgeRig(ctx, cfg, store, prometheus.NewRegistry(), nil, log)
 	if err != nil {
 		return err
@@ -165,7 +174,7 @@ func newPurger(cfg config.Config, client *cekat.Client, archive *sink.Archive, e
 	log *zap.Logger) (*purge.Purger, error) {
 	return purge.New(client, archive, purge.Options{
 		PurgeAfter: cfg.Retention.PurgeAfter, MaxPerRun: cfg.Retention.MaxPerRun, BatchSize: cfg.Retention.BatchSize,
-		DryRun: cfg.Retention.DryRun, PageSize: cfg.API.PageSize, Syncer: engineSyncer{engine, log},
+		DryRun: cfg.Retention.DryRun, PageSize: cfg.API.PageSize, Syncer: engineSyncer{engine, log}, Runs: engine,
 		Metrics: purge.NewMetrics(reg), Logger: log.Named("purge"), Shard: shardOf(cfg),
 		CallWindow: cfg.API.Timeout + 5*time.Second,
 	})

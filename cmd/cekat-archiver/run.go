@@ -29,6 +29,12 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return err
 	}
+	lctx, release, err := holdLease(ctx, cfg, store, log.Named("lease"))
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx = lctx
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo(), shard.Info(shardOf(cfg)))
@@ -116,6 +122,9 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	closeCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), closeBy)
 	defer cancel()
 	if err := archive.Close(closeCtx); err != nil && runErr == nil {
+		runErr = err
+	}
+	if err := leaseLost(ctx); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr

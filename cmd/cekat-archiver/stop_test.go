@@ -236,7 +236,7 @@ func (rig *crashRig) checkStopped(res crashRun) stopOutcome {
 		requests, newMessages uint64
 	}
 	if err := rig.store.Conn().QueryRow(context.Background(), "SELECT result, error, requests, new_messages FROM "+
-		rig.store.TableName("sync_runs")+" WHERE run_id = ?", runID).Scan(&row.result, &row.err, &row.requests, &row.newMessages); err != nil {
+		rig.store.TableName("sync_runs")+" FINAL WHERE run_id = ?", runID).Scan(&row.result, &row.err, &row.requests, &row.newMessages); err != nil {
 		rig.t.Errorf("run %s: its sync_runs row %s: %v", res.name, runID, err)
 		return stopOutcome{kind: "no sync_runs row"}
 	}

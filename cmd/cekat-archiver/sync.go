@@ -44,6 +44,12 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	if _, err := store.Migrate(ctx); err != nil {
 		return stoppedBeforeRun(ctx, e, err)
 	}
+	lctx, release, err := holdLease(ctx, cfg, store, log.Named("lease"))
+	if err != nil {
+		return stoppedBeforeRun(ctx, e, err)
+	}
+	defer release()
+	ctx = lctx
 	requests := syncer.NewRequestStats(nil)
 	archive, err := sink.OpenArchive(ctx, store, archiveOptions(cfg.Sync, nil))
 	if err != nil {
@@ -69,6 +75,9 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	}
 	printSummary(e.stdout, sum)
 	logSummary(log, sum)
+	if err := leaseLost(ctx); err != nil {
+		return exitCodeError{code: 1, msg: "sync stopped: " + err.Error()}
+	}
 	if err := sum.Failure(); err != nil {
 		return exitCodeError{code: 1, msg: failureMessage(cfg, err)}
 	}

@@ -89,7 +89,8 @@ func openStore(ctx context.Context, cfg config.ClickHouse, analytics config.Anal
 }
 
 // newClient builds the API client; every answer is counted by onRequest,
-// and a 429 is also logged as a warning.
+// and a 429 is also logged as a warning. A call made for a sync run is sent
+// once the run's row in sync_runs counts it (syncer.RecordingLimiter).
 func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.RequestInfo), send cekat.SendBody, log *zap.Logger) (*cekat.Client, error) {
 	observe := func(info cekat.RequestInfo) {
 		if onRequest != nil {
@@ -111,7 +112,7 @@ func newClient(cfg config.API, limiter cekat.Limiter, onRequest func(cekat.Reque
 		Timeout:         cfg.Timeout,
 		MaxRetries:      cfg.MaxRetries,
 		OnRequest:       observe,
-		Limiter:         limiter,
+		Limiter:         syncer.RecordingLimiter(limiter),
 		SendBody:        send,
 		UserAgent:       "cekat-archiver/" + version(),
 	})

@@ -205,12 +205,12 @@ func (a *ClickHouseArchive) Quarantine() []sink.QuarantineRow {
 func (a *ClickHouseArchive) Runs() []sink.RunRow {
 	a.t.Helper()
 	var out []sink.RunRow
-	a.query("SELECT run_id, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, "+
-		"quarantined, requests, error FROM "+a.Store().TableName("sync_runs")+" ORDER BY started_at, run_id",
+	a.query("SELECT run_id, kind, shard, started_at, finished_at, result, conversations, new_messages, enriched, rechecked, "+
+		"quarantined, requests, error, version FROM "+a.Store().TableName("sync_runs")+" FINAL ORDER BY started_at, run_id",
 		func(rows interface{ Scan(...any) error }) error {
 			var r sink.RunRow
-			if err := rows.Scan(&r.RunID, &r.Shard, &r.StartedAt, &r.FinishedAt, &r.Result, &r.Conversations, &r.NewMessages,
-				&r.Enriched, &r.Rechecked, &r.Quarantined, &r.Requests, &r.Error); err != nil {
+			if err := rows.Scan(&r.RunID, &r.Kind, &r.Shard, &r.StartedAt, &r.FinishedAt, &r.Result, &r.Conversations, &r.NewMessages,
+				&r.Enriched, &r.Rechecked, &r.Quarantined, &r.Requests, &r.Error, &r.Version); err != nil {
 				return err
 			}
 			r.StartedAt, r.FinishedAt = utc(r.StartedAt), utc(r.FinishedAt)

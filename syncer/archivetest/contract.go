@@ -327,9 +327,15 @@ func contractTrackedAndRuns(t *testing.T, a Archive) {
 	if want := []string{"c1", "c2"}; !slices.Equal(ids, want) {
 		t.Errorf("tracked: %v, want %v", ids, want)
 	}
-	run := sink.RunRow{RunID: "r1", Shard: "0/2", StartedAt: at(1), FinishedAt: at(2), Result: "partial", Conversations: 3,
-		NewMessages: 4, Enriched: 5, Rechecked: 6, Quarantined: 7, Requests: 8, Error: "budget"}
+	run := sink.RunRow{RunID: "r1", Kind: sink.RunSync, Shard: "0/2", StartedAt: at(1), FinishedAt: at(2), Result: sink.RunRunning,
+		Requests: 50, Version: 1}
 	must(t, a.SaveRun(ctx, run))
+	// A later version of the run replaces it; an older one written late does not.
+	older := run
+	run = sink.RunRow{RunID: "r1", Kind: sink.RunSync, Shard: "0/2", StartedAt: at(1), FinishedAt: at(2), Result: "partial", Conversations: 3,
+		NewMessages: 4, Enriched: 5, Rechecked: 6, Quarantined: 7, Requests: 8, Error: "budget", Version: 2}
+	must(t, a.SaveRun(ctx, run))
+	must(t, a.SaveRun(ctx, older))
 	if diff := cmp.Diff([]sink.RunRow{run}, a.Runs()); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
 	}

@@ -60,6 +60,9 @@ type Limiter interface {
 
 // RequestInfo describes one HTTP attempt, for counting and metrics.
 type RequestInfo struct {
+	// Context is the call's context: what it carries (the run the call is
+	// made for) attributes the attempt.
+	Context  context.Context
 	Endpoint string
 	Status   int // 0 when no answer arrived
 	Duration time.Duration
@@ -94,10 +97,12 @@ type Options struct {
 	// BackoffInitial and BackoffMax shape the exponential backoff of
 	// transient failures (defaults 500ms and 30s, with jitter).
 	BackoffInitial, BackoffMax time.Duration
-	HTTPClient                 *http.Client
-	Limiter                    Limiter
-	OnRequest                  func(RequestInfo)
-	UserAgent                  string
+	// HTTPClient sends the requests; a copy of it is used, whose redirect
+	// policy is CheckRedirect before its own.
+	HTTPClient *http.Client
+	Limiter    Limiter
+	OnRequest  func(RequestInfo)
+	UserAgent  string
 	// Sleep waits between attempts; tests replace it to observe the waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -197,6 +202,7 @@ func New(opts Options) (*Client, error) {
 		t.MaxIdleConnsPerHost = 64
 		c.http = &http.Client{Transport: t}
 	}
+	c.http = withRedirectPolicy(c.http)
 	c.opts = opts
 	for i, backoffice := range []bool{false, true} {
 		h := http.Header{"Accept": {"application/json"}, "User-Agent": {opts.UserAgent}}
@@ -345,9 +351,10 @@ func (c *Client) DeleteConversations(ctx context.Context, ids []string) (DeleteR
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("cekat delete: %w", err)
 	}
-	// Deleting an already deleted conversation has the same outcome, so a
-	// delete whose answer was lost is safe to repeat.
-	req := request{endpoint: EndpointDelete, method: http.MethodPost, base: c.backoff, path: "/v1/backoffice/conversations-delete", body: body, retry: true, backoffice: true}
+	// A delete is sent once: a second one would answer that it deleted
+	// nothing, and the caller could no longer tell its own deletes from
+	// someone else's. Only a request that was never written is sent again.
+	req := request{endpoint: EndpointDelete, method: http.MethodPost, base: c.backoff, path: "/v1/backoffice/conversations-delete", body: body, backoffice: true}
 	answer, err := c.do(ctx, req)
 	if err != nil {
 		return DeleteResult{}, err
@@ -558,7 +565,7 @@ type request struct {
 	path       string
 	query      url.Values
 	body       []byte
-	retry      bool // transient failures may be retried (the call is idempotent)
+	retry      bool // transient failures may be retried (the call is idempotent); else only those never written
 	backoffice bool
 }
 
@@ -609,8 +616,9 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 			}
 			wait = ferr.RetryAfter
 		case KindTransient:
-			if !r.retry {
-				// The request may have been applied: a send is never repeated.
+			if !r.retry && !ferr.unsent {
+				// The request may have been applied: a send or a delete
+				// is never repeated.
 				return nil, ferr
 			}
 			wait = bo.NextBackOff()
@@ -667,16 +675,21 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, *Error) {
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	for range writes.Load() - 1 {
-		c.observe(r.endpoint, 0, start, nil, errors.New("connection closed without an answer; re-sent by the transport"))
+		c.observe(ctx, r.endpoint, 0, start, nil, errors.New("connection closed without an answer; re-sent by the transport"))
 	}
 	if err != nil {
-		c.observe(r.endpoint, 0, start, nil, err)
+		c.observe(ctx, r.endpoint, 0, start, nil, err)
 		// url.Error names the URL, which holds no secret: keys travel in headers.
-		return nil, r.fail(0, nil, err, KindTransient)
+		if errors.Is(err, ErrRedirectRefused) {
+			return nil, r.fail(0, nil, err, KindPermanent)
+		}
+		e := r.fail(0, nil, err, KindTransient)
+		e.unsent = writes.Load() == 0 && ctx.Err() == nil
+		return nil, e
 	}
 	body, readErr := c.readBody(resp)
 	resp.Body.Close()
-	c.observe(r.endpoint, resp.StatusCode, start, resp.Header, readErr)
+	c.observe(ctx, r.endpoint, resp.StatusCode, start, resp.Header, readErr)
 
 	status := resp.StatusCode
 	switch {
@@ -741,12 +754,12 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-func (c *Client) observe(endpoint string, status int, start time.Time, h http.Header, err error) {
+func (c *Client) observe(ctx context.Context, endpoint string, status int, start time.Time, h http.Header, err error) {
 	if c.opts.Limiter != nil {
 		c.opts.Limiter.Observe(endpoint, status, h)
 	}
 	if c.opts.OnRequest != nil {
-		c.opts.OnRequest(RequestInfo{Endpoint: endpoint, Status: status, Duration: time.Since(start), Err: err})
+		c.opts.OnRequest(RequestInfo{Context: ctx, Endpoint: endpoint, Status: status, Duration: time.Since(start), Err: err})
 	}
 }
 

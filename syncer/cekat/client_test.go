@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -597,5 +599,50 @@ func TestEmptyIDIsNotTheList(t *testing.T) {
 	}
 	if calls.Load() != 0 {
 		t.Errorf("GetMessage(\"\") sent %d requests", calls.Load())
+	}
+}
+
+// TestDeleteIsNotRepeated: a delete that may have reached the server is
+// sent once, whatever went wrong with its answer.
+func TestDeleteIsNotRepeated(t *testing.T) {
+	ok := status(200, `{"success":true,"data":{"deleted":1,"conversation_ids":["c1"]}}`)
+	for _, a := range []func(http.ResponseWriter, *http.Request){drop, status(502, ``), cut, cutChunked} {
+		s := &scripted{answers: []func(http.ResponseWriter, *http.Request){a, ok}}
+		c, _ := newTestClient(t, s, nil)
+		if _, err := c.DeleteConversations(context.Background(), []string{"c1"}); err == nil {
+			t.Error("want an error")
+		}
+		if s.count() != 1 {
+			t.Errorf("delete sent %d times", s.count())
+		}
+	}
+}
+
+// TestUnsentDeleteIsRetried: a delete that could not even be written (the
+// connection was refused) cannot have been applied, and is tried again.
+func TestUnsentDeleteIsRetried(t *testing.T) {
+	s := &scripted{answers: []func(http.ResponseWriter, *http.Request){status(200, `{"success":true,"data":{"deleted":1,"conversation_ids":["c1"]}}`)}}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	var refused atomic.Int32
+	dial := (&net.Dialer{}).DialContext
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if refused.Add(1) == 1 {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		}
+		return dial(ctx, network, addr)
+	}}
+	rec := &recorder{}
+	c, err := New(Options{BaseURL: srv.URL, APIKey: testKey, BackofficeURL: srv.URL + "/bo", BackofficeToken: "bo_SECRET",
+		MaxRetries: 3, Sleep: rec.sleep, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.DeleteConversations(context.Background(), []string{"c1"})
+	if err != nil || res.Deleted != 1 {
+		t.Fatalf("delete after a refused connection: %+v %v", res, err)
+	}
+	if s.count() != 1 || refused.Load() != 2 {
+		t.Errorf("%d requests reached the server, %d dials; want 1 and 2", s.count(), refused.Load())
 	}
 }

@@ -123,6 +123,7 @@ type Error struct {
 	Attempts   int
 	kind       Kind
 	final      bool  // not to be retried whatever its kind
+	unsent     bool  // the request was not written: the server cannot have acted on it
 	Err        error // the cause: a network or decode error, if any
 }
 

@@ -298,8 +298,12 @@ func (s *Server) firstSince(c *convo, thr int64) int {
 func (s *Server) startWebhooks() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &webhooks{
-		opts:       &s.opts,
-		client:     &http.Client{Timeout: hookTimeout},
+		opts: &s.opts,
+		// A signed body goes to the configured receiver only: a redirect
+		// is its answer, not a new address.
+		client: &http.Client{Timeout: hookTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		ctx:        ctx,
 		cancel:     cancel,
 		idle:       make(chan struct{}),

@@ -310,6 +310,15 @@ func (a *Archive) SaveRun(_ context.Context, r sink.RunRow) error {
 	if a.failWrites != nil {
 		return a.failWrites
 	}
+	// One row per run, its highest version, as sync_runs FINAL reads.
+	for i, old := range a.runs {
+		if old.RunID == r.RunID {
+			if r.Version >= old.Version {
+				a.runs[i] = r
+			}
+			return nil
+		}
+	}
 	a.runs = append(a.runs, r)
 	return nil
 }

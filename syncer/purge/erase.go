@@ -111,7 +111,7 @@ const eraseAttempts = 3
 func (p *Purger) Erase(ctx context.Context, archive EraseArchive, req EraseRequest) EraseResult {
 	res := EraseResult{RunID: newRunID(), Done: req.Yes, ByPhone: len(req.Phones) > 0}
 	log := p.log.With(zap.String("erase_run_id", res.RunID))
-	res.Err = p.erase(ctx, archive, req, &res, log)
+	res.Err = p.counted(ctx, sink.RunErase, func(ctx context.Context) error { return p.erase(ctx, archive, req, &res, log) })
 	for _, c := range res.Conversations {
 		log.Info("erasure", zap.String("conversation_id", c.ConversationID), zap.Bool("erased", c.Erased),
 			zap.String("upstream", c.Upstream), zap.Error(c.Err))
@@ -253,6 +253,14 @@ func (p *Purger) erase(ctx context.Context, archive EraseArchive, req EraseReque
 				stop = err
 			}
 			for _, c := range batch {
+				// The call is never sent again; an answer it lost is
+				// read from upstream: absent now, deleted by it.
+				if stop == nil {
+					if _, cerr := p.api.ListMessages(pctx, c.ConversationID, 1, ""); cekat.IsNotFound(cerr) {
+						c.Upstream = "deleted"
+						continue
+					}
+				}
 				c.Err = fmt.Errorf("delete upstream: %w", err)
 			}
 			continue

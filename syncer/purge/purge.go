@@ -69,6 +69,20 @@ type Archive interface {
 	UnresolvedIntents(ctx context.Context, action string) ([]sink.AuditRow, error)
 }
 
+// Recorder runs fn as a run of kind whose API requests are recorded as
+// they are made.
+type Recorder interface {
+	Counted(ctx context.Context, kind string, fn func(context.Context) error) error
+}
+
+// counted runs fn as a recorded run of kind, when there is a Recorder.
+func (p *Purger) counted(ctx context.Context, kind string, fn func(context.Context) error) error {
+	if p.opts.Runs == nil {
+		return fn(ctx)
+	}
+	return p.opts.Runs.Counted(ctx, kind, fn)
+}
+
 // Syncer syncs conversations found to have messages the archive lacks.
 type Syncer interface {
 	SyncConversations(ctx context.Context, ids []string) error
@@ -90,6 +104,10 @@ type Options struct {
 	// Syncer syncs the conversations that turn out to have new messages;
 	// nil leaves them for the next sync.
 	Syncer Syncer
+	// Runs, when set, records each purge and erasure, with its API
+	// requests, in sync_runs (see syncer.Engine.Counted): the daily budget
+	// counts them.
+	Runs Recorder
 	// Metrics receive the counts; nil keeps them unregistered.
 	Metrics *Metrics
 	Logger  *zap.Logger
@@ -257,7 +275,7 @@ func (p *Purger) Run(ctx context.Context, ro RunOptions) Summary {
 	r.sum = &sum
 	r.log.Info("purge started", zap.Time("cutoff", sum.Cutoff), zap.Int("named", len(ro.Only)))
 
-	err := p.run(ctx, r)
+	err := p.counted(ctx, sink.RunPurge, func(ctx context.Context) error { return p.run(ctx, r) })
 	if ctx.Err() != nil && (err == nil || !errors.As(err, new(errArchive))) {
 		sum.Stopped, sum.StoppedBy, err = true, "stopped: "+context.Cause(ctx).Error(), nil
 	}
@@ -566,7 +584,7 @@ func (p *Purger) batch(ctx, pctx context.Context, r *run, batch []sink.Conversat
 		res, err = cekat.DeleteResult{}, nil
 	}
 	if err != nil {
-		return p.deleteFailed(ctx, r, ok, err)
+		return p.deleteFailed(ctx, pctx, r, ok, err)
 	}
 	listed := map[string]bool{}
 	for _, id := range res.ConversationIDs {
@@ -632,30 +650,72 @@ func (p *Purger) batch(ctx, pctx context.Context, r *run, batch []sink.Conversat
 	return p.audit(ctx, rows...)
 }
 
-// deleteFailed records the outcome of a delete call that failed. A call cut
-// by a stop may have been applied: its intents stay for the next run to
+// deleteFailed records the outcome of a delete call that failed. A call
+// that may have reached the server (its answer cut, dropped or late) is
+// never sent again: each of its conversations is looked at upstream, and
+// one found absent was deleted by this run. A call cut by a stop, or whose
+// conversations cannot be looked at, leaves its intents for the next run to
 // confirm.
-func (p *Purger) deleteFailed(ctx context.Context, r *run, ok []sink.ConversationSummary, err error) error {
+func (p *Purger) deleteFailed(ctx, pctx context.Context, r *run, ok []sink.ConversationSummary, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	var rows []sink.AuditRow
+	var deleted []sink.ConversationSummary
 	for _, c := range ok {
 		d := Decision{ConversationID: c.ConversationID, Archived: c.Archived, NewestSentAt: c.NewestSentAt, APIAnswer: err.Error()}
 		switch {
+		case !isBudget(err) && !refused(err):
+			// The call may have been applied with its answer lost (cut,
+			// dropped, timed out): what it did is looked at upstream now.
+			_, cerr := p.api.ListMessages(pctx, c.ConversationID, 1, "")
+			switch {
+			case cekat.IsNotFound(cerr):
+				deleted = append(deleted, c)
+				continue
+			case cerr != nil:
+				// The intent stays without outcome: the next run confirms it.
+				r.pending[c.ConversationID] = true
+				r.sum.LeftForLater++
+				r.log.Warn("the delete call's answer was lost and checking upstream failed; confirmed by the next run",
+					zap.String("conversation_id", c.ConversationID), zap.Error(cerr))
+				continue
+			}
+			d.Event, d.Reason = sink.EventFailed, "the delete call failed and the conversation is still upstream: not deleted; planned again on a later run"
 		case isBudget(err):
 			d.Event, d.Skip = sink.EventSkipped, SkipBudget
 			d.Reason = SkipBudget + ": not sent: the API budget is spent or the server throttles for long; left for a later run"
 		case refused(err):
 			d.Event, d.Reason = sink.EventFailed, "the backoffice refused the token: not deleted"
-		default:
-			d.Event, d.Reason = sink.EventFailed, "the delete call failed after its retries: not known to be deleted; checked again on a later run"
 		}
+		r.decide(d)
+		rows = append(rows, p.auditRow(r, d))
+	}
+	// Absent after this run's own call: deleted by it, whatever the lost
+	// answer would have said. Marked purged before the outcome is stored.
+	for _, c := range deleted {
+		if err := p.markPurged(ctx, r, c.ConversationID); err != nil {
+			return err
+		}
+	}
+	if len(deleted) > 0 {
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+	}
+	for _, c := range deleted {
+		d := Decision{ConversationID: c.ConversationID, Event: sink.EventDeleted, Archived: c.Archived, NewestSentAt: c.NewestSentAt,
+			APIAnswer: err.Error(), Reason: "deleted upstream by this run's backoffice delete, whose answer was lost: absent upstream (404) right after it; the archive keeps its " +
+				fmt.Sprint(c.Archived) + " messages"}
 		r.decide(d)
 		rows = append(rows, p.auditRow(r, d))
 	}
 	if aerr := p.audit(ctx, rows...); aerr != nil {
 		return aerr
+	}
+	if len(deleted) == len(ok) {
+		// Every one deleted: the backoffice works, only an answer was lost.
+		return nil
 	}
 	switch {
 	case isBudget(err):
