@@ -112,7 +112,46 @@ type StatusCheck struct {
 	NextCheckAt    time.Time
 	Checks         uint16
 	Open           bool // false once its status is final or the window has ended
-	Version        uint64
+	// Kind says why the message is on the schedule, which orders what a
+	// short API budget serves: CheckEnrichNew, CheckRecheck, CheckEnrichHistory.
+	Kind    uint8
+	Version uint64
+}
+
+// The kinds of StatusCheck, as stored in status_checks.kind.
+const (
+	// CheckRecheck: a status that may still change, or a detail call that
+	// failed for a reason that may pass.
+	CheckRecheck uint8 = 0
+	// CheckEnrichNew: a new message archived from its list item, waiting
+	// for its detail call.
+	CheckEnrichNew uint8 = 1
+	// CheckEnrichHistory: a message of the history archived from its list
+	// item, waiting for its detail call.
+	CheckEnrichHistory uint8 = 2
+)
+
+// CheckRank orders the kinds as a short budget serves them: new messages'
+// enrichment, then re-checks, then the history's enrichment.
+func CheckRank(kind uint8) int {
+	switch kind {
+	case CheckEnrichNew:
+		return 0
+	case CheckRecheck:
+		return 1
+	}
+	return 2
+}
+
+// CheckKindName is a kind's name, as metrics and status show it.
+func CheckKindName(kind uint8) string {
+	switch kind {
+	case CheckEnrichNew:
+		return "new"
+	case CheckRecheck:
+		return "recheck"
+	}
+	return "history"
 }
 
 // ArchivedMessage is what a walk needs of a message already archived: that

@@ -51,6 +51,8 @@ var allMigrations = []string{
 	"00033_add_sync_runs_shard.sql",
 	"00034_comment_sync_runs_shard.sql",
 	"00045_create_archive_identity.sql",
+	"00050_add_status_checks_kind.sql",
+	"00051_comment_status_checks_kind.sql",
 }
 
 func testContext(t *testing.T) context.Context {
@@ -296,6 +298,7 @@ var wantSchema = []sink.Table{
 		{Name: "next_check_at", Type: "DateTime('UTC')"},
 		{Name: "checks", Type: "UInt16"},
 		{Name: "open", Type: "UInt8"},
+		{Name: "kind", Type: "UInt8", Default: "DEFAULT 0"},
 		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "sync_runs", Engine: "MergeTree", Columns: []sink.Column{

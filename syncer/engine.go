@@ -50,6 +50,8 @@ type Archive interface {
 	// DueChecks returns up to limit open schedule entries due at now, the
 	// most overdue first, without reading the whole archive.
 	DueChecks(ctx context.Context, now time.Time, limit int) ([]sink.StatusCheck, error)
+	// Backlog counts the open schedule entries due at now, by kind.
+	Backlog(ctx context.Context, now time.Time) (map[uint8]uint64, error)
 	// AddMessages queues rows. Like every Add method, it copies what it
 	// keeps: the engine reuses the slice it passes.
 	AddMessages(ctx context.Context, rows ...sink.MessageRow) error
@@ -104,9 +106,16 @@ type Options struct {
 	// FlushTimeout bounds the final write of a run, which happens even
 	// when the run was cancelled (30s).
 	FlushTimeout time.Duration
-	Requests     *RequestStats
-	Logger       *zap.Logger
-	Now          func() time.Time
+	// Budget, when it has a daily cap, makes a run archive what its
+	// budget cannot enrich now from the list items and queue the
+	// enrichment (see backlog.go); nil: every message is enriched as it is
+	// archived.
+	Budget Budget
+	// Enrich says which messages that had to wait are enriched later.
+	Enrich   EnrichPolicy
+	Requests *RequestStats
+	Logger   *zap.Logger
+	Now      func() time.Time
 }
 
 // Engine runs syncs. One Engine runs one sync at a time.
@@ -127,6 +136,9 @@ type Engine struct {
 	// heads: the newest message of each conversation synced since the
 	// last listing of the conversations.
 	heads heads
+	// listingPerRun: the calls the last scheduled run made to list new
+	// messages (0: none yet); the budget keeps that much for each run.
+	listingPerRun atomic.Int64
 }
 
 // New returns an engine reading from api and writing to store.
@@ -196,6 +208,7 @@ type Progress struct {
 	// purged), and those of them whose whole history is archived.
 	Tracked         atomic.Int64
 	HistoryComplete atomic.Int64
+	Waiting         atomic.Int64 // archived from the list, their enrichment queued
 	phase           atomic.Pointer[string]
 }
 
@@ -238,7 +251,19 @@ type Summary struct {
 	Rechecked    int64
 	Changed      int64
 	Quarantined  int64
-	Requests     map[string]int64 // by endpoint
+	// Waiting counts the messages this run archived from their list item
+	// only, their enrichment queued (under a daily cap).
+	Waiting int64
+	// Backlog is the enrichment backlog at the end of the run, by kind
+	// (new, recheck, history), when the run counted it (nil otherwise);
+	// Drained is when it will be served at the configured budget (zero:
+	// not at this budget).
+	Backlog  BacklogCounts
+	Drained  time.Time
+	// EnrichPaused says why the run left enrichment waiting although
+	// the day's budget is not spent (its share kept for later runs).
+	EnrichPaused string
+	Requests map[string]int64 // by endpoint
 	// LeftForLater counts conversations with work left for a later run:
 	// new messages not fetched, or older history still to fetch.
 	LeftForLater int
@@ -319,6 +344,9 @@ type run struct {
 	started  time.Time
 	progress *Progress
 	calls    *detailCalls // runs every detail call of the run
+	allow    *allowance   // enrichment under a daily cap; nil: none
+	// enrichPaused: why enrichment stopped with work left (Summary.EnrichPaused).
+	enrichPaused string
 	// unarchived: due conversations without a state of which the archive
 	// held no message when the run began; the first page of their walk
 	// from the top takes the mark and needs no look-up.
@@ -497,6 +525,8 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	}
 	sum.Enriched, sum.EnrichFailed = p.Enriched.Load(), p.EnrichFailed.Load()
 	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
+	sum.Waiting = p.Waiting.Load()
+	sum.EnrichPaused = r.enrichPaused
 	if ferr == nil {
 		// Rows are counted once they are stored, not when queued.
 		sum.NewMessages = p.NewMessages.Load()
@@ -552,6 +582,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if err := e.store.Flush(ctx); err != nil {
 		return storeErr(fmt.Errorf("write what an earlier run left: %w", err))
 	}
+	listBefore := e.opts.Requests.Snapshot()
 	only := opts.Only
 	ids := only
 	if len(ids) == 0 && !opts.Triggered {
@@ -639,6 +670,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	sum.Conversations = len(due)
 	r.progress.Conversations.Store(int64(len(due)))
 	r.progress.countHistory(ids, states)
+	e.planAllowance(r, len(due))
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
 
 	// New messages of every due conversation first, then re-checks, then
@@ -693,7 +725,20 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if werr := l.write(ctx, e); werr != nil && err == nil {
 		err = werr
 	}
-	if err == nil {
+	if err == nil && !opts.Triggered && len(only) == 0 {
+		// What listing new messages cost, the conversation list included,
+		// for the budget's reserve of later runs.
+		var lists int64
+		for ep, n := range e.opts.Requests.Snapshot().Sub(listBefore) {
+			if ep != cekat.EndpointDetail {
+				lists += n
+			}
+		}
+		e.listingPerRun.Store(max(lists, 1))
+	}
+	// Under a daily cap the re-checks are part of the backlog served after
+	// the listing; without one they come before the backfill.
+	if err == nil && !r.capped() {
 		r.progress.setPhase("re-checks")
 		err = e.recheck(ctx, r)
 	}
@@ -722,6 +767,15 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			keep(st)
 			return err
 		})
+	}
+	if err == nil && r.capped() {
+		r.progress.setPhase("enrichment")
+		err = e.drain(ctx, r)
+	}
+	if (err == nil || outOfBudget(err)) && !opts.Triggered {
+		if berr := e.countBacklog(ctx, r, sum); berr != nil && err == nil {
+			err = berr
+		}
 	}
 
 	// Say what was left for later: conversations whose new messages were

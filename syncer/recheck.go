@@ -212,7 +212,11 @@ func (e *Engine) recheck(ctx context.Context, r *run) error {
 		due := checks[conv]
 		// A list answer pays only for the scheduled checks it may settle;
 		// a change an event told of is fetched directly.
-		scheduled := slices.DeleteFunc(slices.Clone(due), func(c sink.StatusCheck) bool { return r.changed[c.MessageID] })
+		// Nor does it settle an entry waiting for its enrichment: that is
+		// fetched whatever the list says.
+		scheduled := slices.DeleteFunc(slices.Clone(due), func(c sink.StatusCheck) bool {
+			return r.changed[c.MessageID] || c.Kind != sink.CheckRecheck
+		})
 		var listed map[string]cekat.Message
 		if e.listHasStatus.Load() && !r.isTopDone(conv) && len(scheduled) > 0 && e.onNewestPage(ctx, conv, scheduled) {
 			page, err := e.api.ListMessages(ctx, conv, e.opts.PageSize, "")
@@ -318,9 +322,17 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 		}
 		chk.SentAt = row.SentAt
 		apply := func(d cekat.Message, err error) {
-			count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
 			now := e.opts.Now().UTC()
-			chk.Checks++
+			waited := chk.Kind != sink.CheckRecheck
+			switch {
+			case waited && err == nil:
+				// The backlog's detail call: an enrichment, not a re-check.
+				count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
+				chk.Kind = sink.CheckRecheck
+			default:
+				count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
+				chk.Checks++
+			}
 			switch {
 			case err == nil:
 				if fresh, changed := recheckedRow(row, d, now); changed {
@@ -343,6 +355,10 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 		if d, ok := r.fetched[row.MessageID]; ok {
 			apply(d, nil)
 			continue
+		}
+		if !r.spend() {
+			// Left due: the backlog waits for the budget.
+			break
 		}
 		calls.Add(1)
 		call := func() {

@@ -1,0 +1,236 @@
+package syncer_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
+)
+
+// versionArchive counts the rows written of each message.
+type versionArchive struct {
+	*memarchive.Archive
+	mu   sync.Mutex
+	rows map[string]int
+}
+
+func (a *versionArchive) AddMessages(ctx context.Context, rows ...sink.MessageRow) error {
+	a.mu.Lock()
+	for _, r := range rows {
+		a.rows[r.ConversationID+"/"+r.MessageID]++
+	}
+	a.mu.Unlock()
+	return a.Archive.AddMessages(ctx, rows...)
+}
+
+// budgetBed is the engine against the simulator on its clock, with a
+// limiter of a daily cap on the same clock, and the in-memory archive.
+type budgetBed struct {
+	t            testing.TB
+	sim          *cekatsim.Server
+	archive      *versionArchive
+	engine       *syncer.Engine
+	limiter      *budget.Limiter
+	list, detail atomic.Int64
+}
+
+func newBudgetBed(t testing.TB, simOpts cekatsim.Options, perDay int, pace budget.Pace, opts syncer.Options) *budgetBed {
+	t.Helper()
+	if simOpts.Start.IsZero() {
+		simOpts.Start = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	}
+	sim, err := cekatsim.New(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	b := &budgetBed{t: t, sim: sim, archive: &versionArchive{Archive: memarchive.New(), rows: map[string]int{}}}
+	api := sim.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" {
+			b.list.Add(1)
+		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
+			b.detail.Add(1)
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	// The limiter paces on a clock that moves: the simulator's stands
+	// still between its steps, and the wall clock adds what the run takes.
+	began := time.Now()
+	clock := func() time.Time { return sim.Now().Add(time.Since(began)) }
+	b.limiter, err = budget.New(budget.Options{PerMinute: 1_000_000, PerDay: perDay, PurgeShare: -1, Now: clock,
+		DayLocation: time.UTC, Pace: pace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jakarta, err := time.LoadLocation("Asia/Jakarta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta,
+		Limiter: b.limiter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ConversationIDs = sim.ConversationIDs()
+	if opts.RecheckWindow == 0 {
+		opts.RecheckWindow = 7 * 24 * time.Hour
+	}
+	opts.Now, opts.Logger = sim.Now, zap.NewNop()
+	if perDay > 0 {
+		opts.Budget = b.limiter
+	}
+	b.engine = syncer.New(client, b.archive, opts)
+	return b
+}
+
+func (b *budgetBed) calls() int64 { return b.list.Load() + b.detail.Load() }
+
+// completeness compares the archive with the simulator's truth: messages
+// missing, messages archived that are not upstream, and the enriched ones.
+func (b *budgetBed) completeness() (missing, extra, enriched, total int) {
+	got := map[string]sink.MessageRow{}
+	for _, r := range b.archive.Messages() {
+		got[r.ConversationID+"/"+r.MessageID] = r
+	}
+	want := map[string]bool{}
+	for _, m := range b.sim.Truth() {
+		if m.Malformed {
+			continue
+		}
+		k := m.ConversationID + "/" + m.ID
+		want[k] = true
+		r, ok := got[k]
+		switch {
+		case !ok:
+			missing++
+		case r.Enriched:
+			enriched++
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			extra++
+		}
+	}
+	return missing, extra, enriched, len(want)
+}
+
+// figureCounts is the workspace of the budget figure: 3,600 messages in
+// 30 conversations, most of them within one list page.
+var figureCounts = func() []int {
+	counts := make([]int, 30)
+	for i := range counts {
+		counts[i] = 100
+		if i < 6 {
+			counts[i] = 200
+		}
+	}
+	return counts
+}()
+
+// One run at 500 requests a day over 3,600 messages archives every message
+// from the list pages and enriches what the rest of the day pays for; the
+// next days enrich the rest without listing the history again. Both shapes.
+func TestBudgetArchivesEverythingAtListCost(t *testing.T) {
+	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
+		t.Run(string(shape), func(t *testing.T) {
+			b := newBudgetBed(t, cekatsim.Options{Seed: 21, Shape: shape, MessageCounts: figureCounts}, 500, budget.Pace{},
+				syncer.Options{})
+			sum := b.engine.Sync(context.Background(), nil)
+			if err := sum.Failure(); err != nil {
+				t.Fatalf("first run: %v %v", err, sum.Errors)
+			}
+			missing, extra, enriched, total := b.completeness()
+			t.Logf("figure: one run at per_day 500 over %d messages in %d conversations: archived %d, enriched %d, "+
+				"missing %d, not upstream %d; calls %d (list %d, detail %d); waiting %d, backlog %v, stopped by %q",
+				total, len(figureCounts), total-missing, enriched, missing, extra, b.calls(), b.list.Load(), b.detail.Load(),
+				sum.Waiting, sum.Backlog, sum.StoppedBy)
+			if missing != 0 || extra != 0 {
+				t.Errorf("archive incomplete after one run: %d missing, %d not upstream", missing, extra)
+			}
+			if b.calls() > 500 {
+				t.Errorf("%d calls with a daily cap of 500", b.calls())
+			}
+			if enriched < 460 || int64(enriched) != sum.Enriched {
+				t.Errorf("enriched %d (summary %d), want at least 460", enriched, sum.Enriched)
+			}
+			if int64(total) != sum.NewMessages {
+				t.Errorf("summary says %d messages archived, want %d", sum.NewMessages, total)
+			}
+			waiting := sum.Backlog["new"] + sum.Backlog["history"]
+			if waiting != uint64(total-enriched) || sum.Drained.IsZero() {
+				t.Errorf("backlog %v at the end of the run, want %d waiting, and when it is drained (%v)", sum.Backlog,
+					total-enriched, sum.Drained)
+			}
+			for k, n := range b.archive.rows {
+				if n > 2 {
+					t.Errorf("%s written %d times", k, n)
+				}
+			}
+			// The next days: each lists every conversation's newest page
+			// once (nothing new arrived) and enriches from the backlog.
+			for day := 2; ; day++ {
+				b.sim.Advance(24 * time.Hour)
+				l0 := b.list.Load()
+				sum := b.engine.Sync(context.Background(), nil)
+				if err := sum.Failure(); err != nil {
+					t.Fatalf("day %d: %v", day, err)
+				}
+				if got := b.list.Load() - l0; got > int64(len(figureCounts)) {
+					t.Errorf("day %d: %d list calls, want at most one a conversation (the history is not listed again)", day, got)
+				}
+				missing, _, enriched, total := b.completeness()
+				if missing != 0 {
+					t.Fatalf("day %d: %d missing", day, missing)
+				}
+				if enriched == total {
+					t.Logf("figure: the rest enriched by day %d", day)
+					break
+				}
+				if day > 10 {
+					t.Fatalf("day %d: %d of %d enriched", day, enriched, total)
+				}
+			}
+		})
+	}
+}
+
+// Without a daily cap nothing waits: the first sync costs ceil(n/100) list
+// calls and n detail calls a conversation, and writes one row a message.
+func TestUnlimitedBudgetEnrichesInOneRow(t *testing.T) {
+	b := newBudgetBed(t, cekatsim.Options{Seed: 22, MessageCounts: []int{250, 100, 7}}, 0, budget.Pace{}, syncer.Options{})
+	sum := b.engine.Sync(context.Background(), nil)
+	if err := sum.Failure(); err != nil {
+		t.Fatal(err)
+	}
+	missing, _, enriched, total := b.completeness()
+	if missing != 0 || enriched != total || sum.Waiting != 0 {
+		t.Errorf("missing %d, enriched %d of %d, waiting %d", missing, enriched, total, sum.Waiting)
+	}
+	if got := b.detail.Load(); got != int64(total) {
+		t.Errorf("%d detail calls for %d messages", got, total)
+	}
+	if got := b.list.Load(); got > 3+1+2 { // ceil(n/100) each
+		t.Errorf("%d list calls", got)
+	}
+	for k, n := range b.archive.rows {
+		if n != 1 {
+			t.Errorf("%s written %d times", k, n)
+		}
+	}
+}
