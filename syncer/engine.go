@@ -258,12 +258,12 @@ type Summary struct {
 	// (new, recheck, history), when the run counted it (nil otherwise);
 	// Drained is when it will be served at the configured budget (zero:
 	// not at this budget).
-	Backlog  BacklogCounts
-	Drained  time.Time
+	Backlog BacklogCounts
+	Drained time.Time
 	// EnrichPaused says why the run left enrichment waiting although
 	// the day's budget is not spent (its share kept for later runs).
 	EnrichPaused string
-	Requests map[string]int64 // by endpoint
+	Requests     map[string]int64 // by endpoint
 	// LeftForLater counts conversations with work left for a later run:
 	// new messages not fetched, or older history still to fetch.
 	LeftForLater int
