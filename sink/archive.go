@@ -402,7 +402,7 @@ func scanMessage(rows scanner) (MessageRow, error) {
 	if err := rows.Scan(&r.ConversationID, &r.MessageID, &r.Direction, &r.Type, &r.Status, &r.Text, &r.MediaURL,
 		&r.Caption, &r.Filename, &r.SenderName, &r.SenderPhone, &r.SenderID, &r.SenderType, &r.SenderRole, &r.RecipientPhone,
 		&r.ReplyTo, &tmpl, &sent, &sentNs, &delivered, &read, &updatedAt, &enriched, &r.EnrichError, &r.Raw,
-		&r.DetailRaw, &fetched, &r.Version); err != nil {
+		&r.DetailRaw, &fetched, &r.Version, &r.StatusSource); err != nil {
 		return MessageRow{}, fmt.Errorf("scan message: %w", err)
 	}
 	r.IsTemplate, r.Enriched = tmpl == 1, enriched == 1

@@ -29,12 +29,16 @@ type MessageRow struct {
 	DeliveredAt    *time.Time
 	ReadAt         *time.Time
 	UpdatedAt      *time.Time
-	Enriched       bool
-	EnrichError    string
-	Raw            string // the message as the list answer had it
-	DetailRaw      string // the detail answer, when enriched
-	FetchedAt      time.Time
-	Version        uint64
+	// StatusSource is empty when Status, DeliveredAt and ReadAt are the
+	// API's answer; webhook:<event> when an event's time stands in for
+	// them until a detail call confirms it (provisional).
+	StatusSource string
+	Enriched     bool
+	EnrichError  string
+	Raw          string // the message as the list answer had it
+	DetailRaw    string // the detail answer, when enriched
+	FetchedAt    time.Time
+	Version      uint64
 }
 
 // QuarantineRow is a record that could not be decoded, kept whole.

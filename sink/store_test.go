@@ -53,6 +53,10 @@ var allMigrations = []string{
 	"00045_create_archive_identity.sql",
 	"00050_add_status_checks_kind.sql",
 	"00051_comment_status_checks_kind.sql",
+	"00052_add_messages_status_source.sql",
+	"00053_comment_messages_status_source.sql",
+	"00054_drop_messages_current.sql",
+	"00055_create_messages_current.sql",
 }
 
 func testContext(t *testing.T) context.Context {
@@ -237,6 +241,7 @@ var wantSchema = []sink.Table{
 		{Name: "delivered_at", Type: "Nullable(DateTime('UTC'))"},
 		{Name: "read_at", Type: "Nullable(DateTime('UTC'))"},
 		{Name: "updated_at", Type: "Nullable(DateTime('UTC'))"},
+		{Name: "status_source", Type: "String", Default: "DEFAULT ''"},
 		{Name: "enriched", Type: "UInt8"},
 		{Name: "enrich_error", Type: "String"},
 		{Name: "raw", Type: "String"},
@@ -359,14 +364,15 @@ const senderRoleDefault = "multiIf(lower(sender_type) IN ('user', 'customer', 'c
 
 func init() {
 	// The view exposes exactly the columns of messages (without their
-	// defaults); the table 00013 set aside has them too, but for sender_role.
+	// defaults); the table 00013 set aside has them too, but for sender_role
+	// and status_source.
 	byName := map[string]int{}
 	for i, t := range wantSchema {
 		byName[t.Name] = i
 	}
 	var view, before []sink.Column
 	for _, c := range wantSchema[byName["messages"]].Columns {
-		if c.Name != "sender_role" {
+		if c.Name != "sender_role" && c.Name != "status_source" {
 			before = append(before, c)
 		}
 		c.Default = "" // a view has no defaults

@@ -91,7 +91,7 @@ func newBudgetBed(t testing.TB, simOpts cekatsim.Options, perDay int, pace budge
 		opts.RecheckWindow = 7 * 24 * time.Hour
 	}
 	opts.Now, opts.Logger = sim.Now, zap.NewNop()
-	if perDay > 0 {
+	if perDay > 0 && opts.Budget == nil {
 		opts.Budget = b.limiter
 	}
 	b.engine = syncer.New(client, b.archive, opts)
@@ -233,4 +233,72 @@ func TestUnlimitedBudgetEnrichesInOneRow(t *testing.T) {
 			t.Errorf("%s written %d times", k, n)
 		}
 	}
+}
+
+// fakeBudget is a budget whose spare calls a test sets.
+type fakeBudget struct{ free atomic.Int64 }
+
+func (f *fakeBudget) Spare(int) (int, int)  { n := int(f.free.Load()); return n, n }
+func (f *fakeBudget) BacklogPerDay(int) int { return int(f.free.Load()) }
+
+// A delivery event that the day's budget cannot confirm now is recorded
+// with the event's time, marked provisional; a later detail call confirms
+// it.
+func TestWebhookStatusIsProvisionalUntilConfirmed(t *testing.T) {
+	fb := &fakeBudget{}
+	b := newBudgetBed(t, cekatsim.Options{Seed: 23, MessageCounts: []int{40}}, 0, budget.Pace{}, syncer.Options{Budget: fb})
+	ctx := context.Background()
+	if sum := b.engine.Sync(ctx, nil); sum.Failure() != nil || sum.Waiting != 40 || sum.Enriched != 0 {
+		t.Fatalf("first run without spare calls: %+v", sum)
+	}
+	// An outbound message not delivered in the archive.
+	var target sink.MessageRow
+	for _, r := range b.archive.Messages() {
+		if r.Direction == "outbound" && r.DeliveredAt == nil {
+			target = r
+			break
+		}
+	}
+	if target.MessageID == "" {
+		t.Fatal("no undelivered outbound message archived")
+	}
+	at := b.sim.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	events := &memEvents{events: map[string]sink.WebhookEvent{}, pending: map[string]bool{}}
+	raw := `{"event":"message.delivered","timestamp":"` + at.Format(time.RFC3339) + `","data":{"id":"` + target.MessageID + `"}}`
+	if err := events.SaveWebhookEvents(ctx, sink.WebhookEvent{EventID: "e1", Event: "message.delivered",
+		ConversationID: target.ConversationID, MessageID: target.MessageID, Raw: raw, ReceivedAt: b.sim.Now(), Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d0 := b.detail.Load()
+	out, err := b.engine.ApplyEvents(ctx, events)
+	if err != nil || out.Sync.Failure() != nil {
+		t.Fatalf("events: %v %v", err, out.Sync.Failure())
+	}
+	if got := b.detail.Load() - d0; got != 0 {
+		t.Errorf("%d detail calls without spare budget", got)
+	}
+	row := find(b.archive.Messages(), target.MessageID)
+	if row.StatusSource != "webhook:message.delivered" || row.DeliveredAt == nil || !row.DeliveredAt.Equal(at) || row.Status != "delivered" {
+		t.Fatalf("after the event: status %q from %q, delivered %v; want delivered at %v, provisional", row.Status,
+			row.StatusSource, row.DeliveredAt, at)
+	}
+	// The budget allows it: the next run confirms with a detail call.
+	fb.free.Store(1000)
+	b.sim.Advance(time.Minute)
+	if sum := b.engine.Sync(ctx, nil); sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	row = find(b.archive.Messages(), target.MessageID)
+	if row.StatusSource != "" || !row.Enriched {
+		t.Errorf("after the detail call: status %q from %q, enriched %v; want confirmed", row.Status, row.StatusSource, row.Enriched)
+	}
+}
+
+func find(rows []sink.MessageRow, id string) sink.MessageRow {
+	for _, r := range rows {
+		if r.MessageID == id {
+			return r
+		}
+	}
+	return sink.MessageRow{}
 }

@@ -139,6 +139,8 @@ type Engine struct {
 	// listingPerRun: the calls the last scheduled run made to list new
 	// messages (0: none yet); the budget keeps that much for each run.
 	listingPerRun atomic.Int64
+	// listCalls counts the list calls made (messages and conversations).
+	listCalls atomic.Int64
 }
 
 // New returns an engine reading from api and writing to store.
@@ -354,6 +356,7 @@ type run struct {
 	due        *dueSet
 	fetched    map[string]cekat.Message // read only during the run
 	changed    map[string]bool          // read only during the run
+	told       map[string]StatusTold    // read only during the run
 	mu         sync.Mutex
 	errors     []string
 	failed     map[string]bool
@@ -476,6 +479,16 @@ type SyncOptions struct {
 	// Changed are messages whose status an event says changed: they are
 	// fetched directly, never looked for in a list answer first.
 	Changed map[string]bool
+	// Told is what a delivery or read event said of a message: under a
+	// daily cap that cannot pay for its detail call now, the event's time
+	// is recorded as provisional until a detail call confirms it.
+	Told map[string]StatusTold
+}
+
+// StatusTold is a status a webhook event told, and when.
+type StatusTold struct {
+	Event string // message.delivered or message.read
+	At    time.Time
 }
 
 // SyncWith runs once as opts say; see Sync.
@@ -484,7 +497,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	defer e.mu.Unlock()
 
 	r := &run{stopped: ctx, id: newRunID(), started: e.opts.Now().UTC(), progress: &Progress{}, due: newDueSet(nil),
-		fetched: opts.Fetched, changed: opts.Changed}
+		fetched: opts.Fetched, changed: opts.Changed, told: opts.Told}
 	e.live.Store(r.progress)
 	reqBefore := e.opts.Requests.Snapshot()
 	log := e.log.With(zap.String("run_id", r.id))
@@ -582,7 +595,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if err := e.store.Flush(ctx); err != nil {
 		return storeErr(fmt.Errorf("write what an earlier run left: %w", err))
 	}
-	listBefore := e.opts.Requests.Snapshot()
+	listBefore := e.listCalls.Load()
 	only := opts.Only
 	ids := only
 	if len(ids) == 0 && !opts.Triggered {
@@ -595,6 +608,12 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if len(only) == 0 && !opts.Triggered {
 		var err error
 		if l, err = e.discoverOrWarn(ctx, r); err != nil {
+			if outOfBudget(err) {
+				// A spent day is not a failure: the run says so and stops.
+				sum.StoppedBy = err.Error()
+				log.Warn("run stopped before it began: the API budget is spent", zap.Error(err))
+				return nil
+			}
 			return err
 		}
 		found, err := e.discovered(ctx, l)
@@ -671,6 +690,11 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	r.progress.Conversations.Store(int64(len(due)))
 	r.progress.countHistory(ids, states)
 	e.planAllowance(r, len(due))
+	if r.capped() && opts.Triggered {
+		// Under a daily cap a run for webhook events fetches the statuses
+		// the events name; the rest of the schedule is the backlog's.
+		r.due = newDueSet(slices.DeleteFunc(r.due.all(), func(c sink.StatusCheck) bool { return !r.changed[c.MessageID] }))
+	}
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
 
 	// New messages of every due conversation first, then re-checks, then
@@ -728,17 +752,11 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if err == nil && !opts.Triggered && len(only) == 0 {
 		// What listing new messages cost, the conversation list included,
 		// for the budget's reserve of later runs.
-		var lists int64
-		for ep, n := range e.opts.Requests.Snapshot().Sub(listBefore) {
-			if ep != cekat.EndpointDetail {
-				lists += n
-			}
-		}
-		e.listingPerRun.Store(max(lists, 1))
+		e.listingPerRun.Store(max(e.listCalls.Load()-listBefore, 1))
 	}
 	// Under a daily cap the re-checks are part of the backlog served after
 	// the listing; without one they come before the backfill.
-	if err == nil && !r.capped() {
+	if err == nil && (!r.capped() || opts.Triggered) {
 		r.progress.setPhase("re-checks")
 		err = e.recheck(ctx, r)
 	}
@@ -768,7 +786,9 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			return err
 		})
 	}
-	if err == nil && r.capped() {
+	// The backlog is the scheduled runs' to serve; a run for a webhook
+	// event only enriches what it lists, while the allowance lasts.
+	if err == nil && r.capped() && !opts.Triggered {
 		r.progress.setPhase("enrichment")
 		err = e.drain(ctx, r)
 	}

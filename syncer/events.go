@@ -11,6 +11,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/webhook"
 )
 
 // EventStore is what acting on webhook events needs of the archive.
@@ -55,7 +56,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 		return out, nil
 	}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
-	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
+	fetched, changed, told := map[string]cekat.Message{}, map[string]bool{}, map[string]StatusTold{}
 	// A message whose conversation is known costs no detail call: the
 	// archive has it, or an earlier event (one delivered again, or one a
 	// crash or a concurrent run left pending) resolved it.
@@ -72,6 +73,15 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	var resolved []sink.WebhookEvent
 	for _, ev := range events {
 		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now)
+		if err == nil && ev.MessageID != "" && (ev.Event == "message.delivered" || ev.Event == "message.read") {
+			at := ev.ReceivedAt
+			if p, perr := webhook.Parse([]byte(ev.Raw)); perr == nil && !p.Time.IsZero() {
+				at = p.Time
+			}
+			if old, ok := told[ev.MessageID]; !ok || old.Event != "message.read" {
+				told[ev.MessageID] = StatusTold{Event: ev.Event, At: at}
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil || stopsRun(err) {
 				break // the rest stays pending
@@ -110,7 +120,8 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	for _, c := range checks {
 		changed[c.MessageID] = true
 	}
-	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed})
+	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed,
+		Told: told})
 	if err := out.Sync.Failure(); err != nil || out.Sync.Stopped {
 		// Left pending: the next run acts on them again.
 		return out, err

@@ -86,6 +86,9 @@ func (e *Engine) fillGaps(ctx context.Context, r *run, st sink.State, deadline t
 	ctx = budget.WithPriority(ctx, budget.PriorityBackfill)
 	var err error
 	for err == nil && len(c.st.Gaps) > 0 {
+		if c.st.Gaps[0].Stop == "" && !c.r.spend() {
+			break // the history's first page too is paid from the allowance
+		}
 		err = c.fillGap(ctx)
 	}
 	if err == nil || errors.Is(err, errPaused) {
@@ -172,7 +175,9 @@ func (c *convSync) fillGap(ctx context.Context) error {
 			c.finishBackfill(p)
 		}
 	}, func() bool {
-		return !c.deadline.IsZero() && !c.e.opts.Now().Before(c.deadline)
+		// Under a daily cap the history's pages are paid from the run's
+		// allowance: the listing of later runs' new messages is kept.
+		return (!c.deadline.IsZero() && !c.e.opts.Now().Before(c.deadline)) || (c.history && !c.r.spend())
 	})
 }
 
@@ -241,6 +246,7 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 	found := false  // the last lookup found archived rows not written by this walk
 	passed := false // a page reached back to the head's time
 	for pages := 1; ; pages++ {
+		c.e.listCalls.Add(1)
 		page, err := c.e.api.ListMessages(ctx, conv, c.e.opts.PageSize, cursor)
 		if err != nil {
 			return err
@@ -757,6 +763,7 @@ func applyDetail(row *sink.MessageRow, d cekat.Message) {
 	pickTime(&row.UpdatedAt, d.UpdatedAt)
 	row.Enriched = true
 	row.EnrichError = ""
+	row.StatusSource = "" // the API's answer: confirmed
 	row.DetailRaw = string(d.Raw)
 }
 
