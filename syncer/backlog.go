@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -291,4 +292,26 @@ func (e *Engine) countBacklog(ctx context.Context, r *run, sum *Summary) error {
 		e.opts.Metrics.drainedBy.Set(float64(sum.Drained.Unix()))
 	}
 	return nil
+}
+
+// listingRuns is how many recent runs the listing estimate looks back on.
+const listingRuns = 12
+
+// noteListing records what a scheduled run's listing of new messages cost.
+// The estimate for later runs is the larger of the last one and a quarter
+// over the recent mean: runs vary with the traffic, and a reserve that
+// falls short ends the day's listing early.
+func (e *Engine) noteListing(n int64) {
+	e.listingMu.Lock()
+	defer e.listingMu.Unlock()
+	e.listings = append(e.listings, max(n, 1))
+	if len(e.listings) > listingRuns {
+		e.listings = e.listings[len(e.listings)-listingRuns:]
+	}
+	var sum int64
+	for _, v := range e.listings {
+		sum += v
+	}
+	mean := float64(sum) / float64(len(e.listings))
+	e.listingPerRun.Store(max(e.listings[len(e.listings)-1], int64(math.Ceil(mean*1.25))))
 }

@@ -302,3 +302,39 @@ func find(rows []sink.MessageRow, id string) sink.MessageRow {
 	}
 	return sink.MessageRow{}
 }
+
+// A first sync of a large history under a daily cap lists every message
+// once, ceil(n/100) list calls a conversation (plus the newest page's
+// check at the end of a walk), before any of the history's enrichment; the
+// enrichment follows on the next days. Scaled down from 1,000,000 messages
+// to what the in-memory archive holds comfortably:
+//
+//	go test -run TestFirstSyncOfALargeHistoryListsOnce -v ./syncer/
+func TestFirstSyncOfALargeHistoryListsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	counts := []int{20000, 15000, 10000, 3000, 1500, 499, 1}
+	b := newBudgetBed(t, cekatsim.Options{Seed: 24, MessageCounts: counts}, 10000, budget.Pace{}, syncer.Options{})
+	sum := b.engine.Sync(context.Background(), nil)
+	if err := sum.Failure(); err != nil {
+		t.Fatal(err)
+	}
+	missing, extra, enriched, total := b.completeness()
+	bound := int64(0)
+	for _, n := range counts {
+		bound += int64((n + 99) / 100)
+	}
+	t.Logf("figure: first sync of %d messages in %d conversations at per_day 10,000: archived %d, enriched %d, missing %d; "+
+		"list calls %d (ceil(n/100) summed: %d), detail calls %d; backlog %v, drained by %v",
+		total, len(counts), total-missing, enriched, missing, b.list.Load(), bound, b.detail.Load(), sum.Backlog, sum.Drained)
+	if missing != 0 || extra != 0 {
+		t.Errorf("%d missing, %d not upstream", missing, extra)
+	}
+	if got := b.list.Load(); got > bound+int64(len(counts)) {
+		t.Errorf("%d list calls, want at most %d", got, bound+int64(len(counts)))
+	}
+	if b.calls() > 10000 {
+		t.Errorf("%d calls over the cap", b.calls())
+	}
+}

@@ -136,9 +136,11 @@ type Engine struct {
 	// heads: the newest message of each conversation synced since the
 	// last listing of the conversations.
 	heads heads
-	// listingPerRun: the calls the last scheduled run made to list new
-	// messages (0: none yet); the budget keeps that much for each run.
+	// listingPerRun: what the budget keeps for each later run's listing of
+	// new messages (0: not known yet), from the last runs' (noteListing).
 	listingPerRun atomic.Int64
+	listingMu     sync.Mutex
+	listings      []int64 // the last scheduled runs' list calls
 	// listCalls counts the list calls made (messages and conversations).
 	listCalls atomic.Int64
 }
@@ -749,10 +751,12 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if werr := l.write(ctx, e); werr != nil && err == nil {
 		err = werr
 	}
-	if err == nil && !opts.Triggered && len(only) == 0 {
+	// A first sync's newest pages are history, not the listing a later
+	// run repeats.
+	if err == nil && !opts.Triggered && len(only) == 0 && len(unsynced) == 0 {
 		// What listing new messages cost, the conversation list included,
 		// for the budget's reserve of later runs.
-		e.listingPerRun.Store(max(e.listCalls.Load()-listBefore, 1))
+		e.noteListing(e.listCalls.Load() - listBefore)
 	}
 	// Under a daily cap the re-checks are part of the backlog served after
 	// the listing; without one they come before the backfill.
