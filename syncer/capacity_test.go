@@ -13,6 +13,8 @@ import (
 
 var capacityDays = flag.Int("capacity.days", 3, "virtual days BenchmarkCapacity simulates after the first run")
 
+var capacityEvery = flag.Duration("capacity.every", 0, "how often BenchmarkCapacity's runs start (0: each plan's own)")
+
 var capacityNoPolling = flag.Bool("capacity.nopolling", false, "BenchmarkCapacity tries discovery only")
 
 var capacitySizes = flag.String("capacity.sizes", "", "new messages a day BenchmarkCapacity tries (comma-separated; empty: each plan's own)")
@@ -71,6 +73,9 @@ func BenchmarkCapacity(b *testing.B) {
 	}
 	for _, p := range plans {
 		sizes := p.sizes
+		if *capacityEvery > 0 {
+			p.runEvery = *capacityEvery
+		}
 		if *capacitySizes != "" {
 			sizes = nil
 			for _, f := range strings.Split(*capacitySizes, ",") {
