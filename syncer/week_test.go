@@ -97,6 +97,7 @@ type weekDay struct {
 	matched, total      int   // archived statuses equal to upstream at the day's end
 	worstStale          time.Duration
 	enriched, archived  int // at the day's end
+	capCalls            int64 // under a cap: the calls of the limiter's day
 	active              int // conversations that got a message
 	missingNew          int // of missing: messages sent since the first run
 	violations          int // statuses stale beyond the freshness rule
@@ -239,6 +240,10 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	firstArchived := len(archive.Messages())
 	weekBegan := sim.Now()
 	minutesPerRun := int(cfg.runEvery / time.Minute)
+	// Under a cap the days are the limiter's, midnight to midnight: the
+	// first run (at midnight) counts in the first day, and the last
+	// minute's run (at the next midnight) in the next.
+	var capL, capD int64
 	for d := range cfg.days {
 		day := weekDay{}
 		active := map[string]bool{}
@@ -246,6 +251,10 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		for m := 0; m < 24*60; m++ {
 			sim.Advance(time.Minute)
 			archive.stepBegan = time.Now()
+			if m == 24*60-1 && cfg.capPerDay > 0 {
+				day.capCalls = list.Load() + detail.Load() - capL - capD
+				capL, capD = list.Load(), detail.Load()
+			}
 			for k := poisson(rng, perMinute); k > 0; k-- {
 				n := 1 + rng.IntN(8)
 				c := pick()
