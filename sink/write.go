@@ -622,8 +622,8 @@ func (a *Archive) replay(ctx context.Context, r io.ReaderAt, size int64, file st
 		func(kind byte, p []byte) error {
 			records++
 			switch kind {
-			case kindMessages:
-				rows, err := decodeMessages(p)
+			case kindMessages, kindMessagesSourced:
+				rows, err := decodeMessagesOf(kind, p)
 				if err != nil {
 					return err
 				}

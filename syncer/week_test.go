@@ -96,13 +96,13 @@ type weekDay struct {
 	newMessages         int64 // messages that arrived upstream
 	matched, total      int   // archived statuses equal to upstream at the day's end
 	worstStale          time.Duration
-	enriched, archived  int // at the day's end
+	enriched, archived  int   // at the day's end
 	capCalls            int64 // under a cap: the calls of the limiter's day
-	active              int // conversations that got a message
-	missingNew          int // of missing: messages sent since the first run
-	violations          int // statuses stale beyond the freshness rule
-	missing             int // messages upstream not in the archive though their conversation was due since
-	unpolled            int // messages too recent for a quiet conversation's next poll
+	active              int   // conversations that got a message
+	missingNew          int   // of missing: messages sent since the first run
+	violations          int   // statuses stale beyond the freshness rule
+	missing             int   // messages upstream not in the archive though their conversation was due since
+	unpolled            int   // messages too recent for a quiet conversation's next poll
 }
 
 type weekResult struct {
