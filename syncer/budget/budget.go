@@ -791,7 +791,7 @@ func (l *Limiter) Remaining() (minute, day int) {
 
 // Spare says how many requests the enrichment backlog may take now: the
 // day's budget (less purge's part) not spent yet, less listingPerRun for
-// each run that starts before midnight (Pace.RunEvery) and
+// each run that starts before midnight (Pace.RunEvery) and one more, and
 // Pace.ReservePerHour for each hour left; share is this run's part of it,
 // spread evenly over the runs left, this one included. Both are -1 without
 // a daily cap, 0 when the server's own cap ended the day.
@@ -808,12 +808,16 @@ func (l *Limiter) Spare(listingPerRun int) (free, share int) {
 	}
 	limit, used := l.dayBudgetLocked(PriorityEnrich)
 	left := l.nextDay.Sub(now)
-	runs := 0
+	runs, kept := 0, 0
 	if l.opts.Pace.RunEvery > 0 {
+		// One run's listing more than the runs left: a run lists more
+		// than the estimate now and then, and the last run of the day
+		// must not find the day spent.
 		runs = int(left / l.opts.Pace.RunEvery)
+		kept = runs + 1
 	}
 	hours := int(math.Ceil(left.Hours()))
-	free = max(limit-used-max(listingPerRun, 0)*runs-max(l.opts.Pace.ReservePerHour, 0)*hours, 0)
+	free = max(limit-used-max(listingPerRun, 0)*kept-max(l.opts.Pace.ReservePerHour, 0)*hours, 0)
 	share = (free + runs) / (runs + 1) // rounded up
 	return free, share
 }
