@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -314,4 +315,26 @@ func (e *Engine) noteListing(n int64) {
 	}
 	mean := float64(sum) / float64(len(e.listings))
 	e.listingPerRun.Store(max(e.listings[len(e.listings)-1], int64(math.Ceil(mean*1.25))))
+}
+
+// errNoLookup: under a daily cap, the day has no room for the detail call
+// that finds the conversation of an event naming none. The next scheduled
+// run's listing (the conversation list, or the conversation's poll) finds
+// the message; the event only made it sooner.
+var errNoLookup = errors.New("the day's API budget keeps its calls for the runs' listing; no detail call to find the conversation")
+
+// eventLookups is how many events naming no conversation may be looked up
+// now: what the budget leaves beyond the day's listing; nil without a
+// daily cap.
+func (e *Engine) eventLookups() *atomic.Int64 {
+	if e.opts.Budget == nil {
+		return nil
+	}
+	free, _ := e.opts.Budget.Spare(max(int(e.listingPerRun.Load()), 1))
+	if free < 0 {
+		return nil
+	}
+	n := new(atomic.Int64)
+	n.Store(int64(free))
+	return n
 }

@@ -338,3 +338,46 @@ func TestFirstSyncOfALargeHistoryListsOnce(t *testing.T) {
 		t.Errorf("%d calls over the cap", b.calls())
 	}
 }
+
+// Under a daily cap with no room beyond the runs' listing, an event that
+// names no conversation is not looked up with a detail call: the next
+// scheduled run's listing archives the message.
+func TestEventWithoutConversationWaitsForTheListingUnderACap(t *testing.T) {
+	fb := &fakeBudget{}
+	b := newBudgetBed(t, cekatsim.Options{Seed: 25, MessageCounts: []int{10}}, 0, budget.Pace{}, syncer.Options{Budget: fb})
+	ctx := context.Background()
+	if sum := b.engine.Sync(ctx, nil); sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	conv := b.sim.ConversationIDs()[0]
+	b.sim.Advance(time.Minute)
+	b.sim.AddMessages(conv, 1)
+	var newest cekatsim.TruthMessage
+	for _, m := range b.sim.Truth() {
+		if m.ConversationID == conv && m.Position == 10 {
+			newest = m
+		}
+	}
+	events := &memEvents{events: map[string]sink.WebhookEvent{}, pending: map[string]bool{}}
+	if err := events.SaveWebhookEvents(ctx, sink.WebhookEvent{EventID: "e1", Event: "message.received", MessageID: newest.ID,
+		Raw: `{"event":"message.received","data":{"id":"` + newest.ID + `"}}`, ReceivedAt: b.sim.Now(), Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d0 := b.detail.Load()
+	out, err := b.engine.ApplyEvents(ctx, events)
+	if err != nil || out.Sync.Failure() != nil {
+		t.Fatalf("events: %v %v", err, out.Sync.Failure())
+	}
+	if got := b.detail.Load() - d0; got != 0 {
+		t.Errorf("%d detail calls to find a conversation with no room in the day", got)
+	}
+	if ev := events.events["e1"]; !ev.Processed || !strings.HasPrefix(ev.Outcome, "left to the next run") {
+		t.Errorf("event: processed %v, outcome %q", ev.Processed, ev.Outcome)
+	}
+	if sum := b.engine.Sync(ctx, nil); sum.Failure() != nil || sum.NewMessages != 1 {
+		t.Errorf("next run: %+v", sum)
+	}
+	if missing, _, _, _ := b.completeness(); missing != 0 {
+		t.Errorf("%d missing", missing)
+	}
+}

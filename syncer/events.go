@@ -2,8 +2,10 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,7 +45,9 @@ type EventsSummary struct {
 // hints: a new message makes its conversation sync now, a status change
 // makes its message due for a re-check now, a new conversation is
 // tracked; what is archived still comes from the API. An event that names
-// no conversation costs a detail call to find it. The events are marked
+// no conversation costs a detail call to find it (under a daily cap only
+// while the day has room beyond the runs' listing; else the next run's
+// listing finds the message). The events are marked
 // done only after the sync they asked for ran, so a crash loses none.
 func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSummary, error) {
 	var out EventsSummary
@@ -71,8 +75,9 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	var checks []sink.StatusCheck
 	done := make([]sink.WebhookEvent, 0, len(events))
 	var resolved []sink.WebhookEvent
+	lookups := e.eventLookups()
 	for _, ev := range events {
-		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now)
+		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now, lookups)
 		if err == nil && ev.MessageID != "" && (ev.Event == "message.delivered" || ev.Event == "message.read") {
 			at := ev.ReceivedAt
 			if p, perr := webhook.Parse([]byte(ev.Raw)); perr == nil && !p.Time.IsZero() {
@@ -197,7 +202,7 @@ func (e *Engine) knownConversations(ctx context.Context, store EventStore, event
 // the event, so that its stored row names it (an erasure finds the event
 // by it).
 func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck,
-	fetched map[string]cekat.Message, known map[string]string, now time.Time) (string, error) {
+	fetched map[string]cekat.Message, known map[string]string, now time.Time, lookups *atomic.Int64) (string, error) {
 	conv := ev.ConversationID
 	findConv := func() (c string, err error) {
 		defer func() {
@@ -217,6 +222,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, t
 		if c := known[ev.MessageID]; c != "" {
 			return c, nil
 		}
+		if lookups != nil && lookups.Add(-1) < 0 {
+			return "", errNoLookup
+		}
 		// The answer is also the message's detail: the run uses it to
 		// enrich or re-check the message instead of asking again.
 		m, err := e.api.GetMessage(ctx, ev.MessageID)
@@ -232,6 +240,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, t
 	switch ev.Event {
 	case "message.received", "message.sent":
 		c, err := findConv()
+		if errors.Is(err, errNoLookup) {
+			return "left to the next run: " + errNoLookup.Error(), nil
+		}
 		if err != nil {
 			return "", err
 		}
@@ -239,6 +250,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, t
 		return "conversation " + c + " synced", nil
 	case "message.delivered", "message.read", "message.failed":
 		c, err := findConv()
+		if errors.Is(err, errNoLookup) {
+			return "left to the next run: " + errNoLookup.Error(), nil
+		}
 		if err != nil {
 			return "", err
 		}
