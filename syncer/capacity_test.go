@@ -15,6 +15,8 @@ var capacityDays = flag.Int("capacity.days", 3, "virtual days BenchmarkCapacity 
 
 var capacityEvery = flag.Duration("capacity.every", 0, "how often BenchmarkCapacity's runs start (0: each plan's own)")
 
+var capacityWebhooks = flag.Bool("capacity.webhooks", false, "BenchmarkCapacity's workspaces send webhook events too")
+
 var capacityNoPolling = flag.Bool("capacity.nopolling", false, "BenchmarkCapacity tries discovery only")
 
 var capacitySizes = flag.String("capacity.sizes", "", "new messages a day BenchmarkCapacity tries (comma-separated; empty: each plan's own)")
@@ -94,11 +96,14 @@ func BenchmarkCapacity(b *testing.B) {
 			if discovery {
 				how = "discovery"
 			}
+			if *capacityWebhooks {
+				how += " + webhooks"
+			}
 			b.Run(p.name+"/"+how, func(b *testing.B) {
 				best := 0
 				for _, size := range sizes {
 					r := runWeek(b, weekConfig{shape: cekatsim.ShapeReal, conversations: 500, meanHistory: 30, perDay: size,
-						days: *capacityDays, runEvery: p.runEvery, discovery: discovery, capPerDay: p.perDay,
+						days: *capacityDays, runEvery: p.runEvery, discovery: discovery, webhooks: *capacityWebhooks, capPerDay: p.perDay,
 						capPerMinute: p.perMinute})
 					ok, why := capacityOK(p, r)
 					var calls, share []string
