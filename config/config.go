@@ -232,6 +232,26 @@ type Sync struct {
 	// history, after new messages and re-checks, so a long first sync does
 	// not hold back the next run's new messages.
 	BackfillMaxDuration time.Duration `yaml:"backfill_max_duration" env:"BACKFILL_MAX_DURATION"`
+	// RunEvery is how often runs start, for spreading a daily cap over the
+	// day; 0: the daemon takes it from schedule.sync, and a sync --once
+	// keeps nothing for later runs (it may spend the day).
+	RunEvery time.Duration `yaml:"run_every" env:"RUN_EVERY"`
+	// ReservePerHour is kept of a daily cap for each hour left in the day
+	// for calls no run plans (webhook follow-ups); the enrichment backlog
+	// gets what the runs' listing and this reserve leave.
+	ReservePerHour int `yaml:"reserve_per_hour" env:"RESERVE_PER_HOUR"`
+	// Enrich says which messages archived from the list alone (the daily
+	// cap had no room for their detail calls) are enriched later.
+	Enrich Enrich `yaml:"enrich" envPrefix:"ENRICH_"`
+}
+
+// Enrich is the policy of the enrichment backlog.
+type Enrich struct {
+	// History: all (also when empty), younger (than MaxAge) or none.
+	History string        `yaml:"history" env:"HISTORY"`
+	MaxAge  time.Duration `yaml:"max_age" env:"MAX_AGE"`
+	// OutboundOnly leaves inbound messages that had to wait unenriched.
+	OutboundOnly bool `yaml:"outbound_only" env:"OUTBOUND_ONLY"`
 }
 
 // Retention is the policy of the retention purge: conversations whose
@@ -373,6 +393,7 @@ func Default() Config {
 			PollBaseInterval:    15 * time.Minute,
 			PollMaxInterval:     6 * time.Hour,
 			BackfillMaxDuration: 4 * time.Minute,
+			Enrich:              Enrich{History: "all"},
 		},
 		Shard:     Shard{Index: "0", Count: 1},
 		Retention: Retention{PurgeAfter: 365 * 24 * time.Hour, MaxPerRun: 100, BatchSize: 20, DryRun: true},

@@ -181,6 +181,17 @@ func (s Sync) validate(p *problems) {
 	}
 	p.between("sync.poll_idle_runs", s.PollIdleRuns, 1, 1000)
 	p.positive("sync.backfill_max_duration", s.BackfillMaxDuration)
+	p.atLeast("sync.reserve_per_hour", s.ReservePerHour, 0)
+	if s.RunEvery < 0 {
+		p.add("sync.run_every", "must not be negative, got %s", s.RunEvery)
+	}
+	switch s.Enrich.History {
+	case "", "all", "none":
+	case "younger":
+		p.positive("sync.enrich.max_age", s.Enrich.MaxAge)
+	default:
+		p.add("sync.enrich.history", "must be all, younger or none, got %q", s.Enrich.History)
+	}
 	p.positive("sync.poll_base_interval", s.PollBaseInterval)
 	if s.PollMaxInterval < s.PollBaseInterval {
 		p.add("sync.poll_max_interval", "must not be less than sync.poll_base_interval (%s), got %s", s.PollBaseInterval, s.PollMaxInterval)

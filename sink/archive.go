@@ -37,7 +37,7 @@ func (a *Archive) insertQuarantine(ctx context.Context, rows []QuarantineRow) er
 	return nil
 }
 
-const checkColumns = "conversation_id, message_id, sent_at, until, checked_at, next_check_at, checks, open, version"
+const checkColumns = "conversation_id, message_id, sent_at, until, checked_at, next_check_at, checks, open, kind, version"
 
 func (a *Archive) insertChecks(ctx context.Context, checks []StatusCheck) error {
 	if len(checks) == 0 {
@@ -50,7 +50,7 @@ func (a *Archive) insertChecks(ctx context.Context, checks []StatusCheck) error 
 	defer b.Abort()
 	for _, c := range checks {
 		if err := b.Append(c.ConversationID, c.MessageID, dt(c.SentAt), dt(c.Until), dt(c.CheckedAt), dt(c.NextCheckAt), c.Checks,
-			boolU8(c.Open), c.Version); err != nil {
+			boolU8(c.Open), c.Kind, c.Version); err != nil {
 			return fmt.Errorf("status check of %s: %w", c.MessageID, err)
 		}
 	}
@@ -341,15 +341,19 @@ func (a *Archive) CurrentMessages(ctx context.Context, conversationID string, id
 	return out, err
 }
 
-// DueChecks returns up to limit open schedule entries due at now, the most
-// overdue first. Only entries whose until has not passed are read: the
-// partitions by month of until bound the query to the re-check window.
+// DueChecks returns up to limit open schedule entries due at now, in the
+// order a short budget serves them (CheckRank): new messages' enrichment
+// newest first, then re-checks the most overdue first, then the history's
+// enrichment newest first. Only entries whose until has not passed are
+// read: the partitions by month of until bound the query.
 func (a *Archive) DueChecks(ctx context.Context, now time.Time, limit int) ([]StatusCheck, error) {
 	var out []StatusCheck
-	q := "SELECT conversation_id, message_id, any(sent_at), max(until), argMax(checked_at, version), " +
-		"argMax(next_check_at, version) AS next, argMax(checks, version), argMax(open, version) AS o, max(version) FROM " +
+	q := "SELECT conversation_id, message_id, any(sent_at) AS sent, max(until), argMax(checked_at, version), " +
+		"argMax(next_check_at, version) AS next, argMax(checks, version), argMax(open, version) AS o, " +
+		"argMax(kind, version) AS k, max(version) FROM " +
 		a.s.TableName("status_checks") + " WHERE until >= ? GROUP BY conversation_id, message_id " +
-		"HAVING o = 1 AND next <= ? ORDER BY next LIMIT ?"
+		"HAVING o = 1 AND next <= ? ORDER BY multiIf(k = 1, 0, k = 0, 1, 2), " +
+		"if(k = 0, toInt64(toUInt32(next)), -toInt64(toUInt32(sent))), conversation_id, message_id LIMIT ?"
 	err := a.read(ctx, "query due status checks", q, []any{dt(now), dt(now), limit}, func() { out = nil },
 		func(rows driver.Rows) error {
 			var (
@@ -358,11 +362,33 @@ func (a *Archive) DueChecks(ctx context.Context, now time.Time, limit int) ([]St
 				open                       uint8
 			)
 			if err := rows.Scan(&c.ConversationID, &c.MessageID, &sent, &until, &checked, &next, &c.Checks, &open,
-				&c.Version); err != nil {
+				&c.Kind, &c.Version); err != nil {
 				return fmt.Errorf("scan status check: %w", err)
 			}
 			c.SentAt, c.Until, c.CheckedAt, c.NextCheckAt, c.Open = fromDT(sent), fromDT(until), fromDT(checked), fromDT(next), open == 1
 			out = append(out, c)
+			return nil
+		})
+	return out, err
+}
+
+// Backlog counts the open schedule entries due at now, by kind: the
+// enrichment backlog and the re-checks due.
+func (a *Archive) Backlog(ctx context.Context, now time.Time) (map[uint8]uint64, error) {
+	out := map[uint8]uint64{}
+	q := "SELECT k, count() FROM (SELECT argMax(next_check_at, version) AS next, argMax(open, version) AS o, " +
+		"argMax(kind, version) AS k FROM " + a.s.TableName("status_checks") + " WHERE until >= ? " +
+		"GROUP BY conversation_id, message_id HAVING o = 1 AND next <= ?) GROUP BY k"
+	err := a.read(ctx, "count the enrichment backlog", q, []any{dt(now), dt(now)}, func() { clear(out) },
+		func(rows driver.Rows) error {
+			var (
+				k uint8
+				n uint64
+			)
+			if err := rows.Scan(&k, &n); err != nil {
+				return fmt.Errorf("scan backlog count: %w", err)
+			}
+			out[k] = n
 			return nil
 		})
 	return out, err
@@ -381,7 +407,7 @@ func scanMessage(rows scanner) (MessageRow, error) {
 	if err := rows.Scan(&r.ConversationID, &r.MessageID, &r.Direction, &r.Type, &r.Status, &r.Text, &r.MediaURL,
 		&r.Caption, &r.Filename, &r.SenderName, &r.SenderPhone, &r.SenderID, &r.SenderType, &r.SenderRole, &r.RecipientPhone,
 		&r.ReplyTo, &tmpl, &sent, &sentNs, &delivered, &read, &updatedAt, &enriched, &r.EnrichError, &r.Raw,
-		&r.DetailRaw, &fetched, &r.Version); err != nil {
+		&r.DetailRaw, &fetched, &r.Version, &r.StatusSource); err != nil {
 		return MessageRow{}, fmt.Errorf("scan message: %w", err)
 	}
 	r.IsTemplate, r.Enriched = tmpl == 1, enriched == 1
@@ -419,6 +445,11 @@ type ConversationStatus struct {
 	NewestSentAt time.Time
 	// NeverSynced: tracked, but no run has saved a state of it yet.
 	NeverSynced bool
+	// Enriched counts the archived messages whose detail is merged in;
+	// Waiting those on the enrichment backlog (archived from their list
+	// item, their detail call queued).
+	Enriched uint64
+	Waiting  uint64
 }
 
 // Status reports every conversation with a sync state, and those of
@@ -428,8 +459,9 @@ func (a *Archive) Status(ctx context.Context, tracked ...string) ([]Conversation
 	if err != nil {
 		return nil, err
 	}
-	rows, err := a.s.conn.Query(ctx, "SELECT conversation_id, uniqExact(message_id), max(sent_at) FROM "+
-		a.s.TableName("message_index")+" GROUP BY conversation_id")
+	rows, err := a.s.conn.Query(ctx, "SELECT conversation_id, count(), max(sent), sum(e) FROM (SELECT conversation_id, "+
+		"any(sent_at) AS sent, argMax(enriched, version) AS e FROM "+a.s.TableName("message_index")+
+		" GROUP BY conversation_id, message_id) GROUP BY conversation_id")
 	if err != nil {
 		return nil, fmt.Errorf("query archive counts: %w", err)
 	}
@@ -437,16 +469,38 @@ func (a *Archive) Status(ctx context.Context, tracked ...string) ([]Conversation
 	counts := map[string]ConversationStatus{}
 	for rows.Next() {
 		var (
-			id     string
-			n      uint64
-			newest time.Time
+			id          string
+			n, enriched uint64
+			newest      time.Time
 		)
-		if err := rows.Scan(&id, &n, &newest); err != nil {
+		if err := rows.Scan(&id, &n, &newest, &enriched); err != nil {
 			return nil, fmt.Errorf("scan archive counts: %w", err)
 		}
-		counts[id] = ConversationStatus{Archived: n, NewestSentAt: fromDT(newest)}
+		counts[id] = ConversationStatus{Archived: n, NewestSentAt: fromDT(newest), Enriched: enriched}
 	}
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	waiting, err := a.s.conn.Query(ctx, "SELECT conversation_id, count() FROM (SELECT conversation_id, "+
+		"argMax(open, version) AS o, argMax(kind, version) AS k FROM "+a.s.TableName("status_checks")+
+		" WHERE until >= ? GROUP BY conversation_id, message_id HAVING o = 1 AND k != 0) GROUP BY conversation_id", dt(time.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("query the enrichment backlog: %w", err)
+	}
+	defer waiting.Close()
+	for waiting.Next() {
+		var (
+			id string
+			n  uint64
+		)
+		if err := waiting.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("scan the enrichment backlog: %w", err)
+		}
+		c := counts[id]
+		c.Waiting = n
+		counts[id] = c
+	}
+	if err := waiting.Err(); err != nil {
 		return nil, err
 	}
 	out := make([]ConversationStatus, 0, len(states))

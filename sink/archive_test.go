@@ -306,3 +306,69 @@ func TestArchivedWithOddIDs(t *testing.T) {
 		t.Errorf("ConversationsArchived = %v, want only c'1", held)
 	}
 }
+
+// The backlog is served in its order: new messages' enrichment newest
+// first, then re-checks most overdue first, then the history newest first;
+// status counts what is enriched and what waits.
+func TestBacklogOrderAndCounts(t *testing.T) {
+	a, _ := newArchive(t, sink.ArchiveOptions{})
+	ctx := testContext(t)
+	now := ts("2025-04-01T00:00:00Z")
+	entry := func(id string, kind uint8, sent, next time.Time) sink.StatusCheck {
+		// Until is ahead of the wall clock too: status counts what waits now.
+		return sink.StatusCheck{ConversationID: "c", MessageID: id, SentAt: sent, Until: time.Now().Add(24 * time.Hour),
+			CheckedAt: sent, NextCheckAt: next, Open: true, Kind: kind, Version: 1}
+	}
+	checks := []sink.StatusCheck{
+		entry("old-history", sink.CheckEnrichHistory, now.Add(-90*24*time.Hour), now),
+		entry("recheck-late", sink.CheckRecheck, now.Add(-time.Hour), now.Add(-time.Minute)),
+		entry("new-older", sink.CheckEnrichNew, now.Add(-2*time.Hour), now),
+		entry("history", sink.CheckEnrichHistory, now.Add(-30*24*time.Hour), now),
+		entry("recheck-overdue", sink.CheckRecheck, now.Add(-time.Hour), now.Add(-30*time.Minute)),
+		entry("new", sink.CheckEnrichNew, now.Add(-time.Hour), now),
+		entry("not-due", sink.CheckEnrichNew, now.Add(-time.Hour), now.Add(time.Hour)),
+	}
+	if err := a.AddChecks(ctx, checks...); err != nil {
+		t.Fatal(err)
+	}
+	rows := []sink.MessageRow{msgRow("c", "new", now.Add(-time.Hour), 1), msgRow("c", "history", now.Add(-30*24*time.Hour), 1)}
+	rows[0].Enriched, rows[1].Enriched = false, true
+	if err := a.AddMessages(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddState(ctx, sink.State{ConversationID: "c", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.DueChecks(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.MessageID)
+	}
+	want := []string{"new", "new-older", "recheck-overdue", "recheck-late", "history", "old-history"}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("DueChecks (-want +got):\n%s", diff)
+	}
+	if len(got) > 0 && got[0].Kind != sink.CheckEnrichNew {
+		t.Errorf("kind read back %d", got[0].Kind)
+	}
+	counts, err := a.Backlog(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[uint8]uint64{sink.CheckEnrichNew: 2, sink.CheckRecheck: 2, sink.CheckEnrichHistory: 2}, counts); diff != "" {
+		t.Errorf("Backlog (-want +got):\n%s", diff)
+	}
+	status, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status) != 1 || status[0].Archived != 2 || status[0].Enriched != 1 || status[0].Waiting != 5 {
+		t.Errorf("Status = %+v, want 2 archived, 1 enriched, 5 waiting", status)
+	}
+}

@@ -624,6 +624,7 @@ func benchWriteTSV(path string, rows []MessageRow) (int64, error) {
 		str(r.DetailRaw)
 		dtime(r.FetchedAt)
 		num(r.Version)
+		str(r.StatusSource)
 		buf[len(buf)-1] = '\n'
 		if _, err := w.Write(buf); err != nil {
 			f.Close()

@@ -79,7 +79,8 @@ func migrateBefore(ctx context.Context, t *testing.T, st *Store, version string)
 // before 00011: the columns of that time, without sender_role.
 func insertBefore00011(ctx context.Context, t *testing.T, st *Store, rows ...MessageRow) {
 	t.Helper()
-	cols := strings.Replace(messageColumns, " sender_role,", "", 1)
+	// The columns of the schema before 00011 (no sender_role, no status_source).
+	cols := strings.Replace(strings.Replace(messageColumns, " sender_role,", "", 1), ", status_source", "", 1)
 	b, err := st.conn.PrepareBatch(ctx, "INSERT INTO "+st.TableName("messages")+" ("+cols+")")
 	if err != nil {
 		t.Fatal(err)

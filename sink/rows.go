@@ -29,12 +29,16 @@ type MessageRow struct {
 	DeliveredAt    *time.Time
 	ReadAt         *time.Time
 	UpdatedAt      *time.Time
-	Enriched       bool
-	EnrichError    string
-	Raw            string // the message as the list answer had it
-	DetailRaw      string // the detail answer, when enriched
-	FetchedAt      time.Time
-	Version        uint64
+	// StatusSource is empty when Status, DeliveredAt and ReadAt are the
+	// API's answer; webhook:<event> when an event's time stands in for
+	// them until a detail call confirms it (provisional).
+	StatusSource string
+	Enriched     bool
+	EnrichError  string
+	Raw          string // the message as the list answer had it
+	DetailRaw    string // the detail answer, when enriched
+	FetchedAt    time.Time
+	Version      uint64
 }
 
 // QuarantineRow is a record that could not be decoded, kept whole.
@@ -129,7 +133,46 @@ type StatusCheck struct {
 	NextCheckAt    time.Time
 	Checks         uint16
 	Open           bool // false once its status is final or the window has ended
-	Version        uint64
+	// Kind says why the message is on the schedule, which orders what a
+	// short API budget serves: CheckEnrichNew, CheckRecheck, CheckEnrichHistory.
+	Kind    uint8
+	Version uint64
+}
+
+// The kinds of StatusCheck, as stored in status_checks.kind.
+const (
+	// CheckRecheck: a status that may still change, or a detail call that
+	// failed for a reason that may pass.
+	CheckRecheck uint8 = 0
+	// CheckEnrichNew: a new message archived from its list item, waiting
+	// for its detail call.
+	CheckEnrichNew uint8 = 1
+	// CheckEnrichHistory: a message of the history archived from its list
+	// item, waiting for its detail call.
+	CheckEnrichHistory uint8 = 2
+)
+
+// CheckRank orders the kinds as a short budget serves them: new messages'
+// enrichment, then re-checks, then the history's enrichment.
+func CheckRank(kind uint8) int {
+	switch kind {
+	case CheckEnrichNew:
+		return 0
+	case CheckRecheck:
+		return 1
+	}
+	return 2
+}
+
+// CheckKindName is a kind's name, as metrics and status show it.
+func CheckKindName(kind uint8) string {
+	switch kind {
+	case CheckEnrichNew:
+		return "new"
+	case CheckRecheck:
+		return "recheck"
+	}
+	return "history"
 }
 
 // ArchivedMessage is what a walk needs of a message already archived: that

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,7 +51,11 @@ const (
 	kindChecks        byte = 3
 	kindConversations byte = 4
 	kindState         byte = 5
-	kindHeader        byte = 16
+	// kindMessagesSourced: kindMessages with each row's StatusSource after
+	// its version; written only for rows that carry one, so a file of the
+	// common rows stays readable by a binary that knows kind 1 alone.
+	kindMessagesSourced byte = 6
+	kindHeader          byte = 16
 )
 
 // claimsArchive says whether records of a kind state what the archive
@@ -216,10 +221,18 @@ func (s *spool) appendJSON(kind byte, v any) error {
 }
 
 func (s *spool) appendMessages(rows []MessageRow) error {
-	return s.appendRecord(kindMessages, func(dst []byte) []byte {
+	kind := kindMessages
+	if slices.ContainsFunc(rows, func(r MessageRow) bool { return r.StatusSource != "" }) {
+		kind = kindMessagesSourced
+	}
+	return s.appendRecord(kind, func(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(rows)))
 		for i := range rows {
 			dst = encodeMessage(dst, &rows[i])
+			if kind == kindMessagesSourced {
+				dst = binary.AppendUvarint(dst, uint64(len(rows[i].StatusSource)))
+				dst = append(dst, rows[i].StatusSource...)
+			}
 		}
 		return dst
 	})
@@ -522,7 +535,10 @@ func strictJSON(p []byte, v any) error {
 }
 
 // decodeMessages decodes a kindMessages payload.
-func decodeMessages(p []byte) ([]MessageRow, error) {
+func decodeMessages(p []byte) ([]MessageRow, error) { return decodeMessagesOf(kindMessages, p) }
+
+// decodeMessagesOf decodes a payload of kindMessages or kindMessagesSourced.
+func decodeMessagesOf(kind byte, p []byte) ([]MessageRow, error) {
 	d := decoder{b: p}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(p)) {
@@ -531,6 +547,9 @@ func decodeMessages(p []byte) ([]MessageRow, error) {
 	rows := make([]MessageRow, n)
 	for i := range rows {
 		decodeMessage(&d, &rows[i])
+		if kind == kindMessagesSourced {
+			rows[i].StatusSource = d.str()
+		}
 	}
 	if d.err == nil && len(d.b) > 0 {
 		d.err = fmt.Errorf("%d bytes left after %d rows", len(d.b), n)

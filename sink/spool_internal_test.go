@@ -87,8 +87,8 @@ func readTestSpoolErr(data []byte) ([]spoolRecord, spoolReport, error) {
 			r := spoolRecord{kind: kind}
 			var err error
 			switch kind {
-			case kindMessages:
-				r.rows, err = decodeMessages(p)
+			case kindMessages, kindMessagesSourced:
+				r.rows, err = decodeMessagesOf(kind, p)
 			case kindQuarantine:
 				err = strictAppend(p, &r.quar)
 			case kindChecks:
@@ -166,7 +166,7 @@ func fillRandom(t *testing.T, rnd *rand.Rand, v reflect.Value, anyBytes bool) {
 		v.SetString(string(b))
 	case reflect.Bool:
 		v.SetBool(rnd.IntN(2) == 1)
-	case reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		v.SetUint(rnd.Uint64() >> (64 - v.Type().Bits()))
 	case reflect.Pointer:
 		if rnd.IntN(4) == 0 {
@@ -252,9 +252,10 @@ func TestSpoolRoundTripRandom(t *testing.T) {
 			t.Fatal(err)
 		}
 		recs, rep := readTestSpool(t, data)
-		want := []spoolRecord{{kind: kindMessages, rows: rows[:25]}, {kind: kindQuarantine, quar: quar},
+		// Random rows carry a status source: the kind that keeps it.
+		want := []spoolRecord{{kind: kindMessagesSourced, rows: rows[:25]}, {kind: kindQuarantine, quar: quar},
 			{kind: kindChecks, checks: checks}, {kind: kindConversations, convs: convs}, {kind: kindState, state: states[0]},
-			{kind: kindMessages, rows: rows[25:]}}
+			{kind: kindMessagesSourced, rows: rows[25:]}}
 		if len(rep.setAside) != 0 || rep.dropped != 0 {
 			t.Fatalf("seed %d: %+v", seed, rep)
 		}
@@ -569,5 +570,37 @@ func TestSpoolReadErrorNamesTheDisk(t *testing.T) {
 		func(string) (bool, error) { return true, nil }, func(byte, []byte) error { return nil })
 	if !errors.Is(err, ErrSpoolDisk) || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "x/writes-1.spool") {
 		t.Errorf("a read the disk refused: %v; want ErrSpoolDisk, EIO and the file", err)
+	}
+}
+
+// A row whose status a webhook event told (provisional) keeps its source
+// through the spool; rows without one are written as before (kind 1).
+func TestSpoolKeepsTheStatusSource(t *testing.T) {
+	sp := openTestSpool(t, t.TempDir())
+	defer sp.f.Close()
+	plain := spoolTestRows()
+	told := spoolTestRows()
+	for i := range told {
+		told[i].StatusSource = "webhook:message.read"
+	}
+	if err := sp.appendMessages(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.appendMessages(told); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sp.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := readTestSpool(t, data)
+	if got := kinds(recs); !bytes.Equal(got, []byte{kindMessages, kindMessagesSourced}) {
+		t.Fatalf("records of kinds %v", got)
+	}
+	if diff := cmp.Diff(told, recs[1].rows); diff != "" {
+		t.Errorf("rows (-written +read):\n%s", diff)
+	}
+	if diff := cmp.Diff(plain, recs[0].rows); diff != "" {
+		t.Errorf("rows (-written +read):\n%s", diff)
 	}
 }

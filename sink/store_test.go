@@ -57,6 +57,12 @@ var allMigrations = []string{
 	"00043_drop_sync_runs_unversioned.sql",
 	"00044_create_archiver_leases.sql",
 	"00045_create_archive_identity.sql",
+	"00050_add_status_checks_kind.sql",
+	"00051_comment_status_checks_kind.sql",
+	"00052_add_messages_status_source.sql",
+	"00053_comment_messages_status_source.sql",
+	"00054_drop_messages_current.sql",
+	"00055_create_messages_current.sql",
 	"00060_drop_empty_messages_unpartitioned.go",
 	"00061_add_message_rollup_read_after_delivery.sql",
 	"00062_comment_message_rollup_read_after_delivery.sql",
@@ -263,6 +269,7 @@ var wantSchema = []sink.Table{
 		{Name: "delivered_at", Type: "Nullable(DateTime('UTC'))"},
 		{Name: "read_at", Type: "Nullable(DateTime('UTC'))"},
 		{Name: "updated_at", Type: "Nullable(DateTime('UTC'))"},
+		{Name: "status_source", Type: "String", Default: "DEFAULT ''"},
 		{Name: "enriched", Type: "UInt8"},
 		{Name: "enrich_error", Type: "String"},
 		{Name: "raw", Type: "String"},
@@ -325,6 +332,7 @@ var wantSchema = []sink.Table{
 		{Name: "next_check_at", Type: "DateTime('UTC')"},
 		{Name: "checks", Type: "UInt16"},
 		{Name: "open", Type: "UInt8"},
+		{Name: "kind", Type: "UInt8", Default: "DEFAULT 0"},
 		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "sync_runs", Engine: "ReplacingMergeTree", Columns: []sink.Column{
@@ -387,7 +395,7 @@ const senderRoleDefault = "multiIf(lower(sender_type) IN ('user', 'customer', 'c
 
 func init() {
 	// The view exposes exactly the columns of messages (without their
-	// defaults); the table 00013 set aside has them too, but for sender_role.
+	// defaults).
 	byName := map[string]int{}
 	for i, t := range wantSchema {
 		byName[t.Name] = i

@@ -622,8 +622,8 @@ func (a *Archive) replay(ctx context.Context, r io.ReaderAt, size int64, file st
 		func(kind byte, p []byte) error {
 			records++
 			switch kind {
-			case kindMessages:
-				rows, err := decodeMessages(p)
+			case kindMessages, kindMessagesSourced:
+				rows, err := decodeMessagesOf(kind, p)
 				if err != nil {
 					return err
 				}
@@ -881,7 +881,7 @@ func (r *MessageRow) size() int {
 
 const messageColumns = "conversation_id, message_id, direction, type, status, text, media_url, caption, filename, " +
 	"sender_name, sender_phone, sender_id, sender_type, sender_role, recipient_phone, reply_to, is_template, sent_at, sent_at_ns, " +
-	"delivered_at, read_at, updated_at, enriched, enrich_error, raw, detail_raw, fetched_at, version"
+	"delivered_at, read_at, updated_at, enriched, enrich_error, raw, detail_raw, fetched_at, version, status_source"
 
 // appendMessageColumns appends rows to the batch's block whole columns at a
 // time: appending row by row converts every value through reflection,
@@ -956,6 +956,7 @@ func appendMessageColumns(b driver.Batch, rows []MessageRow) error {
 		str(func(r *MessageRow) string { return r.DetailRaw }),
 		times(func(r *MessageRow) time.Time { return r.FetchedAt }),
 		versions,
+		str(func(r *MessageRow) string { return r.StatusSource }),
 	}
 	for i, col := range columns {
 		if err := b.Column(i).Append(col); err != nil {

@@ -93,6 +93,7 @@ func (e *Engine) discover(ctx context.Context, r *run) (*listing, error) {
 	var cursor *cekat.ConversationCursor
 	asked := map[cekat.ConversationCursor]bool{}
 	for pages := 1; ; pages++ {
+		e.listCalls.Add(1)
 		page, err := d.API.ListConversations(ctx, f, cursor)
 		if err != nil {
 			return nil, fmt.Errorf("list conversations (page %d): %w", pages, err)

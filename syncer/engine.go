@@ -50,6 +50,8 @@ type Archive interface {
 	// DueChecks returns up to limit open schedule entries due at now, the
 	// most overdue first, without reading the whole archive.
 	DueChecks(ctx context.Context, now time.Time, limit int) ([]sink.StatusCheck, error)
+	// Backlog counts the open schedule entries due at now, by kind.
+	Backlog(ctx context.Context, now time.Time) (map[uint8]uint64, error)
 	// AddMessages queues rows. Like every Add method, it copies what it
 	// keeps: the engine reuses the slice it passes.
 	AddMessages(ctx context.Context, rows ...sink.MessageRow) error
@@ -104,7 +106,14 @@ type Options struct {
 	// FlushTimeout bounds the final write of a run, which happens even
 	// when the run was cancelled (30s).
 	FlushTimeout time.Duration
-	Requests     *RequestStats
+	// Budget, when it has a daily cap, makes a run archive what its
+	// budget cannot enrich now from the list items and queue the
+	// enrichment (see backlog.go); nil: every message is enriched as it is
+	// archived.
+	Budget Budget
+	// Enrich says which messages that had to wait are enriched later.
+	Enrich   EnrichPolicy
+	Requests *RequestStats
 	// RequestStep is how many API requests a run's row in sync_runs
 	// records ahead of them (DefaultRequestStep); see RecordingLimiter.
 	RequestStep int
@@ -130,6 +139,13 @@ type Engine struct {
 	// heads: the newest message of each conversation synced since the
 	// last listing of the conversations.
 	heads heads
+	// listingPerRun: what the budget keeps for each later run's listing of
+	// new messages (0: not known yet), from the last runs' (noteListing).
+	listingPerRun atomic.Int64
+	listingMu     sync.Mutex
+	listings      []int64 // the last scheduled runs' list calls
+	// listCalls counts the list calls made (messages and conversations).
+	listCalls atomic.Int64
 }
 
 // New returns an engine reading from api and writing to store.
@@ -199,6 +215,7 @@ type Progress struct {
 	// purged), and those of them whose whole history is archived.
 	Tracked         atomic.Int64
 	HistoryComplete atomic.Int64
+	Waiting         atomic.Int64 // archived from the list, their enrichment queued
 	phase           atomic.Pointer[string]
 }
 
@@ -241,6 +258,18 @@ type Summary struct {
 	Rechecked    int64
 	Changed      int64
 	Quarantined  int64
+	// Waiting counts the messages this run archived from their list item
+	// only, their enrichment queued (under a daily cap).
+	Waiting int64
+	// Backlog is the enrichment backlog at the end of the run, by kind
+	// (new, recheck, history), when the run counted it (nil otherwise);
+	// Drained is when it will be served at the configured budget (zero:
+	// not at this budget).
+	Backlog BacklogCounts
+	Drained time.Time
+	// EnrichPaused says why the run left enrichment waiting although
+	// the day's budget is not spent (its share kept for later runs).
+	EnrichPaused string
 	Requests     map[string]int64 // by endpoint
 	// LeftForLater counts conversations with work left for a later run:
 	// new messages not fetched, or older history still to fetch.
@@ -322,6 +351,9 @@ type run struct {
 	started  time.Time
 	progress *Progress
 	calls    *detailCalls // runs every detail call of the run
+	allow    *allowance   // enrichment under a daily cap; nil: none
+	// enrichPaused: why enrichment stopped with work left (Summary.EnrichPaused).
+	enrichPaused string
 	// unarchived: due conversations without a state of which the archive
 	// held no message when the run began; the first page of their walk
 	// from the top takes the mark and needs no look-up.
@@ -329,6 +361,7 @@ type run struct {
 	due        *dueSet
 	fetched    map[string]cekat.Message // read only during the run
 	changed    map[string]bool          // read only during the run
+	told       map[string]StatusTold    // read only during the run
 	mu         sync.Mutex
 	errors     []string
 	failed     map[string]bool
@@ -454,6 +487,16 @@ type SyncOptions struct {
 	// account, when set, is the run's, begun before it (the webhook events'
 	// look-ups are the run's requests).
 	account *account
+	// Told is what a delivery or read event said of a message: under a
+	// daily cap that cannot pay for its detail call now, the event's time
+	// is recorded as provisional until a detail call confirms it.
+	Told map[string]StatusTold
+}
+
+// StatusTold is a status a webhook event told, and when.
+type StatusTold struct {
+	Event string // message.delivered or message.read
+	At    time.Time
 }
 
 // SyncWith runs once as opts say; see Sync.
@@ -466,7 +509,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	}
 
 	r := &run{stopped: ctx, id: acct.row.RunID, started: acct.row.StartedAt, progress: &Progress{}, due: newDueSet(nil),
-		fetched: opts.Fetched, changed: opts.Changed}
+		fetched: opts.Fetched, changed: opts.Changed, told: opts.Told}
 	e.live.Store(r.progress)
 	log := e.log.With(zap.String("run_id", r.id))
 	r.log = log
@@ -517,6 +560,8 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	}
 	sum.Enriched, sum.EnrichFailed = p.Enriched.Load(), p.EnrichFailed.Load()
 	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
+	sum.Waiting = p.Waiting.Load()
+	sum.EnrichPaused = r.enrichPaused
 	if ferr == nil {
 		// Rows are counted once they are stored, not when queued.
 		sum.NewMessages = p.NewMessages.Load()
@@ -611,6 +656,7 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if err := e.store.Flush(ctx); err != nil {
 		return storeErr(fmt.Errorf("write what an earlier run left: %w", err))
 	}
+	listBefore := e.listCalls.Load()
 	only := opts.Only
 	ids := only
 	if len(ids) == 0 && !opts.Triggered {
@@ -623,6 +669,12 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if len(only) == 0 && !opts.Triggered {
 		var err error
 		if l, err = e.discoverOrWarn(ctx, r); err != nil {
+			if outOfBudget(err) {
+				// A spent day is not a failure: the run says so and stops.
+				sum.StoppedBy = err.Error()
+				log.Warn("run stopped before it began: the API budget is spent", zap.Error(err))
+				return nil
+			}
 			return err
 		}
 		found, err := e.discovered(ctx, l)
@@ -698,6 +750,12 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	sum.Conversations = len(due)
 	r.progress.Conversations.Store(int64(len(due)))
 	r.progress.countHistory(ids, states)
+	e.planAllowance(r, len(due))
+	if r.capped() && opts.Triggered {
+		// Under a daily cap a run for webhook events fetches the statuses
+		// the events name; the rest of the schedule is the backlog's.
+		r.due = newDueSet(slices.DeleteFunc(r.due.all(), func(c sink.StatusCheck) bool { return !r.changed[c.MessageID] }))
+	}
 	log.Info("sync run started", zap.Int("tracked", len(ids)), zap.Int("due", len(due)), zap.Int("not_due", sum.NotDue))
 
 	// New messages of every due conversation first, then re-checks, then
@@ -752,7 +810,16 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	if werr := l.write(ctx, e); werr != nil && err == nil {
 		err = werr
 	}
-	if err == nil {
+	// A first sync's newest pages are history, not the listing a later
+	// run repeats.
+	if err == nil && !opts.Triggered && len(only) == 0 && len(unsynced) == 0 {
+		// What listing new messages cost, the conversation list included,
+		// for the budget's reserve of later runs.
+		e.noteListing(e.listCalls.Load() - listBefore)
+	}
+	// Under a daily cap the re-checks are part of the backlog served after
+	// the listing; without one they come before the backfill.
+	if err == nil && (!r.capped() || opts.Triggered) {
 		r.progress.setPhase("re-checks")
 		err = e.recheck(ctx, r)
 	}
@@ -781,6 +848,17 @@ func (e *Engine) sync(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 			keep(st)
 			return err
 		})
+	}
+	// The backlog is the scheduled runs' to serve; a run for a webhook
+	// event only enriches what it lists, while the allowance lasts.
+	if err == nil && r.capped() && !opts.Triggered {
+		r.progress.setPhase("enrichment")
+		err = e.drain(ctx, r)
+	}
+	if (err == nil || outOfBudget(err)) && !opts.Triggered {
+		if berr := e.countBacklog(ctx, r, sum); berr != nil && err == nil {
+			err = berr
+		}
 	}
 
 	// Say what was left for later: conversations whose new messages were

@@ -2,8 +2,10 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -11,6 +13,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/webhook"
 )
 
 // EventStore is what acting on webhook events needs of the archive.
@@ -42,7 +45,9 @@ type EventsSummary struct {
 // hints: a new message makes its conversation sync now, a status change
 // makes its message due for a re-check now, a new conversation is
 // tracked; what is archived still comes from the API. An event that names
-// no conversation costs a detail call to find it. The events are marked
+// no conversation costs a detail call to find it (under a daily cap only
+// while the day has room beyond the runs' listing; else the next run's
+// listing finds the message). The events are marked
 // done only after the sync they asked for ran, so a crash loses none.
 func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSummary, error) {
 	var out EventsSummary
@@ -59,7 +64,7 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	// of the run the events ask for, recorded in its row as they are made.
 	acct := e.newAccount(sink.RunWebhook)
 	ctx = withAccount(ctx, acct)
-	fetched, changed := map[string]cekat.Message{}, map[string]bool{}
+	fetched, changed, told := map[string]cekat.Message{}, map[string]bool{}, map[string]StatusTold{}
 	// A message whose conversation is known costs no detail call: the
 	// archive has it, or an earlier event (one delivered again, or one a
 	// crash or a concurrent run left pending) resolved it.
@@ -75,8 +80,18 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	var checks []sink.StatusCheck
 	done := make([]sink.WebhookEvent, 0, len(events))
 	var resolved []sink.WebhookEvent
+	lookups := e.eventLookups()
 	for _, ev := range events {
-		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now)
+		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now, lookups)
+		if err == nil && ev.MessageID != "" && (ev.Event == "message.delivered" || ev.Event == "message.read") {
+			at := ev.ReceivedAt
+			if p, perr := webhook.Parse([]byte(ev.Raw)); perr == nil && !p.Time.IsZero() {
+				at = p.Time
+			}
+			if old, ok := told[ev.MessageID]; !ok || old.Event != "message.read" {
+				told[ev.MessageID] = StatusTold{Event: ev.Event, At: at}
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil || stopsRun(err) {
 				break // the rest stays pending
@@ -118,7 +133,8 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	for _, c := range checks {
 		changed[c.MessageID] = true
 	}
-	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed, account: acct})
+	out.Sync = e.SyncWith(ctx, SyncOptions{Only: convs, Triggered: true, Fetched: fetched, Changed: changed,
+		Told: told, account: acct})
 	if err := out.Sync.Failure(); err != nil || out.Sync.Stopped {
 		// Left pending: the next run acts on them again.
 		return out, err
@@ -194,7 +210,7 @@ func (e *Engine) knownConversations(ctx context.Context, store EventStore, event
 // the event, so that its stored row names it (an erasure finds the event
 // by it).
 func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, tracked *[]string, checks *[]sink.StatusCheck,
-	fetched map[string]cekat.Message, known map[string]string, now time.Time) (string, error) {
+	fetched map[string]cekat.Message, known map[string]string, now time.Time, lookups *atomic.Int64) (string, error) {
 	conv := ev.ConversationID
 	findConv := func() (c string, err error) {
 		defer func() {
@@ -214,6 +230,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, t
 		if c := known[ev.MessageID]; c != "" {
 			return c, nil
 		}
+		if lookups != nil && lookups.Add(-1) < 0 {
+			return "", errNoLookup
+		}
 		// The answer is also the message's detail: the run uses it to
 		// enrich or re-check the message instead of asking again.
 		m, err := e.api.GetMessage(ctx, ev.MessageID)
@@ -229,6 +248,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, t
 	switch ev.Event {
 	case "message.received", "message.sent":
 		c, err := findConv()
+		if errors.Is(err, errNoLookup) {
+			return "left to the next run: " + errNoLookup.Error(), nil
+		}
 		if err != nil {
 			return "", err
 		}
@@ -236,6 +258,9 @@ func (e *Engine) applyEvent(ctx context.Context, ev *sink.WebhookEvent, convs, t
 		return "conversation " + c + " synced", nil
 	case "message.delivered", "message.read", "message.failed":
 		c, err := findConv()
+		if errors.Is(err, errNoLookup) {
+			return "left to the next run: " + errNoLookup.Error(), nil
+		}
 		if err != nil {
 			return "", err
 		}

@@ -25,6 +25,9 @@ type Metrics struct {
 	conversations   *stateGauges
 	deferred        prometheus.Gauge
 	checksDue       prometheus.Gauge
+	waiting         prometheus.Counter
+	backlog         *prometheus.GaugeVec
+	drainedBy       prometheus.Gauge
 }
 
 // NewMetrics creates the engine's metrics and registers them with reg.
@@ -39,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_archived_total",
 			Help: "New messages archived."}),
 		enriched: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_enriched_total",
-			Help: "New messages archived with their detail."}),
+			Help: "Messages enriched with their detail: as they were archived, or later from the enrichment backlog."}),
 		enrichFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_enrich_failed_total",
 			Help: "New messages archived without detail because the detail call failed (permanently, or for a reason that may pass: those are enriched later)."}),
 		rechecked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_rechecked_total",
@@ -63,9 +66,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Conversations the last full (scheduled) run left for later: new messages not fetched (the API budget ran out) or older history still to fetch."}),
 		checksDue: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "status_checks_due",
 			Help: "Messages whose status was due to be fetched again at the start of the last full (scheduled) run (counted up to 20,000)."}),
+		waiting: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "messages_waiting_total",
+			Help: "Messages archived from their list item only, their detail call queued because the day's API budget had no room for it then."}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "enrichment_backlog",
+			Help: "Detail calls waiting at the end of the last full (scheduled) run, by kind: new (new messages archived from the list), recheck (statuses due again), history (history archived from the list)."},
+			[]string{"kind"}),
+		drainedBy: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "enrichment_backlog_drained_timestamp_seconds",
+			Help: "When the enrichment backlog of new messages and history will be served at the configured daily budget (Unix time), as estimated at the end of the last full (scheduled) run."}),
 	}
 	reg.MustRegister(m.requests, m.requestDuration, m.archived, m.enriched, m.enrichFailed, m.rechecked, m.changed,
-		m.quarantined, m.conversations, m.deferred, m.checksDue)
+		m.quarantined, m.conversations, m.deferred, m.checksDue, m.waiting, m.backlog, m.drainedBy)
 	return m
 }
 

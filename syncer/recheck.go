@@ -125,6 +125,19 @@ func (d *dueSet) take(conv, id string) (sink.StatusCheck, bool) {
 	return c, ok
 }
 
+// all returns the entries, leaving them in place.
+func (d *dueSet) all() []sink.StatusCheck {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []sink.StatusCheck
+	for _, m := range d.byConv {
+		for _, c := range m {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // rest takes what is left, by conversation, in id order.
 func (d *dueSet) rest() (convs []string, checks map[string][]sink.StatusCheck) {
 	d.mu.Lock()
@@ -212,9 +225,14 @@ func (e *Engine) recheck(ctx context.Context, r *run) error {
 		due := checks[conv]
 		// A list answer pays only for the scheduled checks it may settle;
 		// a change an event told of is fetched directly.
-		scheduled := slices.DeleteFunc(slices.Clone(due), func(c sink.StatusCheck) bool { return r.changed[c.MessageID] })
+		// Nor does it settle an entry waiting for its enrichment: that is
+		// fetched whatever the list says.
+		scheduled := slices.DeleteFunc(slices.Clone(due), func(c sink.StatusCheck) bool {
+			return r.changed[c.MessageID] || c.Kind != sink.CheckRecheck
+		})
 		var listed map[string]cekat.Message
 		if e.listHasStatus.Load() && !r.isTopDone(conv) && len(scheduled) > 0 && e.onNewestPage(ctx, conv, scheduled) {
+			e.listCalls.Add(1)
 			page, err := e.api.ListMessages(ctx, conv, e.opts.PageSize, "")
 			if err != nil && (ctx.Err() != nil || stopsRun(err)) {
 				return err
@@ -318,9 +336,17 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 		}
 		chk.SentAt = row.SentAt
 		apply := func(d cekat.Message, err error) {
-			count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
 			now := e.opts.Now().UTC()
-			chk.Checks++
+			waited := chk.Kind != sink.CheckRecheck
+			switch {
+			case waited && err == nil:
+				// The backlog's detail call: an enrichment, not a re-check.
+				count(&r.progress.Enriched, e.opts.Metrics.enriched, 1)
+				chk.Kind = sink.CheckRecheck
+			default:
+				count(&r.progress.Rechecked, e.opts.Metrics.rechecked, 1)
+				chk.Checks++
+			}
 			switch {
 			case err == nil:
 				if fresh, changed := recheckedRow(row, d, now); changed {
@@ -342,6 +368,16 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 		}
 		if d, ok := r.fetched[row.MessageID]; ok {
 			apply(d, nil)
+			continue
+		}
+		if !r.spend() {
+			// Left due: the backlog waits for the budget. What an event
+			// told stands in, provisional, until then.
+			if t, ok := r.told[chk.MessageID]; ok {
+				if prov, ok := provisionalRow(row, t, e.opts.Now().UTC()); ok {
+					keep(&prov, provisionalEntry(chk, e.opts.Now().UTC()))
+				}
+			}
 			continue
 		}
 		calls.Add(1)
@@ -386,13 +422,51 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 func recheckedRow(old sink.MessageRow, d cekat.Message, now time.Time) (sink.MessageRow, bool) {
 	row := old
 	applyDetail(&row, d)
-	changed := !old.Enriched || row.Status != old.Status || !sameTime(row.DeliveredAt, old.DeliveredAt) ||
+	changed := !old.Enriched || old.StatusSource != "" || row.Status != old.Status || !sameTime(row.DeliveredAt, old.DeliveredAt) ||
 		!sameTime(row.ReadAt, old.ReadAt) || !sameTime(row.UpdatedAt, old.UpdatedAt)
 	if !changed {
 		return old, false
 	}
 	row.FetchedAt, row.Version = now, max(old.Version+1, uint64(now.UnixNano()))
 	return row, true
+}
+
+// provisionalRow lays what a webhook event told over an archived row: the
+// status and its time, marked as the event's (sink.MessageRow.StatusSource)
+// until a detail call confirms them. Statuses only move forward: a read
+// message is not made delivered again; nothing new gives no row.
+func provisionalRow(old sink.MessageRow, t StatusTold, now time.Time) (sink.MessageRow, bool) {
+	row := old
+	at := t.At
+	switch t.Event {
+	case "message.delivered":
+		if old.DeliveredAt != nil || finalStatus(old.Status) {
+			return old, false
+		}
+		row.DeliveredAt = &at
+		if !strings.EqualFold(old.Status, "read") {
+			row.Status = "delivered"
+		}
+	case "message.read":
+		if old.ReadAt != nil {
+			return old, false
+		}
+		row.ReadAt, row.Status = &at, "read"
+	default:
+		return old, false
+	}
+	row.StatusSource = "webhook:" + t.Event
+	row.FetchedAt, row.Version = now, max(old.Version+1, uint64(now.UnixNano()))
+	return row, true
+}
+
+// provisionalEntry keeps a message whose status an event told on the
+// schedule, due, until a detail call confirms it.
+func provisionalEntry(c sink.StatusCheck, now time.Time) sink.StatusCheck {
+	c.Open, c.NextCheckAt, c.Kind = true, now, sink.CheckRecheck
+	c.Until = later(c.Until, now.Add(enrichRetryFor))
+	c.Version = max(c.Version+1, uint64(now.UnixNano()))
+	return c
 }
 
 // sameTime compares at the archive's precision (whole seconds).

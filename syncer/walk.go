@@ -29,6 +29,7 @@ type convSync struct {
 	version  uint64
 	head     *cekat.Message // the newest message a walk from the top found
 	fresh    int64          // messages archived by this run
+	history  bool           // the walk goes to the start of the history (see enrichKind)
 	upstream int64          // messages found above the stop, archived before or not
 	deadline time.Time      // backfill pauses when it passes
 }
@@ -41,11 +42,14 @@ func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State
 	st.LastAttemptAt = now
 	c := &convSync{e: e, r: r, st: st, version: st.Version}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
+	// A conversation never synced has only history above its stop.
+	c.history = st.HeadMessageID == ""
 	err := c.walkTop(ctx)
 	// A gap that stops at an earlier head was left by an interrupted walk
 	// from the top: it holds new messages, not old history, so it is filled
 	// now rather than with the backfill. The gap to the start of the
 	// history, if any, is always the last.
+	c.history = false
 	for err == nil && len(c.st.Gaps) > 0 && c.st.Gaps[0].Stop != "" {
 		err = c.fillGap(ctx)
 	}
@@ -82,6 +86,9 @@ func (e *Engine) fillGaps(ctx context.Context, r *run, st sink.State, deadline t
 	ctx = budget.WithPriority(ctx, budget.PriorityBackfill)
 	var err error
 	for err == nil && len(c.st.Gaps) > 0 {
+		if c.st.Gaps[0].Stop == "" && !c.r.spend() {
+			break // the history's first page too is paid from the allowance
+		}
 		err = c.fillGap(ctx)
 	}
 	if err == nil || errors.Is(err, errPaused) {
@@ -156,6 +163,7 @@ func (c *convSync) walkTop(ctx context.Context) error {
 
 func (c *convSync) fillGap(ctx context.Context) error {
 	g := c.st.Gaps[0]
+	c.history = g.Stop == ""
 	previous, reach := c.lookupFrom(g)
 	return c.walk(ctx, g.Before, g.Stop, previous, reach, time.Time{}, func(p *cekat.Page, _ []cekat.Message, cursor string, done bool) {
 		if !done {
@@ -167,7 +175,9 @@ func (c *convSync) fillGap(ctx context.Context) error {
 			c.finishBackfill(p)
 		}
 	}, func() bool {
-		return !c.deadline.IsZero() && !c.e.opts.Now().Before(c.deadline)
+		// Under a daily cap the history's pages are paid from the run's
+		// allowance: the listing of later runs' new messages is kept.
+		return (!c.deadline.IsZero() && !c.e.opts.Now().Before(c.deadline)) || (c.history && !c.r.spend())
 	})
 }
 
@@ -236,6 +246,7 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 	found := false  // the last lookup found archived rows not written by this walk
 	passed := false // a page reached back to the head's time
 	for pages := 1; ; pages++ {
+		c.e.listCalls.Add(1)
 		page, err := c.e.api.ListMessages(ctx, conv, c.e.opts.PageSize, cursor)
 		if err != nil {
 			return err
@@ -460,7 +471,12 @@ func (c *convSync) archivePage(ctx context.Context, msgs []cekat.Message, previo
 		case isArchived:
 			// Left by a killed run, maybe before its schedule entry was
 			// stored: put it back on the schedule, due now.
-			if c.e.opts.RecheckWindow > 0 && (!a.Enriched || !finalStatus(a.Status)) {
+			switch {
+			case !a.Enriched && c.r.capped():
+				requeue = append(requeue, sink.StatusCheck{ConversationID: conv, MessageID: m.ID, SentAt: m.Timestamp,
+					Until: now.Add(backlogFor), CheckedAt: m.Timestamp, NextCheckAt: now, Open: true,
+					Kind: c.enrichKind(m, now), Version: uint64(now.UnixNano())})
+			case c.e.opts.RecheckWindow > 0 && (!a.Enriched || !finalStatus(a.Status)):
 				requeue = append(requeue, sink.StatusCheck{ConversationID: conv, MessageID: m.ID, SentAt: m.Timestamp,
 					Until: m.Timestamp.Add(c.e.opts.RecheckWindow), CheckedAt: m.Timestamp, NextCheckAt: now, Open: true,
 					Version: uint64(now.UnixNano())})
@@ -479,7 +495,20 @@ func (c *convSync) archivePage(ctx context.Context, msgs []cekat.Message, previo
 	}
 
 	w := &pageWriter{c: c, order: order, pending: pending, commit: commit}
-	err := c.e.enrichEach(ctx, c.r, conv, order, todo, w.done)
+	// Under a daily cap, what the run cannot enrich now is archived from
+	// its list item at once and waits on the backlog.
+	inline := todo[:0]
+	for _, k := range todo {
+		if _, ok := c.r.fetched[order[k].ID]; ok || c.enrichNow(order[k]) {
+			inline = append(inline, k)
+			continue
+		}
+		row, chk := c.waitingRow(order[k])
+		if err := w.done(ctx, k, row, nil, chk); err != nil {
+			return err
+		}
+	}
+	err := c.e.enrichEach(ctx, c.r, conv, order, inline, w.done)
 	// What completed is written even when the walk stops here.
 	if werr := w.flush(ctx); werr != nil && (err == nil || !stopsRun(err)) {
 		return werr
@@ -736,6 +765,7 @@ func applyDetail(row *sink.MessageRow, d cekat.Message) {
 	pickTime(&row.UpdatedAt, d.UpdatedAt)
 	row.Enriched = true
 	row.EnrichError = ""
+	row.StatusSource = "" // the API's answer: confirmed
 	row.DetailRaw = string(d.Raw)
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
@@ -46,6 +47,10 @@ type weekConfig struct {
 	// acted on in the minute they happen; the runs every runEvery are the
 	// net for lost ones, and scheduled re-checks wait at least 6h.
 	webhooks bool
+	// capPerDay, when set, is the API's daily cap: the engine's budget
+	// spreads it over the day (runs every runEvery). capPerMinute is the
+	// plan's rate, checked against the calls of each run.
+	capPerDay, capPerMinute int
 }
 
 // webhookDebounce is what the daemon waits after an event before acting
@@ -91,9 +96,13 @@ type weekDay struct {
 	newMessages         int64 // messages that arrived upstream
 	matched, total      int   // archived statuses equal to upstream at the day's end
 	worstStale          time.Duration
-	violations          int // statuses stale beyond the freshness rule
-	missing             int // messages upstream not in the archive though their conversation was due since
-	unpolled            int // messages too recent for a quiet conversation's next poll
+	enriched, archived  int   // at the day's end
+	capCalls            int64 // under a cap: the calls of the limiter's day
+	active              int   // conversations that got a message
+	missingNew          int   // of missing: messages sent since the first run
+	violations          int   // statuses stale beyond the freshness rule
+	missing             int   // messages upstream not in the archive though their conversation was due since
+	unpolled            int   // messages too recent for a quiet conversation's next poll
 }
 
 type weekResult struct {
@@ -115,6 +124,8 @@ type weekResult struct {
 	eventCalls       int64         // calls made acting on them
 	eventLists       int64         // of which list calls
 	fresh50, fresh95 time.Duration // from a message upstream to its row, messages of the week
+	darkRuns         int           // runs that the spent day's budget stopped
+	steadyMaxRun     int64         // most calls in one run after the first
 }
 
 func runWeek(t testing.TB, cfg weekConfig) weekResult {
@@ -152,11 +163,24 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta})
+	archive := &seenArchive{Archive: memarchive.New(), now: sim.Now, stepBegan: time.Now(), seen: map[string]seenAt{}}
+	var limiter *budget.Limiter
+	co := cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta}
+	if cfg.capPerDay > 0 {
+		// The day's cap on the simulator's clock (plus the wall time of the
+		// step, so that the pace moves); the rate per minute is checked
+		// against each run's calls instead of slowing the simulation.
+		clock := func() time.Time { return sim.Now().Add(time.Since(archive.stepBegan)) }
+		if limiter, err = budget.New(budget.Options{PerMinute: 1_000_000, PerDay: cfg.capPerDay, PurgeShare: -1, Now: clock,
+			DayLocation: time.UTC, Pace: budget.Pace{RunEvery: cfg.runEvery}}); err != nil {
+			t.Fatal(err)
+		}
+		co.Limiter = limiter
+	}
+	client, err := cekat.New(co)
 	if err != nil {
 		t.Fatal(err)
 	}
-	archive := &seenArchive{Archive: memarchive.New(), now: sim.Now, stepBegan: time.Now(), seen: map[string]seenAt{}}
 	convs := sim.ConversationIDs()
 	opts := syncer.Options{ConversationIDs: convs, RecheckWindow: 7 * 24 * time.Hour,
 		Now: sim.Now, Logger: zap.NewNop(), Concurrency: 4, DetailConcurrency: 8}
@@ -165,6 +189,9 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	}
 	if cfg.webhooks {
 		opts.RecheckFloor = weekRecheckFloor
+	}
+	if limiter != nil {
+		opts.Budget = limiter
 	}
 	e := syncer.New(client, archive, opts)
 
@@ -198,24 +225,41 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		if err := sum.Failure(); err != nil {
 			t.Fatalf("run at %v failed: %v %v", sim.Now(), err, sum.Errors)
 		}
+		if sum.StoppedBy != "" {
+			res.darkRuns++
+		}
 		res.rechecks += sum.Rechecked
 		res.changes += sum.Changed
 		res.maxRunsRequests = max(res.maxRunsRequests, list.Load()+detail.Load()-before)
+		if res.firstSync > 0 {
+			res.steadyMaxRun = max(res.steadyMaxRun, list.Load()+detail.Load()-before)
+		}
 	}
 	run()
 	res.firstSync = list.Load() + detail.Load()
 	firstArchived := len(archive.Messages())
 	weekBegan := sim.Now()
 	minutesPerRun := int(cfg.runEvery / time.Minute)
+	// Under a cap the days are the limiter's, midnight to midnight: the
+	// first run (at midnight) counts in the first day, and the last
+	// minute's run (at the next midnight) in the next.
+	var capL, capD int64
 	for d := range cfg.days {
 		day := weekDay{}
+		active := map[string]bool{}
 		l0, d0 := list.Load(), detail.Load()
 		for m := 0; m < 24*60; m++ {
 			sim.Advance(time.Minute)
 			archive.stepBegan = time.Now()
+			if m == 24*60-1 && cfg.capPerDay > 0 {
+				day.capCalls = list.Load() + detail.Load() - capL - capD
+				capL, capD = list.Load(), detail.Load()
+			}
 			for k := poisson(rng, perMinute); k > 0; k-- {
 				n := 1 + rng.IntN(8)
-				sim.AddMessages(pick(), n)
+				c := pick()
+				active[c] = true
+				sim.AddMessages(c, n)
 				day.newMessages += int64(n)
 			}
 			if cfg.webhooks {
@@ -230,7 +274,14 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		}
 		day.list, day.detail = list.Load()-l0, detail.Load()-d0
 		day.calls = day.list + day.detail
+		day.active = len(active)
 		measureDay(sim, archive.Archive, cfg, &day)
+		for _, m := range sim.Truth() {
+			if _, ok := archive.seen[m.ConversationID+"/"+m.ID]; !ok && !m.Malformed && !m.Timestamp.Before(weekBegan) &&
+				sim.Now().Sub(m.Timestamp) > cfg.runEvery+5*time.Minute {
+				day.missingNew++
+			}
+		}
 		res.days = append(res.days, day)
 		_ = d
 	}
@@ -299,6 +350,10 @@ func measureDay(sim *cekatsim.Server, archive *memarchive.Archive, cfg weekConfi
 	got := map[string]string{}
 	for _, r := range archive.Messages() {
 		got[r.ConversationID+"/"+r.MessageID] = r.Status
+		day.archived++
+		if r.Enriched {
+			day.enriched++
+		}
 	}
 	for _, m := range sim.Truth() {
 		if m.Malformed {

@@ -87,7 +87,7 @@ func TestStatusEscapesUntrustedStrings(t *testing.T) {
 		{State: sink.State{ConversationID: longID, LastError: longID}},
 		{State: sink.State{ConversationID: ""}},
 	}
-	if err := printStatus(&out, rows); err != nil {
+	if err := printStatus(&out, rows, 0); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()

@@ -160,7 +160,7 @@ func newPurgeRig(ctx context.Context, cfg config.Config, store *sink.Store, reg 
 		return nil, nil, nil, err
 	}
 	if engine == nil {
-		engine = syncer.New(client, archive, engineOptions(cfg, client, requests, nil, log))
+		engine = syncer.New(client, archive, engineOptions(cfg, client, limiter, requests, nil, log))
 	}
 	p, err := newPurger(cfg, client, archive, engine, reg, log)
 	if err != nil {

@@ -44,6 +44,11 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Sync.RunEvery == 0 {
+		// The daemon knows how often its runs start: the daily cap is
+		// spread over them.
+		cfg.Sync.RunEvery = scheduleInterval(cfg)
+	}
 	limiter, err := daemonLimiter(ctx, cfg, archive, reg)
 	if err != nil {
 		return err
@@ -52,7 +57,7 @@ func (runCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	engine := syncer.New(client, archive, engineOptions(cfg, client, requests, metrics, log))
+	engine := syncer.New(client, archive, engineOptions(cfg, client, limiter, requests, metrics, log))
 
 	schedule, err := config.ParseSchedule(cfg.Schedule.Sync, cfg.Schedule.Location())
 	if err != nil {
@@ -146,7 +151,7 @@ func recheckFloor(cfg config.Config) time.Duration {
 	return cfg.Webhook.RecheckInterval
 }
 
-func engineOptions(cfg config.Config, client *cekat.Client, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
+func engineOptions(cfg config.Config, client *cekat.Client, limiter syncer.Budget, requests *syncer.RequestStats, metrics *syncer.Metrics, log *zap.Logger) syncer.Options {
 	var discovery *syncer.Discovery
 	if d := cfg.Conversations.Discover; d.Enabled {
 		discovery = &syncer.Discovery{API: client, InboxIDs: d.InboxIDs, Platforms: d.Platforms, StageStatuses: d.StageStatuses,
@@ -166,8 +171,11 @@ func engineOptions(cfg config.Config, client *cekat.Client, requests *syncer.Req
 		PollBaseInterval:    cfg.Sync.PollBaseInterval,
 		PollMaxInterval:     cfg.Sync.PollMaxInterval,
 		BackfillMaxDuration: cfg.Sync.BackfillMaxDuration,
-		Requests:            requests,
-		Metrics:             metrics,
-		Logger:              log.Named("syncer"),
+		Budget:              limiter,
+		Enrich: syncer.EnrichPolicy{History: cfg.Sync.Enrich.History, MaxAge: cfg.Sync.Enrich.MaxAge,
+			OutboundOnly: cfg.Sync.Enrich.OutboundOnly},
+		Requests: requests,
+		Metrics:  metrics,
+		Logger:   log.Named("syncer"),
 	}
 }

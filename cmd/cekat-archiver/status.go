@@ -40,7 +40,7 @@ func (s statusCmd) Run(ctx context.Context, e *env) error {
 	// Conversations tracked but never synced are listed too: the lagging
 	// gauge counts them. The engine's options say what is tracked (the
 	// discovery filters among them); no API is asked.
-	tracked, err := syncer.Tracked(ctx, archive, engineOptions(cfg, nil, nil, nil, zap.NewNop()))
+	tracked, err := syncer.Tracked(ctx, archive, engineOptions(cfg, nil, nil, nil, nil, zap.NewNop()))
 	if err != nil {
 		return err
 	}
@@ -51,10 +51,11 @@ func (s statusCmd) Run(ctx context.Context, e *env) error {
 	if s.Lagging {
 		rows = slices.DeleteFunc(rows, func(r sink.ConversationStatus) bool { return !needsAttention(r) })
 	}
+	perDay := cfg.RateLimit().PerDay
 	if s.Output == "json" {
-		err = printStatusJSON(e.stdout, rows)
+		err = printStatusJSON(e.stdout, rows, perDay)
 	} else {
-		err = printStatus(e.stdout, rows)
+		err = printStatus(e.stdout, rows, perDay)
 	}
 	if err == nil && s.Lagging && slices.ContainsFunc(rows, lagging) {
 		return exitCodeError{code: exitLagging}
@@ -92,13 +93,15 @@ func needsAttention(r sink.ConversationStatus) bool {
 // are UTC and say so. Ids and errors come from the configuration and
 // upstream: they go through display, errors cut at a terminal line
 // (--output json has them whole).
-func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
+func printStatus(w io.Writer, rows []sink.ConversationStatus, perDay int) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONVERSATION\tARCHIVED\tNEWEST\tBACKFILL\tLAST SUCCESS\tNEXT DUE\tLAST ERROR")
-	var archived uint64
+	fmt.Fprintln(tw, "CONVERSATION\tARCHIVED\tENRICHED\tWAITING\tNEWEST\tBACKFILL\tLAST SUCCESS\tNEXT DUE\tLAST ERROR")
+	var archived, enriched, waiting uint64
 	var nLagging, nGone, nPurged, nFailing int
 	for _, r := range rows {
 		archived += r.Archived
+		enriched += r.Enriched
+		waiting += r.Waiting
 		backfill := "complete"
 		switch {
 		case r.NeverSynced:
@@ -122,12 +125,31 @@ func printStatus(w io.Writer, rows []sink.ConversationStatus) error {
 			lastError = display(r.LastError, maxLineRunes)
 			nFailing++
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", display(r.ConversationID, maxIDRunes), r.Archived, statusTime(r.NewestSentAt),
-			backfill, statusTime(r.LastSuccessAt), statusTime(r.NextDueAt), lastError)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", display(r.ConversationID, maxIDRunes), r.Archived, r.Enriched,
+			r.Waiting, statusTime(r.NewestSentAt), backfill, statusTime(r.LastSuccessAt), statusTime(r.NextDueAt), lastError)
 	}
-	fmt.Fprintf(tw, "TOTAL %d\t%d\t\t%d lagging, %d gone, %d purged\t\t\t%d failing\n", len(rows), archived, nLagging, nGone,
-		nPurged, nFailing)
-	return tw.Flush()
+	fmt.Fprintf(tw, "TOTAL %d\t%d\t%d\t%d\t\t%d lagging, %d gone, %d purged\t\t\t%d failing\n", len(rows), archived, enriched,
+		waiting, nLagging, nGone, nPurged, nFailing)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if waiting > 0 {
+		fmt.Fprintf(w, "enrichment backlog: %d messages archived from the list wait for their detail call; %s\n", waiting,
+			drainText(waiting, perDay))
+	}
+	return nil
+}
+
+// drainText says how long a backlog of n detail calls takes at a daily cap
+// of perDay: at least n / perDay days, more by what the runs' listing takes
+// (the daemon's metric cekat_archiver_enrichment_backlog_drained_timestamp_seconds
+// has the estimate with it).
+func drainText(n uint64, perDay int) string {
+	if perDay <= 0 {
+		return "no daily cap: the next runs enrich it at the pace of api.rate_limit.per_minute"
+	}
+	return fmt.Sprintf("at least %.1f days at api.rate_limit.per_day %d (less what the runs' listing takes)",
+		float64(n)/float64(perDay), perDay)
 }
 
 // statusTime is a time in UTC, marked as such.
@@ -143,6 +165,8 @@ func statusTime(t time.Time) string {
 type statusJSON struct {
 	ConversationID   string     `json:"conversation_id"`
 	Archived         uint64     `json:"archived"`
+	Enriched         uint64     `json:"enriched"`
+	Waiting          uint64     `json:"waiting"`
 	NewestSentAt     *time.Time `json:"newest_sent_at"`
 	BackfillComplete bool       `json:"backfill_complete"`
 	Gaps             int        `json:"gaps"`
@@ -160,13 +184,18 @@ type statusJSON struct {
 type statusTotals struct {
 	Conversations int    `json:"conversations"`
 	Archived      uint64 `json:"archived"`
-	Lagging       int    `json:"lagging"`
-	Gone          int    `json:"gone"`
-	Purged        int    `json:"purged"`
-	Failing       int    `json:"failing"`
+	Enriched      uint64 `json:"enriched"`
+	Waiting       uint64 `json:"waiting"`
+	// WaitingDaysAtLeast: the backlog over api.rate_limit.per_day (null
+	// without a daily cap).
+	WaitingDaysAtLeast *float64 `json:"waiting_days_at_least"`
+	Lagging            int      `json:"lagging"`
+	Gone               int      `json:"gone"`
+	Purged             int      `json:"purged"`
+	Failing            int      `json:"failing"`
 }
 
-func printStatusJSON(w io.Writer, rows []sink.ConversationStatus) error {
+func printStatusJSON(w io.Writer, rows []sink.ConversationStatus, perDay int) error {
 	out := struct {
 		Conversations []statusJSON `json:"conversations"`
 		Totals        statusTotals `json:"totals"`
@@ -180,12 +209,15 @@ func printStatusJSON(w io.Writer, rows []sink.ConversationStatus) error {
 	}
 	for _, r := range rows {
 		out.Conversations = append(out.Conversations, statusJSON{ConversationID: r.ConversationID, Archived: r.Archived,
+			Enriched: r.Enriched, Waiting: r.Waiting,
 			NewestSentAt: when(r.NewestSentAt), BackfillComplete: r.BackfillComplete, Gaps: len(r.Gaps), Gone: r.Gone,
 			PurgedAt: when(r.PurgedAt), Lagging: lagging(r), NeverSynced: r.NeverSynced, LastAttemptAt: when(r.LastAttemptAt),
 			LastSuccessAt: when(r.LastSuccessAt), NextDueAt: when(r.NextDueAt), IdleRuns: r.IdleRuns, LastError: r.LastError})
 		t := &out.Totals
 		t.Conversations++
 		t.Archived += r.Archived
+		t.Enriched += r.Enriched
+		t.Waiting += r.Waiting
 		switch {
 		case !r.PurgedAt.IsZero():
 			t.Purged++
@@ -198,6 +230,10 @@ func printStatusJSON(w io.Writer, rows []sink.ConversationStatus) error {
 		if r.LastError != "" {
 			t.Failing++
 		}
+	}
+	if perDay > 0 {
+		days := float64(out.Totals.Waiting) / float64(perDay)
+		out.Totals.WaitingDaysAtLeast = &days
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

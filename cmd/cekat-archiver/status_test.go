@@ -27,7 +27,7 @@ func statusRows() []sink.ConversationStatus {
 
 func TestStatusTableHasTotalsZonesAndLongErrors(t *testing.T) {
 	var out bytes.Buffer
-	if err := printStatus(&out, statusRows()); err != nil {
+	if err := printStatus(&out, statusRows(), 0); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
@@ -51,7 +51,7 @@ func TestStatusJSONAndLagging(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := printStatusJSON(&out, statusRows()); err != nil {
+	if err := printStatusJSON(&out, statusRows(), 0); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -85,5 +85,40 @@ func TestStatusAsksForMigrate(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "run `cekat-archiver migrate`") {
 		t.Errorf("stderr %q does not say to migrate", errOut.String())
+	}
+}
+
+// status says per conversation and in total what is archived, enriched and
+// waiting, and how long the backlog takes at the daily cap.
+func TestStatusShowsTheEnrichmentBacklog(t *testing.T) {
+	rows := []sink.ConversationStatus{
+		{State: sink.State{ConversationID: "a", BackfillComplete: true}, Archived: 3000, Enriched: 1000, Waiting: 2000},
+		{State: sink.State{ConversationID: "b", BackfillComplete: true}, Archived: 600, Enriched: 500, Waiting: 100},
+	}
+	var out bytes.Buffer
+	if err := printStatus(&out, rows, 500); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"ENRICHED\tWAITING", "3600", "1500", "2100", "2100 messages archived from the list wait",
+		"at least 4.2 days at api.rate_limit.per_day 500"} {
+		if !strings.Contains(strings.Join(strings.Fields(s), "\t"), strings.Join(strings.Fields(want), "\t")) {
+			t.Errorf("status lacks %q:\n%s", want, s)
+		}
+	}
+	out.Reset()
+	if err := printStatusJSON(&out, rows, 500); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Conversations []map[string]any `json:"conversations"`
+		Totals        map[string]any   `json:"totals"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Totals["enriched"] != 1500.0 || got.Totals["waiting"] != 2100.0 || got.Totals["waiting_days_at_least"] != 4.2 ||
+		got.Conversations[0]["waiting"] != 2000.0 {
+		t.Errorf("JSON: %+v", got)
 	}
 }

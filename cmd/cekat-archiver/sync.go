@@ -63,7 +63,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	engine := syncer.New(client, archive, engineOptions(cfg, client, requests, nil, log))
+	engine := syncer.New(client, archive, engineOptions(cfg, client, limiter, requests, nil, log))
 
 	stopProgress := s.showProgress(e, engine, log, cfg.Sync.BackfillMaxDuration)
 	sum := engine.SyncWith(ctx, syncer.SyncOptions{Only: s.Conversation, All: s.All})
@@ -205,8 +205,15 @@ func printSummary(w io.Writer, s syncer.Summary) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  conversations\t%d (synced %d, failed %d, gone %d; not due %d; unchanged %d)\n", s.Conversations, s.Synced, s.Failed,
 		s.Gone, s.NotDue, s.Unchanged)
-	fmt.Fprintf(tw, "  new messages\t%d\n", s.NewMessages)
+	fmt.Fprintf(tw, "  new messages\t%d archived", s.NewMessages)
+	if s.Waiting > 0 {
+		fmt.Fprintf(tw, " (%d of them from the list alone, their detail queued)", s.Waiting)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "  enriched\t%d (archived without detail: %d)\n", s.Enriched, s.EnrichFailed)
+	if s.Backlog != nil {
+		fmt.Fprintf(tw, "  waiting\t%s\n", formatBacklog(s.Backlog, s.Drained))
+	}
 	fmt.Fprintf(tw, "  re-checked\t%d (changed %d)\n", s.Rechecked, s.Changed)
 	fmt.Fprintf(tw, "  quarantined\t%d\n", s.Quarantined)
 	fmt.Fprintf(tw, "  requests\t%s\n", formatRequests(s.Requests))
@@ -217,10 +224,27 @@ func printSummary(w io.Writer, s syncer.Summary) {
 	if s.StoppedBy != "" {
 		fmt.Fprintf(tw, "  stopped early\t%s\n", display(s.StoppedBy, maxLineRunes))
 	}
+	if s.EnrichPaused != "" {
+		fmt.Fprintf(tw, "  enrichment paused\t%s\n", display(s.EnrichPaused, maxLineRunes))
+	}
 	tw.Flush()
 	for _, msg := range s.Errors {
 		fmt.Fprintf(w, "  error: %s\n", display(msg, maxLineRunes))
 	}
+}
+
+// formatBacklog says what waits for a detail call and when it is served.
+func formatBacklog(b syncer.BacklogCounts, drained time.Time) string {
+	n := b["new"] + b["history"]
+	out := fmt.Sprintf("%d messages to enrich (new %d, history %d), %d re-checks due", n, b["new"], b["history"], b["recheck"])
+	switch {
+	case n == 0:
+	case drained.IsZero():
+		out += "; not drained at the configured daily budget (the runs' listing takes it all)"
+	default:
+		out += "; drained by about " + fmtTime(drained) + " UTC at the configured budget"
+	}
+	return out
 }
 
 func formatRequests(m map[string]int64) string {
@@ -247,6 +271,7 @@ func logSummary(log *zap.Logger, s syncer.Summary) {
 		zap.Int("listed", s.Listed), zap.Int64("new_messages", s.NewMessages), zap.Int64("enriched", s.Enriched),
 		zap.Int64("rechecked", s.Rechecked), zap.Int64("quarantined", s.Quarantined), zap.Any("requests", s.Requests),
 		zap.Int("left_for_later", s.LeftForLater), zap.String("stopped_by", s.StoppedBy),
+		zap.Int64("waiting", s.Waiting), zap.Any("backlog", s.Backlog), zap.String("enrichment_paused", s.EnrichPaused),
 		zap.Duration("duration", s.Finished.Sub(s.Started))}
 	if err := s.Failure(); err != nil {
 		log.Error("sync run failed", append(fields, zap.Error(err))...)

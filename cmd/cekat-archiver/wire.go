@@ -154,12 +154,24 @@ func newSharedLimiter(ctx context.Context, cfg config.Config, archive requestCou
 	l, err := budget.New(budget.Options{PerMinute: rate.PerMinute, PerDay: rate.PerDay,
 		PurgeShare:  purgeShare,
 		DayLocation: loc,
-		UsedToday:   used, OnWait: m.OnWait})
+		UsedToday:   used, OnWait: m.OnWait,
+		Pace: budget.Pace{RunEvery: cfg.Sync.RunEvery, ReservePerHour: cfg.Sync.ReservePerHour}})
 	if err != nil {
 		return nil, err
 	}
 	m.Watch(l)
 	return l, nil
+}
+
+// scheduleInterval is the time between the next two starts of schedule.sync
+// (0 when the spec cannot be read): how often the daemon's runs start.
+func scheduleInterval(cfg config.Config) time.Duration {
+	s, err := config.ParseSchedule(cfg.Schedule.Sync, cfg.Schedule.Location())
+	if err != nil {
+		return 0
+	}
+	first := s.Next(time.Now())
+	return s.Next(first).Sub(first)
 }
 
 // archiveOptions is the write path the sync settings ask for.

@@ -146,6 +146,21 @@ type Options struct {
 	// OnWait, when set, is called after every granted Wait with the time
 	// the caller waited, for metrics. It must not call the Limiter.
 	OnWait func(p Priority, waited time.Duration)
+	// Pace spreads the day's cap over the day for the enrichment backlog
+	// (see Spare).
+	Pace Pace
+}
+
+// Pace says how the day's cap is spread over the day: Spare keeps enough
+// for every run's listing and the hourly reserve until midnight, and gives
+// the rest to the enrichment backlog evenly over the runs left.
+type Pace struct {
+	// RunEvery is how often runs start; 0: unknown, nothing is kept for
+	// later runs and the run in hand may spend the day (a first sync).
+	RunEvery time.Duration
+	// ReservePerHour is kept for each hour left in the day for calls that
+	// no run plans (webhook follow-ups).
+	ReservePerHour int
 }
 
 // ErrDailyBudgetExhausted is wrapped by the error Wait returns when no
@@ -772,6 +787,54 @@ func (l *Limiter) Remaining() (minute, day int) {
 		day = 0
 	}
 	return minute, day
+}
+
+// Spare says how many requests the enrichment backlog may take now: the
+// day's budget (less purge's part) not spent yet, less listingPerRun for
+// each run that starts before midnight (Pace.RunEvery) and one more, and
+// Pace.ReservePerHour for each hour left; share is this run's part of it,
+// spread evenly over the runs left, this one included. Both are -1 without
+// a daily cap, 0 when the server's own cap ended the day.
+func (l *Limiter) Spare(listingPerRun int) (free, share int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.rollDayLocked(now)
+	if l.opts.PerDay <= 0 {
+		return -1, -1
+	}
+	if l.refusalLocked(PriorityEnrich, now) != nil {
+		return 0, 0
+	}
+	limit, used := l.dayBudgetLocked(PriorityEnrich)
+	left := l.nextDay.Sub(now)
+	runs, kept := 0, 0
+	if l.opts.Pace.RunEvery > 0 {
+		// One run's listing more than the runs left: a run lists more
+		// than the estimate now and then, and the last run of the day
+		// must not find the day spent.
+		runs = int(left / l.opts.Pace.RunEvery)
+		kept = runs + 1
+	}
+	hours := int(math.Ceil(left.Hours()))
+	free = max(limit-used-max(listingPerRun, 0)*kept-max(l.opts.Pace.ReservePerHour, 0)*hours, 0)
+	share = (free + runs) / (runs + 1) // rounded up
+	return free, share
+}
+
+// BacklogPerDay is what a whole day of the cap leaves for the enrichment
+// backlog beyond listingPerRun requests a run (Pace.RunEvery; one run a day
+// when unknown) and the hourly reserve: -1 without a daily cap.
+func (l *Limiter) BacklogPerDay(listingPerRun int) int {
+	if l.opts.PerDay <= 0 {
+		return -1
+	}
+	limit := l.opts.PerDay - l.purgeReserve
+	runs := 1
+	if l.opts.Pace.RunEvery > 0 {
+		runs = int((24*time.Hour + l.opts.Pace.RunEvery - 1) / l.opts.Pace.RunEvery)
+	}
+	return max(limit-max(listingPerRun, 0)*runs-24*max(l.opts.Pace.ReservePerHour, 0), 0)
 }
 
 // Stats returns a snapshot of the counters.

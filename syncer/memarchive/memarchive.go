@@ -166,14 +166,37 @@ func (a *Archive) DueChecks(_ context.Context, now time.Time, limit int) ([]sink
 			out = append(out, c)
 		}
 	}
+	// The order of the ClickHouse archive's query: by sink.CheckRank, then
+	// re-checks the most overdue first and enrichment the newest first.
 	sort.Slice(out, func(i, j int) bool {
-		if !out[i].NextCheckAt.Equal(out[j].NextCheckAt) {
-			return out[i].NextCheckAt.Before(out[j].NextCheckAt)
+		a, b := out[i], out[j]
+		if ra, rb := sink.CheckRank(a.Kind), sink.CheckRank(b.Kind); ra != rb {
+			return ra < rb
 		}
-		return key(out[i].ConversationID, out[i].MessageID) < key(out[j].ConversationID, out[j].MessageID)
+		ta, tb := a.NextCheckAt.Unix(), b.NextCheckAt.Unix()
+		if a.Kind != sink.CheckRecheck {
+			ta, tb = -a.SentAt.Unix(), -b.SentAt.Unix()
+		}
+		if ta != tb {
+			return ta < tb
+		}
+		return key(a.ConversationID, a.MessageID) < key(b.ConversationID, b.MessageID)
 	})
 	if len(out) > limit {
 		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Backlog implements syncer.Archive.
+func (a *Archive) Backlog(_ context.Context, now time.Time) (map[uint8]uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[uint8]uint64{}
+	for _, c := range a.checks {
+		if c.Open && !c.Until.Before(now.Truncate(time.Second)) && !c.NextCheckAt.After(now) {
+			out[c.Kind]++
+		}
 	}
 	return out, nil
 }

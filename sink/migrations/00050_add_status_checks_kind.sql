@@ -1,0 +1,12 @@
+-- +goose Up
+-- +goose NO TRANSACTION
+-- status_checks.kind: why a message is on the schedule, which sets the order in which a short
+-- API budget serves it. 0: its status may still change (a re-check, or a retry of a detail
+-- call that failed for a reason that may pass); 1: a new message archived from its list item,
+-- waiting for its detail call; 2: a message of the history archived from its list item,
+-- waiting for its detail call. A run serves 1 (newest first), then 0 (most overdue first),
+-- then 2 (newest first). Rows written before this column are re-checks (0).
+--
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
+-- recorded version prevents. It also ignores a COMMENT here: 00051 sets it.
+ALTER TABLE status_checks ADD COLUMN kind UInt8 DEFAULT 0 AFTER open;

@@ -1,0 +1,11 @@
+-- +goose Up
+-- +goose NO TRANSACTION
+-- messages.status_source: where a version's status, delivered_at and read_at come from. Empty:
+-- the API's own answer (list or detail), confirmed. `webhook:message.delivered` or
+-- `webhook:message.read`: the time a webhook event told, recorded when the day's API budget could
+-- not pay for the detail call then; a later detail call confirms it with a new version (empty
+-- again). Rows written before this column are confirmed.
+--
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
+-- recorded version prevents. It also ignores a COMMENT here: 00053 sets it.
+ALTER TABLE messages ADD COLUMN status_source String DEFAULT '' AFTER updated_at;
