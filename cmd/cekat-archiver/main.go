@@ -86,10 +86,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "cekat-archiver: %s\n", displayLines(err.Error(), maxLineRunes))
 			return 2
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		// The first signal stops work gracefully; after it the default
-		// action returns, so a second signal ends the process at once.
+		// action returns, so a second signal ends the process at once. The
+		// handler stays until the process exits: a first signal that comes
+		// after the command's work, while the process is ending, must not
+		// end it by the signal instead of its exit code.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		go func() { <-ctx.Done(); stop() }()
 		e := &env{stdout: stdout, stderr: stderr, cli: &c}
 		kctx.BindTo(ctx, (*context.Context)(nil))
