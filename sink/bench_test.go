@@ -4,8 +4,8 @@ package sink
 // Go heap a batch needs) and BenchmarkArchived (the per-page lookup as a conversation
 // grows).
 //
-// Issue 13: "Sink rows/s beside clickhouse-client (TSV) on the same rows and table: goal ≥ 0.9
-// at defaults."
+// Goal: the sink's rows/s beside clickhouse-client (TSV) on the same rows and table at least 0.9
+// at defaults.
 //
 // Run (ClickHouse from deploy/clickhouse/clickhouse.sh start):
 //

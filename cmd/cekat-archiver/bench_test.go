@@ -2,8 +2,8 @@ package main
 
 // Benchmark of the archiver's peak memory on a large first sync.
 //
-// Issue 13: "Peak RSS of the 1,000,000-message `sync --once` (one conversation of 200,000):
-// goal ≤ 48 MiB."
+// Goal: peak RSS of the 1,000,000-message `sync --once` (one conversation of 200,000)
+// at most 48 MiB.
 //
 // Run (ClickHouse from deploy/clickhouse/clickhouse.sh start; a few minutes):
 //
