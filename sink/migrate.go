@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
 	"strings"
 	"time"
@@ -24,7 +25,10 @@ import (
 //   - exactly ONE statement per file, so that a failure leaves nothing half-applied;
 //   - forward-only: no "-- +goose Down" section;
 //   - make the statement idempotent where ClickHouse allows (CREATE ... IF NOT EXISTS), since
-//     a version is recorded after its statement ran;
+//     a version is recorded after its statement ran and a process killed between the two runs
+//     it again; a statement that cannot run twice (ADD COLUMN, RENAME) carries a
+//     "-- done when: <query>" line that tells that it took effect (recordInterrupted;
+//     TestMigrateKilledBeforeEachRecord runs every file twice);
 //   - use unqualified table names (the migration connection selects the archive's database);
 //   - stay within what ClickHouse 18.16 and current releases both support: no DateTime64, TTL,
 //     CODEC, LowCardinality, table comments, nor ADD COLUMN IF NOT EXISTS;
@@ -77,7 +81,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return []string{}, err
 	}
-	applied, err := s.migrate(ctx, fsys, goMigrations...)
+	applied, err := s.migrate(ctx, fsys, migrateRun{goMigrations: goMigrations})
 	if err != nil {
 		return applied, err
 	}
@@ -178,9 +182,18 @@ func (s *Store) dropEmptyUnpartitioned(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// migrate applies the migrations in fsys and the Go migrations given; tests give it files of
+// migrateRun is what one migrate applies besides the files of fsys.
+type migrateRun struct {
+	goMigrations []goMigration
+	// upTo stops after this version; 0 applies every migration.
+	upTo int64
+	// store, when set, wraps the version store: tests lose a record as a killed process does.
+	store func(database.Store) database.Store
+}
+
+// migrate applies the migrations in fsys and run's Go migrations; tests give it files of
 // their own.
-func (s *Store) migrate(ctx context.Context, fsys fs.FS, goMigrations ...goMigration) ([]string, error) {
+func (s *Store) migrate(ctx context.Context, fsys fs.FS, run migrateRun) ([]string, error) {
 	applied := []string{}
 	// Only when missing: on a cluster, ON CLUSTER waits for every replica, and
 	// an archiver starting while one is down must not wait for it here.
@@ -193,10 +206,10 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, goMigrations ...goMigra
 			return applied, fmt.Errorf("sink: create database %s: %w", s.database, err)
 		}
 	}
-	store := versionStore{}
+	versions := versionStore{}
 	if s.opts.Cluster != "" {
 		ddl := s.clusterDDL()
-		store.ddl = &ddl
+		versions.ddl = &ddl
 		var err error
 		if fsys, err = ddl.migrations(fsys); err != nil {
 			return applied, fmt.Errorf("sink: migrations for cluster %s: %w", s.opts.Cluster, err)
@@ -207,9 +220,13 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, goMigrations ...goMigra
 	db := clickhouse.OpenDB(s.clickhouseOptions(s.database))
 	defer db.Close()
 
+	var store database.Store = versions
+	if run.store != nil {
+		store = run.store(versions)
+	}
 	names := map[int64]string{}
 	var registered []*goose.Migration
-	for _, m := range goMigrations {
+	for _, m := range run.goMigrations {
 		names[m.Version] = m.name
 		registered = append(registered, m.Migration)
 	}
@@ -233,7 +250,14 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, goMigrations ...goMigra
 		return applied, fmt.Errorf("sink: migrations: %w", err)
 	}
 
-	results, err := provider.Up(ctx)
+	if err := s.recordInterrupted(ctx, db, provider, fsys, store); err != nil {
+		return applied, fmt.Errorf("sink: migrate database %s: %w", s.database, err)
+	}
+	upTo := run.upTo
+	if upTo == 0 {
+		upTo = math.MaxInt64
+	}
+	results, err := provider.UpTo(ctx, upTo)
 	if err != nil {
 		var partial *goose.PartialError
 		if errors.As(err, &partial) {
@@ -257,6 +281,65 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, goMigrations ...goMigra
 		s.log.Debug("schema up to date", zap.String("database", s.database))
 	}
 	return applied, nil
+}
+
+// doneWhenPrefix starts a comment line of a migration whose statement cannot run twice (ADD
+// COLUMN, which 18.16 has without IF NOT EXISTS; RENAME): the rest of the line is a query whose
+// non-zero answer says the statement has taken effect.
+const doneWhenPrefix = "-- done when:"
+
+// recordInterrupted records the first pending migration as applied when its statement ran but
+// its version was never recorded: a process killed between the two leaves exactly that, and
+// running such a statement again fails for ever. Only the first pending one can be in that
+// state, and only a file with a done-when line is asked; any other is safe to run again.
+func (s *Store) recordInterrupted(ctx context.Context, db *sql.DB, provider *goose.Provider, fsys fs.FS, store database.Store) error {
+	ext, ok := store.(database.StoreExtender)
+	if !ok {
+		return nil
+	}
+	ready, err := ext.TableExists(ctx, db)
+	if err != nil || !ready {
+		return err
+	}
+	current, err := provider.GetDBVersion(ctx)
+	if err != nil {
+		return err
+	}
+	var next *goose.Source
+	for _, src := range provider.ListSources() {
+		if src.Version > current && (next == nil || src.Version < next.Version) {
+			next = src
+		}
+	}
+	if next == nil || next.Type != goose.TypeSQL {
+		return nil
+	}
+	b, err := fs.ReadFile(fsys, next.Path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", next.Path, err)
+	}
+	var query string
+	for _, line := range strings.Split(string(b), "\n") {
+		if q, ok := strings.CutPrefix(strings.TrimSpace(line), doneWhenPrefix); ok {
+			query = strings.TrimSpace(q)
+		}
+	}
+	if query == "" {
+		return nil
+	}
+	var done uint64
+	if err := db.QueryRowContext(ctx, "SELECT toUInt64(("+query+"))").Scan(&done); err != nil {
+		return fmt.Errorf("%s: done-when query: %w", path.Base(next.Path), err)
+	}
+	if done == 0 {
+		return nil
+	}
+	if err := store.Insert(ctx, db, database.InsertRequest{Version: next.Version}); err != nil {
+		return fmt.Errorf("%s: %w", path.Base(next.Path), err)
+	}
+	s.log.Warn("recorded a migration whose statement had run but whose version was not recorded (a process stopped between the two)",
+		zap.String("database", s.database), zap.String("migration", path.Base(next.Path)))
+	return nil
 }
 
 // versionStore is goose's version bookkeeping, written for ClickHouse 18.16 as much as for

@@ -27,7 +27,7 @@ func TestMigrateStopsAtFailingMigration(t *testing.T) {
 		"00002_b.sql": {Data: []byte(head + "CREATE TABLE b (x NoSuchType) ENGINE = MergeTree ORDER BY x;\n")},
 		"00003_c.sql": {Data: []byte(head + "CREATE TABLE IF NOT EXISTS c (x UInt8) ENGINE = MergeTree ORDER BY x;\n")},
 	}
-	applied, err := st.migrate(ctx, fsys)
+	applied, err := st.migrate(ctx, fsys, migrateRun{})
 	if err == nil {
 		t.Fatal("migrate succeeded, want the error of 00002_b.sql")
 	}
@@ -41,7 +41,7 @@ func TestMigrateStopsAtFailingMigration(t *testing.T) {
 
 	// Fixing the file lets the next run go on from where it stopped.
 	fsys["00002_b.sql"] = &fstest.MapFile{Data: []byte(head + "CREATE TABLE IF NOT EXISTS b (x UInt8) ENGINE = MergeTree ORDER BY x;\n")}
-	applied, err = st.migrate(ctx, fsys)
+	applied, err = st.migrate(ctx, fsys, migrateRun{})
 	if err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
@@ -70,7 +70,7 @@ func migrateBefore(ctx context.Context, t *testing.T, st *Store, version string)
 			older[e.Name()] = &fstest.MapFile{Data: data}
 		}
 	}
-	if _, err := st.migrate(ctx, older); err != nil {
+	if _, err := st.migrate(ctx, older, migrateRun{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -120,7 +120,7 @@ func TestSeedStatusChecksFromAnOlderArchive(t *testing.T) {
 			older[e.Name()] = &fstest.MapFile{Data: data}
 		}
 	}
-	if _, err := st.migrate(ctx, older); err != nil {
+	if _, err := st.migrate(ctx, older, migrateRun{}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := OpenArchive(context.Background(), st, ArchiveOptions{})

@@ -6,6 +6,7 @@
 -- as gone: its archive rows stay, as the record. The purge writes a new version of the state
 -- with this set; the engine carries it in every state it writes.
 --
--- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
--- recorded version prevents.
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: the statement cannot run twice, so a
+-- version left unrecorded by a killed process is recorded when the column is there.
+-- done when: SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'sync_state' AND name = 'purged_at'
 ALTER TABLE sync_state ADD COLUMN purged_at DateTime('UTC') DEFAULT toDateTime(0, 'UTC');

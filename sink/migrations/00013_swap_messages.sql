@@ -9,9 +9,7 @@
 -- drops it when it is empty, as in a database that these migrations made). The
 -- view messages_current reads `messages` by name and follows the new table.
 --
--- A RENAME cannot be repeated. Should the process die after the rename but before goose
--- records this version (a window of milliseconds), the next migrate fails here with "table
--- messages_partitioned doesn't exist"; record it by hand and migrate again:
---
---   INSERT INTO schema_migrations (version_id, is_applied) SELECT 13, 1
+-- A RENAME cannot be repeated: a version left unrecorded by a killed process is recorded
+-- when messages_partitioned is gone.
+-- done when: SELECT count() = 0 FROM system.tables WHERE database = currentDatabase() AND name = 'messages_partitioned'
 RENAME TABLE messages TO messages_unpartitioned, messages_partitioned TO messages;

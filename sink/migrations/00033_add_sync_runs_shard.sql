@@ -5,6 +5,7 @@
 -- share one archive and one upstream rate limit, each with its part of the daily budget: a
 -- shard's day starts from the requests of its own runs, not of all of them.
 --
--- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
--- recorded version prevents. It also ignores a COMMENT here: 00034 sets it.
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: the statement cannot run twice, so a
+-- version left unrecorded by a killed process is recorded when the column is there. It also ignores a COMMENT here: 00034 sets it.
+-- done when: SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'sync_runs' AND name = 'shard'
 ALTER TABLE sync_runs ADD COLUMN shard String DEFAULT '' AFTER run_id;

@@ -7,6 +7,7 @@
 -- waiting for its detail call. A run serves 1 (newest first), then 0 (most overdue first),
 -- then 2 (newest first). Rows written before this column are re-checks (0).
 --
--- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
--- recorded version prevents. It also ignores a COMMENT here: 00051 sets it.
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: the statement cannot run twice, so a
+-- version left unrecorded by a killed process is recorded when the column is there. It also ignores a COMMENT here: 00051 sets it.
+-- done when: SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'status_checks' AND name = 'kind'
 ALTER TABLE status_checks ADD COLUMN kind UInt8 DEFAULT 0 AFTER open;

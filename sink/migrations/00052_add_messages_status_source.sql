@@ -6,6 +6,7 @@
 -- not pay for the detail call then; a later detail call confirms it with a new version (empty
 -- again). Rows written before this column are confirmed.
 --
--- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: this statement fails if run twice, which a
--- recorded version prevents. It also ignores a COMMENT here: 00053 sets it.
+-- ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: the statement cannot run twice, so a
+-- version left unrecorded by a killed process is recorded when the column is there. It also ignores a COMMENT here: 00053 sets it.
+-- done when: SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'messages' AND name = 'status_source'
 ALTER TABLE messages ADD COLUMN status_source String DEFAULT '' AFTER updated_at;
