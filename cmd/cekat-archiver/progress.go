@@ -17,12 +17,13 @@ type progressSnapshot struct {
 	Found, Archived          int64 // new messages the list pages showed, and those archived
 	Backlog, BackfillDone    int64 // conversations with older history to fetch, and those done
 	Tracked, HistoryComplete int64 // tracked conversations, and those with their whole history archived
+	Enriched, Waiting        int64 // messages enriched, and those archived from the list with their detail call queued
 }
 
 func snapshotOf(p *syncer.Progress) progressSnapshot {
 	return progressSnapshot{Phase: p.Phase(), Conversations: p.Conversations.Load(), Done: p.Done.Load(),
 		Found: p.Found.Load(), Archived: p.NewMessages.Load(), Backlog: p.Backlog.Load(), BackfillDone: p.BackfillDone.Load(),
-		Tracked: p.Tracked.Load(), HistoryComplete: p.HistoryComplete.Load()}
+		Tracked: p.Tracked.Load(), HistoryComplete: p.HistoryComplete.Load(), Enriched: p.Enriched.Load(), Waiting: p.Waiting.Load()}
 }
 
 // progressMeter turns a run's snapshots into a rate and an estimate of the
@@ -32,6 +33,7 @@ func snapshotOf(p *syncer.Progress) progressSnapshot {
 type progressMeter struct {
 	start       time.Time
 	backfillMax time.Duration
+	perDay      int // api.rate_limit.per_day; 0 when the day is not capped
 	phase       string
 	phaseStart  time.Time
 	phaseDone   int64 // the phase's done count when it began
@@ -40,8 +42,9 @@ type progressMeter struct {
 // progressStats is a snapshot with its rate and estimate.
 type progressStats struct {
 	progressSnapshot
-	Rate float64       // messages archived a second since the run began
-	ETA  time.Duration // left in the phase; negative when unknown
+	Rate   float64       // messages archived a second since the run began
+	ETA    time.Duration // left in the phase; negative when unknown
+	perDay int
 }
 
 func (m *progressMeter) observe(s progressSnapshot, now time.Time) progressStats {
@@ -52,7 +55,7 @@ func (m *progressMeter) observe(s progressSnapshot, now time.Time) progressStats
 	if s.Phase != m.phase {
 		m.phase, m.phaseStart, m.phaseDone = s.Phase, now, done
 	}
-	st := progressStats{progressSnapshot: s, ETA: -1}
+	st := progressStats{progressSnapshot: s, ETA: -1, perDay: m.perDay}
 	if d := now.Sub(m.start).Seconds(); d > 0 {
 		st.Rate = float64(s.Archived) / d
 	}
@@ -92,8 +95,14 @@ func (st progressStats) String() string {
 	if done, total := phaseCounts(st.progressSnapshot); total >= 0 {
 		fmt.Fprintf(&b, ": conversations %d/%d", done, total)
 	}
-	fmt.Fprintf(&b, "; messages %d/%d found; history complete %d/%d; %.1f msg/s", st.Archived, st.Found,
-		st.HistoryComplete, st.Tracked, st.Rate)
+	fmt.Fprintf(&b, "; messages %d/%d found; history complete %d/%d", st.Archived, st.Found, st.HistoryComplete, st.Tracked)
+	if st.Enriched > 0 || st.Waiting > 0 {
+		fmt.Fprintf(&b, "; enriched %d, waiting %d", st.Enriched, st.Waiting)
+		if st.Waiting > 0 && st.perDay > 0 {
+			fmt.Fprintf(&b, " (%.1f days at %d a day, at least)", float64(st.Waiting)/float64(st.perDay), st.perDay)
+		}
+	}
+	fmt.Fprintf(&b, "; %.1f msg/s", st.Rate)
 	if st.ETA >= 0 {
 		fmt.Fprintf(&b, "; ETA %s", st.ETA.Round(time.Second))
 	}
@@ -106,7 +115,8 @@ func (st progressStats) fields() []zap.Field {
 		zap.Int64("conversations", st.Conversations), zap.Int64("messages_archived", st.Archived),
 		zap.Int64("messages_found", st.Found), zap.Int64("backfill_done", st.BackfillDone),
 		zap.Int64("backfill_conversations", st.Backlog), zap.Int64("history_complete", st.HistoryComplete),
-		zap.Int64("tracked", st.Tracked), zap.Float64("messages_per_second", float64(int64(st.Rate*10))/10)}
+		zap.Int64("tracked", st.Tracked), zap.Int64("enriched", st.Enriched), zap.Int64("waiting", st.Waiting),
+		zap.Float64("messages_per_second", float64(int64(st.Rate*10))/10)}
 	if st.ETA >= 0 {
 		f = append(f, zap.Duration("eta", st.ETA.Round(time.Second)))
 	}

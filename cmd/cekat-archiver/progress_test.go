@@ -29,6 +29,15 @@ func TestProgressLine(t *testing.T) {
 	if st.String() != want {
 		t.Errorf("line\n%q, want\n%q", st.String(), want)
 	}
+	// Under a daily cap: what is enriched, what waits, and how long the wait lasts at least.
+	capped := &progressMeter{perDay: 1000}
+	capped.observe(progressSnapshot{Phase: "new messages", Conversations: 300, Tracked: 300, HistoryComplete: 12}, t0)
+	s.Enriched, s.Waiting = 300, 900
+	st = capped.observe(s, t0.Add(time.Minute))
+	want = "new messages: conversations 100/300; messages 1200/1500 found; history complete 88/300; enriched 300, waiting 900 (0.9 days at 1000 a day, at least); 20.0 msg/s; ETA 2m0s"
+	if st.String() != want {
+		t.Errorf("capped line\n%q, want\n%q", st.String(), want)
+	}
 	// Backfill: 10 of 40 conversations in a minute would take 3 more
 	// minutes, but the phase stops after 4 in all.
 	s = progressSnapshot{Phase: "backfill", Backlog: 40, Archived: 2400, Found: 2400, Tracked: 300, HistoryComplete: 120}

@@ -65,7 +65,7 @@ func (s syncCmd) Run(ctx context.Context, e *env) error {
 	}
 	engine := syncer.New(client, archive, engineOptions(cfg, client, limiter, requests, nil, log))
 
-	stopProgress := s.showProgress(e, engine, log, cfg.Sync.BackfillMaxDuration)
+	stopProgress := s.showProgress(e, engine, log, cfg.Sync.BackfillMaxDuration, cfg.API.RateLimit.PerDay)
 	sum := engine.SyncWith(ctx, syncer.SyncOptions{Only: s.Conversation, All: s.All})
 	stopProgress()
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -137,7 +137,7 @@ func stoppedBeforeRun(ctx context.Context, e *env, err error) error {
 }
 
 // showProgress draws a bar on a terminal, or logs a line now and then.
-func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger, backfillMax time.Duration) (stop func()) {
+func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger, backfillMax time.Duration, perDay int) (stop func()) {
 	mode := s.Progress
 	if mode == "auto" {
 		mode = "log"
@@ -160,7 +160,7 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger, ba
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(e.stderr), progressbar.OptionSetDescription("syncing"),
 			progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionSetRenderBlankState(true))
 	}
-	meter := &progressMeter{backfillMax: backfillMax}
+	meter := &progressMeter{backfillMax: backfillMax, perDay: perDay}
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(every)
@@ -178,7 +178,7 @@ func (s syncCmd) showProgress(e *env, engine *syncer.Engine, log *zap.Logger, ba
 				_ = bar.Set64(st.Archived)
 				continue
 			}
-			log.Info("sync progress", append(st.fields(), zap.Int64("enriched", p.Enriched.Load()),
+			log.Info("sync progress", append(st.fields(),
 				zap.Int64("rechecked", p.Rechecked.Load()), zap.Int64("quarantined", p.Quarantined.Load()))...)
 		}
 	}()
