@@ -417,49 +417,6 @@ func (e *Engine) recheckConversation(ctx context.Context, r *run, conv string, c
 	return err
 }
 
-// recheckedRow applies a fresh detail answer to an archived row and says
-// whether anything an analyst would see changed.
-func recheckedRow(old sink.MessageRow, d cekat.Message, now time.Time) (sink.MessageRow, bool) {
-	row := old
-	applyDetail(&row, d)
-	changed := !old.Enriched || old.StatusSource != "" || row.Status != old.Status || !sameTime(row.DeliveredAt, old.DeliveredAt) ||
-		!sameTime(row.ReadAt, old.ReadAt) || !sameTime(row.UpdatedAt, old.UpdatedAt)
-	if !changed {
-		return old, false
-	}
-	row.FetchedAt, row.Version = now, max(old.Version+1, uint64(now.UnixNano()))
-	return row, true
-}
-
-// provisionalRow lays what a webhook event told over an archived row: the
-// status and its time, marked as the event's (sink.MessageRow.StatusSource)
-// until a detail call confirms them. Statuses only move forward: a read
-// message is not made delivered again; nothing new gives no row.
-func provisionalRow(old sink.MessageRow, t StatusTold, now time.Time) (sink.MessageRow, bool) {
-	row := old
-	at := t.At
-	switch t.Event {
-	case "message.delivered":
-		if old.DeliveredAt != nil || finalStatus(old.Status) {
-			return old, false
-		}
-		row.DeliveredAt = &at
-		if !strings.EqualFold(old.Status, "read") {
-			row.Status = "delivered"
-		}
-	case "message.read":
-		if old.ReadAt != nil {
-			return old, false
-		}
-		row.ReadAt, row.Status = &at, "read"
-	default:
-		return old, false
-	}
-	row.StatusSource = "webhook:" + t.Event
-	row.FetchedAt, row.Version = now, max(old.Version+1, uint64(now.UnixNano()))
-	return row, true
-}
-
 // provisionalEntry keeps a message whose status an event told on the
 // schedule, due, until a detail call confirms it.
 func provisionalEntry(c sink.StatusCheck, now time.Time) sink.StatusCheck {
@@ -467,12 +424,4 @@ func provisionalEntry(c sink.StatusCheck, now time.Time) sink.StatusCheck {
 	c.Until = later(c.Until, now.Add(enrichRetryFor))
 	c.Version = max(c.Version+1, uint64(now.UnixNano()))
 	return c
-}
-
-// sameTime compares at the archive's precision (whole seconds).
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Unix() == b.Unix()
 }
