@@ -22,10 +22,10 @@ import (
 )
 
 // webhookEndpoint is the webhook receiver on its own address, and the job
-// that acts on what it stored: at each event (after the debounce), and
-// every minute as a safety net for events a failed run left pending. The
-// job also stores what the journal kept while ClickHouse was away, and
-// drops the stored events past webhook.retention.
+// that acts on what it stored: at each burst of events (see daemon.Job's
+// Debounce), and every minute as a safety net for events a failed run left
+// pending. The job also stores what the journal kept while ClickHouse was
+// away, and drops the stored events past webhook.retention.
 type webhookEndpoint struct {
 	ln      net.Listener
 	srv     *http.Server
@@ -56,16 +56,11 @@ func newWebhookEndpoint(cfg config.Webhook, spoolDir string, engine *syncer.Engi
 	case err != nil:
 		return nil, err
 	}
-	trigger := make(chan struct{}, 1)
+	events := daemon.NewSignal()
 	recv, err := webhook.New(webhook.Options{Secret: []byte(cfg.Secret.Reveal()), SignatureHeader: cfg.SignatureHeader,
 		Encoding: cfg.SignatureEncoding, MaxBody: int64(cfg.MaxBody), MaxAge: cfg.MaxEventAge, MaxInFlight: cfg.MaxInFlight,
 		Store: store, Journal: journal, Registerer: reg, Logger: log,
-		Notify: func() {
-			select {
-			case trigger <- struct{}{}:
-			default: // a run is already asked for
-			}
-		}})
+		Notify: events.Notify})
 	if err != nil {
 		journal.Close()
 		return nil, err
@@ -85,14 +80,8 @@ func newWebhookEndpoint(cfg config.Webhook, spoolDir string, engine *syncer.Engi
 		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
 		WriteTimeout: cfg.ReadTimeout + 15*time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}}
 	var lastDrop time.Time
-	w.job = daemon.Job{Name: "webhook", Schedule: cron.Every(time.Minute), RunAtStart: true, Trigger: trigger,
+	w.job = daemon.Job{Name: "webhook", Schedule: cron.Every(time.Minute), RunAtStart: true, Trigger: events, Debounce: cfg.Debounce,
 		Run: func(ctx context.Context) error {
-			// A burst of events makes one run.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(cfg.Debounce):
-			}
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
 			stored, skipped, err := journal.Replay(rctx, store)
 			cancel()

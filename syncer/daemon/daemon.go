@@ -31,6 +31,11 @@ type Job struct {
 	// Trigger, when set, starts a run whenever it receives; a trigger
 	// that comes during a run starts another one right after it.
 	Trigger <-chan struct{}
+	// Debounce makes a burst of triggers one run: the run starts Debounce
+	// after the first trigger, and the triggers that come meanwhile join
+	// it. The wait is not prolonged by them: a steady stream of triggers
+	// still starts a run every Debounce.
+	Debounce time.Duration
 	// Exclusive runs alone: a run waits for the runs of other jobs in hand
 	// to finish, and theirs wait for it (the retention purge never runs
 	// while a sync does). See gate.
@@ -52,6 +57,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	Logger   *zap.Logger
 	Now      func() time.Time
+	// After is the clock of the triggers' debounce (time.After); tests
+	// set it to release the wait themselves.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Daemon runs jobs on their schedules.
@@ -127,6 +135,9 @@ func New(jobs []Job, opts Options) (*Daemon, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if opts.Ping == nil {
 		opts.Ping = func(context.Context) error { return nil }
@@ -303,23 +314,52 @@ func (d *Daemon) aloneName() string {
 }
 
 // triggered starts a run of j at each trigger, one after the other, until
-// ctx ends.
+// ctx ends. The triggers that come within j.Debounce of the first join its
+// run; those that come later, while it runs, start one more after it.
 func (d *Daemon) triggered(ctx context.Context, j *jobState) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-j.Trigger:
-			for j.running.Load() && ctx.Err() == nil {
-				// A run the schedule started is going: this trigger's work
-				// starts after it, not never.
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			d.start(ctx, j, "trigger")
 		}
+		if j.Debounce > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.opts.After(j.Debounce):
+			}
+		}
+		// The run that starts next sees the work of every trigger so far:
+		// those that came during the wait are its own.
+		select {
+		case <-j.Trigger:
+		default:
+		}
+		for j.running.Load() && ctx.Err() == nil {
+			// A run the schedule started is going: this trigger's work
+			// starts after it, not never.
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		d.start(ctx, j, "trigger")
+	}
+}
+
+// Signal is a Job's Trigger that any number of senders pull without ever
+// blocking: the pulls that come before the job takes one are one.
+type Signal chan struct{}
+
+// NewSignal makes a Signal.
+func NewSignal() Signal { return make(Signal, 1) }
+
+// Notify pulls s.
+func (s Signal) Notify() {
+	select {
+	case s <- struct{}{}:
+	default: // a run is already asked for
 	}
 }
 

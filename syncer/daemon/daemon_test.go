@@ -272,13 +272,10 @@ func TestListenFailureIsReported(t *testing.T) {
 func TestTriggerStartsRunsOneAfterTheOther(t *testing.T) {
 	trigger := make(chan struct{}, 1)
 	release := make(chan struct{})
-	var runs, concurrent, most atomic.Int64
+	var runs atomic.Int64
+	var at concurrency
 	job := Job{Name: "hint", Schedule: every(time.Hour), Trigger: trigger, Run: func(ctx context.Context) error {
-		n := concurrent.Add(1)
-		defer concurrent.Add(-1)
-		if n > most.Load() {
-			most.Store(n)
-		}
+		defer at.enter()()
 		if runs.Add(1) == 1 {
 			<-release
 		}
@@ -300,7 +297,7 @@ func TestTriggerStartsRunsOneAfterTheOther(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if most.Load() != 1 {
-		t.Errorf("%d runs at once", most.Load())
+	if n := at.most.Load(); n != 1 {
+		t.Errorf("%d runs at once", n)
 	}
 }
