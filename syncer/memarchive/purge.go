@@ -178,22 +178,28 @@ func (a *Archive) ConversationMessages(_ context.Context, tables, ids []string) 
 		}
 	}
 	for _, table := range tables {
-		switch table {
-		case tableMessages:
-			for _, r := range a.msgs {
-				add(r.ConversationID, r.MessageID)
-			}
-		case tableQuarantine:
-			for _, r := range a.quar {
-				add(r.ConversationID, r.MessageID)
-			}
-		case tableChecks:
-			for _, r := range a.checks {
-				add(r.ConversationID, r.MessageID)
-			}
-		}
+		a.eachMessageRow(table, add)
 	}
 	return out, nil
+}
+
+// eachMessageRow calls fn with the conversation and message id of each row
+// of table, when it is a table with a message id.
+func (a *Archive) eachMessageRow(table string, fn func(conv, msg string)) {
+	switch table {
+	case tableMessages:
+		for _, r := range a.msgs {
+			fn(r.ConversationID, r.MessageID)
+		}
+	case tableQuarantine:
+		for _, r := range a.quar {
+			fn(r.ConversationID, r.MessageID)
+		}
+	case tableChecks:
+		for _, r := range a.checks {
+			fn(r.ConversationID, r.MessageID)
+		}
+	}
 }
 
 // ConversationRows implements purge.EraseArchive: every version of a row
@@ -228,25 +234,11 @@ func (a *Archive) ConversationRows(_ context.Context, scope sink.EraseScope) (ma
 // eachMessageOnlyRow calls fn with the message id of each row of the table
 // that is in the scope by its message alone (its conversation is not).
 func (a *Archive) eachMessageOnlyRow(table string, scope sink.EraseScope, in map[string]bool, fn func(msg string)) {
-	visit := func(conv, msg string) {
+	a.eachMessageRow(table, func(conv, msg string) {
 		if _, ok := scope.Messages[msg]; ok && msg != "" && !in[conv] {
 			fn(msg)
 		}
-	}
-	switch table {
-	case tableMessages:
-		for _, r := range a.msgs {
-			visit(r.ConversationID, r.MessageID)
-		}
-	case tableQuarantine:
-		for _, r := range a.quar {
-			visit(r.ConversationID, r.MessageID)
-		}
-	case tableChecks:
-		for _, r := range a.checks {
-			visit(r.ConversationID, r.MessageID)
-		}
-	}
+	})
 }
 
 // DeleteConversationRows implements purge.EraseArchive. What waits in the
