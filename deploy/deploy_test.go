@@ -30,6 +30,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cekat-archiver/cekat-archiver/config"
+	"github.com/cekat-archiver/cekat-archiver/deploy/deploytest"
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/daemon"
@@ -143,22 +144,10 @@ type kubeObject struct {
 func kubeObjects(t *testing.T) map[string][]kubeObject {
 	t.Helper()
 	out := map[string][]kubeObject{}
-	for _, path := range files(t, ".yaml") {
-		if !strings.HasPrefix(path, "kubernetes/") {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		for {
+	for path, docs := range kubeDocs(t) {
+		for _, d := range docs {
 			var o kubeObject
-			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
+			d.decode(t, &o)
 			out[path] = append(out[path], o)
 		}
 	}
@@ -374,34 +363,7 @@ func TestMetricNamesExist(t *testing.T) {
 	if !names["cekat_archiver_conversations_lagging"] || !names["cekat_archiver_runs_total"] {
 		t.Fatalf("the registry misses known metrics: %v", names)
 	}
-	var exprs []string
-	dash, err := os.ReadFile("grafana/cekat-archiver.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`"expr": "((?:[^"\\]|\\.)*)"`).FindAllStringSubmatch(string(dash), -1) {
-		exprs = append(exprs, m[1])
-	}
-	rules, err := os.ReadFile("prometheus/alerts.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var groups struct {
-		Groups []struct {
-			Rules []struct {
-				Alert string `yaml:"alert"`
-				Expr  string `yaml:"expr"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(rules, &groups); err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range groups.Groups {
-		for _, r := range g.Rules {
-			exprs = append(exprs, r.Expr)
-		}
-	}
+	exprs := append(deploytest.DashboardExprs(t), deploytest.AlertExprs(t)...)
 	if len(exprs) < 20 {
 		t.Fatalf("only %d expressions found", len(exprs))
 	}

@@ -1,13 +1,12 @@
 package deploy_test
 
 import (
-	"encoding/json"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cekat-archiver/cekat-archiver/deploy/deploytest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -160,64 +159,6 @@ func aggregations(t *testing.T, expr string) []aggregation {
 	return out
 }
 
-// dashboardExprs returns every query of the dashboard.
-func dashboardExprs(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile("grafana/cekat-archiver.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash any
-	if err := json.Unmarshal(data, &dash); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if e, ok := v["expr"].(string); ok {
-				out = append(out, e)
-			}
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	walk(dash)
-	return out
-}
-
-// alertExprs returns every alert rule's expression.
-func alertExprs(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile("prometheus/alerts.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Expr string `yaml:"expr"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(data, &rules); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			out = append(out, r.Expr)
-		}
-	}
-	return out
-}
-
 // Each shard exports the counts of its own conversations, with no label that tells the shards
 // apart but the target's (instance, pod): across targets, only a sum says something of the
 // workspace; max() is one shard's count. So an aggregation over the archiver's series that
@@ -230,7 +171,7 @@ func TestExpressionsSumShards(t *testing.T) {
 		})
 	}
 	shardSeries := regexp.MustCompile(`\bcekat_archiver_[a-z0-9_]+\b`)
-	dash, alerts := dashboardExprs(t), alertExprs(t)
+	dash, alerts := deploytest.DashboardExprs(t), deploytest.AlertExprs(t)
 	if len(dash) < 20 || len(alerts) < 8 {
 		t.Fatalf("found %d dashboard and %d alert expressions", len(dash), len(alerts))
 	}

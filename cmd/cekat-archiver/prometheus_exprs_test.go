@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/cekat-archiver/cekat-archiver/deploy/deploytest"
 )
 
 // promCheckExpressions evaluates every query of the dashboard and every alert rule's
@@ -37,7 +35,7 @@ func promCheckExpressions(t *testing.T, pq *promQuerier) {
 	}
 	// Grafana's variables: every instance, and a range of several scrapes.
 	grafana := strings.NewReplacer(`$instance`, `.+`, `$__rate_interval`, `30s`)
-	dash := promDashboardExprs(t)
+	dash := deploytest.DashboardExprs(t)
 	for _, e := range dash {
 		q := grafana.Replace(e)
 		res, err := pq.query(q)
@@ -48,7 +46,7 @@ func promCheckExpressions(t *testing.T, pq *promQuerier) {
 			t.Errorf("dashboard: %s finds no series in what the daemon exports", e)
 		}
 	}
-	alerts := promAlertExprs(t)
+	alerts := deploytest.AlertExprs(t)
 	selector := regexp.MustCompile(`\b(?:cekat_archiver_[a-z0-9_]+|process_[a-z0-9_]+|up)\b(?:\{[^}]*\})?`)
 	selectors := 0
 	for _, e := range alerts {
@@ -70,60 +68,4 @@ func promCheckExpressions(t *testing.T, pq *promQuerier) {
 		t.Fatalf("found only %d dashboard queries, %d alert rules, %d selectors", len(dash), len(alerts), selectors)
 	}
 	t.Logf("%d dashboard queries and %d alert rules (%d series selectors) evaluated", len(dash), len(alerts), selectors)
-}
-
-func promDashboardExprs(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile("../../deploy/grafana/cekat-archiver.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash any
-	if err := json.Unmarshal(data, &dash); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if e, ok := v["expr"].(string); ok {
-				out = append(out, e)
-			}
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	walk(dash)
-	return out
-}
-
-func promAlertExprs(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Expr string `yaml:"expr"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(data, &rules); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			out = append(out, r.Expr)
-		}
-	}
-	return out
 }
