@@ -26,14 +26,7 @@ func TestEraseByPhoneAfterWebhooks(t *testing.T) {
 	chAddr := sinktest.Addr(t)
 	ctx := context.Background()
 	db := sinktest.DatabaseName(t)
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{chAddr}, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := migratedStore(t, chAddr, db)
 	const secret = "erase-secret"
 	recv, err := webhook.New(webhook.Options{Secret: []byte(secret), Store: store})
 	if err != nil {

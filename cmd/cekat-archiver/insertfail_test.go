@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
 
@@ -21,25 +20,8 @@ import (
 // paid twice: what the first run was given waited in its spool), and the
 // archive is exactly the simulator's truth, with no gap left.
 func TestFailedInsertCostsNoAPICall(t *testing.T) {
-	chAddr := sinktest.Addr(t)
-	if testing.Short() {
-		t.Skip("builds the archiver and runs it twice")
-	}
-	proxy := sinktest.NewProxy(t, chAddr)
-	rig := newRig(t, chAddr, cekatsim.Options{
-		Seed:          13,
-		Shape:         cekatsim.ShapeReal,
-		MessageCounts: []int{1, 250, 900, 1800, 2600},
-		Latency:       time.Millisecond,
-	},
-		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+proxy.Addr(),
-		// One INSERT open across many blocks, ended by the interval.
-		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=50000",
-		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=1s",
-		// Every detail call is then an enrichment: re-checks would be
-		// calls paid again on purpose.
-		"CEKAT_ARCHIVER_SYNC_RECHECK_WINDOW=0s",
-	)
+	// The interval ends the open INSERT while detail calls are in flight.
+	rig, proxy := newCutRig(t, 13, []int{1, 250, 900, 1800, 2600}, "1s")
 	total := len(rig.sim.Truth())
 	var details atomic.Int64
 	cutAt := int64(total * 2 / 5)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
-	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
 
 // TestSpoolReplayedIntoARemadeDatabaseLeavesNoHole is the reproduced hole,
@@ -21,22 +20,7 @@ import (
 // the old database held are archived: applied to the new one, the walks
 // would stop at their heads. The archive must end equal to the truth.
 func TestSpoolReplayedIntoARemadeDatabaseLeavesNoHole(t *testing.T) {
-	chAddr := sinktest.Addr(t)
-	if testing.Short() {
-		t.Skip("builds the archiver and runs it four times")
-	}
-	proxy := sinktest.NewProxy(t, chAddr)
-	rig := newRig(t, chAddr, cekatsim.Options{
-		Seed:          31,
-		Shape:         cekatsim.ShapeReal,
-		MessageCounts: []int{200, 120, 60, 30},
-		Latency:       time.Millisecond,
-	},
-		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+proxy.Addr(),
-		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=50000",
-		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL=1h",
-		"CEKAT_ARCHIVER_SYNC_RECHECK_WINDOW=0s",
-	)
+	rig, proxy := newCutRig(t, 31, []int{200, 120, 60, 30}, "1h")
 	rig.cleanRun("first sync")
 	for _, conv := range rig.sim.ConversationIDs() {
 		rig.sim.AddMessages(conv, 6)

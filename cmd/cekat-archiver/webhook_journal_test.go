@@ -28,14 +28,7 @@ func TestWebhookEventsOutliveAClickHouseOutage(t *testing.T) {
 	chAddr := sinktest.Addr(t)
 	ctx := context.Background()
 	db := sinktest.DatabaseName(t)
-	direct, err := sink.Open(ctx, sink.Options{Addr: []string{chAddr}, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	if _, err := direct.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	direct := migratedStore(t, chAddr, db)
 	proxy := sinktest.NewProxy(t, chAddr)
 	store, err := sink.Open(ctx, sink.Options{Addr: []string{proxy.Addr()}, Database: db, DialTimeout: time.Second})
 	if err != nil {

@@ -54,8 +54,10 @@ func TestWebhookEventSurvivesSIGKILLAfter202(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 
-	// First life: the start-up sync archives the history; acting on events
-	// waits an hour, so the event is only stored when the kill comes.
+	// First life: the start-up sync archives the history; an event starts
+	// its run an hour after it (the debounce), and the webhook job's
+	// schedule comes a minute after the start, so the event is only stored
+	// when the kill comes.
 	first := promStart(t, "first daemon", dir, cleanEnviron(append(base, "CEKAT_ARCHIVER_DAEMON_LISTEN="+promFreeAddr(t),
 		"CEKAT_ARCHIVER_WEBHOOK_DEBOUNCE=1h")), bin, "run")
 	waitFor(t, first, "the start-up sync", func() bool { return len(archivedIDs(t, store)) == len(sim.Truth()) })

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+)
+
+// migratedStore opens database db on ClickHouse at chAddr, with its schema
+// made; it is closed when the test ends.
+func migratedStore(t *testing.T, chAddr, db string) *sink.Store {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sink.Open(ctx, sink.Options{Addr: []string{chAddr}, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// newCutRig is a rig whose archiver reaches ClickHouse through a proxy the
+// test cuts, on a simulator that answers as the real API does. One INSERT
+// stays open across many blocks (ended by batchInterval), and re-checks
+// are off: every detail call is an enrichment, so a call paid twice shows.
+// It needs ClickHouse, and skips under -short (it builds the archiver).
+func newCutRig(t *testing.T, seed int64, counts []int, batchInterval string) (*crashRig, *sinktest.Proxy) {
+	t.Helper()
+	chAddr := sinktest.Addr(t)
+	if testing.Short() {
+		t.Skip("builds the archiver and runs it more than once")
+	}
+	proxy := sinktest.NewProxy(t, chAddr)
+	rig := newRig(t, chAddr, cekatsim.Options{Seed: seed, Shape: cekatsim.ShapeReal, MessageCounts: counts, Latency: time.Millisecond},
+		"CEKAT_ARCHIVER_CLICKHOUSE_ADDR="+proxy.Addr(),
+		"CEKAT_ARCHIVER_SYNC_BATCH_ROWS=50000",
+		"CEKAT_ARCHIVER_SYNC_BATCH_INTERVAL="+batchInterval,
+		"CEKAT_ARCHIVER_SYNC_RECHECK_WINDOW=0s",
+	)
+	return rig, proxy
+}
