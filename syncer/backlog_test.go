@@ -2,8 +2,6 @@ package syncer_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,12 +37,12 @@ func (a *versionArchive) AddMessages(ctx context.Context, rows ...sink.MessageRo
 // budgetBed is the engine against the simulator on its clock, with a
 // limiter of a daily cap on the same clock, and the in-memory archive.
 type budgetBed struct {
-	t            testing.TB
-	sim          *cekatsim.Server
-	archive      *versionArchive
-	engine       *syncer.Engine
-	limiter      *budget.Limiter
-	list, detail atomic.Int64
+	t       testing.TB
+	sim     *cekatsim.Server
+	archive *versionArchive
+	engine  *syncer.Engine
+	limiter *budget.Limiter
+	callCounts
 }
 
 func newBudgetBed(t testing.TB, simOpts cekatsim.Options, perDay int, pace budget.Pace, opts syncer.Options) *budgetBed {
@@ -58,30 +56,12 @@ func newBudgetBed(t testing.TB, simOpts cekatsim.Options, perDay int, pace budge
 	}
 	t.Cleanup(func() { sim.Close() })
 	b := &budgetBed{t: t, sim: sim, archive: &versionArchive{Archive: memarchive.New(), rows: map[string]int{}}}
-	api := sim.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" {
-			b.list.Add(1)
-		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
-			b.detail.Add(1)
-		}
-		api.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	url := serveCounted(t, sim, &b.callCounts)
 	// The limiter paces on a clock that moves: the simulator's stands
 	// still between its steps, and the wall clock adds what the run takes.
 	began := time.Now()
-	clock := func() time.Time { return sim.Now().Add(time.Since(began)) }
-	b.limiter, err = budget.New(budget.Options{PerMinute: 1_000_000, PerDay: perDay, PurgeShare: -1, Now: clock,
-		DayLocation: time.UTC, Pace: pace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jakarta, err := time.LoadLocation("Asia/Jakarta")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta,
+	b.limiter = dailyCap(t, perDay, func() time.Time { return sim.Now().Add(time.Since(began)) }, pace)
+	client, err := cekat.New(cekat.Options{BaseURL: url, APIKey: cekatsim.DefaultAPIKey, Location: jakarta(t),
 		Limiter: b.limiter})
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +77,6 @@ func newBudgetBed(t testing.TB, simOpts cekatsim.Options, perDay int, pace budge
 	b.engine = syncer.New(client, b.archive, opts)
 	return b
 }
-
-func (b *budgetBed) calls() int64 { return b.list.Load() + b.detail.Load() }
 
 // completeness compares the archive with the simulator's truth: messages
 // missing, messages archived that are not upstream, and the enriched ones.

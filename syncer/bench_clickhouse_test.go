@@ -282,13 +282,9 @@ func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int, limiter bool
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { archive.Close(context.Background()) })
-	loc, err := time.LoadLocation("Asia/Jakarta")
-	if err != nil {
-		b.Fatal(err)
-	}
 	requests := syncer.NewRequestStats(nil)
 	opts := cekat.Options{BaseURL: s.srv.URL, APIKey: cekatsim.DefaultAPIKey, MaxRetries: 5,
-		Timeout: 30 * time.Second, OnRequest: requests.Observe, Location: loc}
+		Timeout: 30 * time.Second, OnRequest: requests.Observe, Location: jakarta(b)}
 	if limiter {
 		// As cmd/cekat-archiver's newLimiter builds it.
 		l, err := budget.New(budget.Options{PerMinute: benchPerMinute, PerDay: 0, PurgeShare: -1})

@@ -93,7 +93,9 @@ func newHarness(t *testing.T, simOpts cekatsim.Options, engOpts syncer.Options, 
 	return h
 }
 
-func jakarta(t *testing.T) *time.Location {
+// jakarta is the zone of the simulator's flat shape's zone-less times.
+func jakarta(t testing.TB) *time.Location {
+	t.Helper()
 	loc, err := time.LoadLocation("Asia/Jakarta")
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,33 +145,18 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	var list, detail atomic.Int64
-	api := sim.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" {
-			list.Add(1)
-		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
-			detail.Add(1)
-		}
-		api.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	jakarta, err := time.LoadLocation("Asia/Jakarta") // the zone of the flat shape's zone-less times
-	if err != nil {
-		t.Fatal(err)
-	}
+	var counts callCounts
+	url := serveCounted(t, sim, &counts)
 	archive := &seenArchive{Archive: memarchive.New(), now: sim.Now, stepBegan: time.Now(), seen: map[string]seenAt{}}
 	var limiter *budget.Limiter
-	co := cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey, Location: jakarta}
+	// Jakarta: the zone of the flat shape's zone-less times.
+	co := cekat.Options{BaseURL: url, APIKey: cekatsim.DefaultAPIKey, Location: jakarta(t)}
 	if cfg.capPerDay > 0 {
 		// The day's cap on the simulator's clock (plus the wall time of the
 		// step, so that the pace moves); the rate per minute is checked
 		// against each run's calls instead of slowing the simulation.
 		clock := func() time.Time { return sim.Now().Add(time.Since(archive.stepBegan)) }
-		if limiter, err = budget.New(budget.Options{PerMinute: 1_000_000, PerDay: cfg.capPerDay, PurgeShare: -1, Now: clock,
-			DayLocation: time.UTC, Pace: budget.Pace{RunEvery: cfg.runEvery}}); err != nil {
-			t.Fatal(err)
-		}
+		limiter = dailyCap(t, cfg.capPerDay, clock, budget.Pace{RunEvery: cfg.runEvery})
 		co.Limiter = limiter
 	}
 	client, err := cekat.New(co)
@@ -220,7 +202,7 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	began := time.Now()
 	ctx := context.Background()
 	run := func() {
-		before := list.Load() + detail.Load()
+		before := counts.calls()
 		sum := e.Sync(ctx, nil)
 		if err := sum.Failure(); err != nil {
 			t.Fatalf("run at %v failed: %v %v", sim.Now(), err, sum.Errors)
@@ -230,13 +212,13 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		}
 		res.rechecks += sum.Rechecked
 		res.changes += sum.Changed
-		res.maxRunsRequests = max(res.maxRunsRequests, list.Load()+detail.Load()-before)
+		res.maxRunsRequests = max(res.maxRunsRequests, counts.calls()-before)
 		if res.firstSync > 0 {
-			res.steadyMaxRun = max(res.steadyMaxRun, list.Load()+detail.Load()-before)
+			res.steadyMaxRun = max(res.steadyMaxRun, counts.calls()-before)
 		}
 	}
 	run()
-	res.firstSync = list.Load() + detail.Load()
+	res.firstSync = counts.calls()
 	firstArchived := len(archive.Messages())
 	weekBegan := sim.Now()
 	minutesPerRun := int(cfg.runEvery / time.Minute)
@@ -247,13 +229,13 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	for d := range cfg.days {
 		day := weekDay{}
 		active := map[string]bool{}
-		l0, d0 := list.Load(), detail.Load()
+		l0, d0 := counts.list.Load(), counts.detail.Load()
 		for m := 0; m < 24*60; m++ {
 			sim.Advance(time.Minute)
 			archive.stepBegan = time.Now()
 			if m == 24*60-1 && cfg.capPerDay > 0 {
-				day.capCalls = list.Load() + detail.Load() - capL - capD
-				capL, capD = list.Load(), detail.Load()
+				day.capCalls = counts.calls() - capL - capD
+				capL, capD = counts.list.Load(), counts.detail.Load()
 			}
 			for k := poisson(rng, perMinute); k > 0; k-- {
 				n := 1 + rng.IntN(8)
@@ -263,16 +245,16 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 				day.newMessages += int64(n)
 			}
 			if cfg.webhooks {
-				l0, d0 := list.Load(), detail.Load()
+				l0, d0 := counts.list.Load(), counts.detail.Load()
 				applyWeekEvents(t, sim, e, events, &res)
-				res.eventLists += list.Load() - l0
-				res.eventCalls += list.Load() + detail.Load() - l0 - d0
+				res.eventLists += counts.list.Load() - l0
+				res.eventCalls += counts.calls() - l0 - d0
 			}
 			if (m+1)%minutesPerRun == 0 {
 				run()
 			}
 		}
-		day.list, day.detail = list.Load()-l0, detail.Load()-d0
+		day.list, day.detail = counts.list.Load()-l0, counts.detail.Load()-d0
 		day.calls = day.list + day.detail
 		day.active = len(active)
 		measureDay(sim, archive.Archive, cfg, &day)
@@ -287,7 +269,7 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 	}
 	res.elapsed = time.Since(began)
 	res.archived = len(archive.Messages())
-	res.list, res.detail = list.Load(), detail.Load()
+	res.list, res.detail = counts.list.Load(), counts.detail.Load()
 	res.calls = res.list + res.detail
 	res.steadyCalls = res.calls - res.firstSync
 	res.steadyMessages = int64(res.archived - firstArchived)
