@@ -546,8 +546,23 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 		sum.Stopped, sum.StoppedBy, err = true, "stopped: "+context.Cause(ctx).Error(), nil
 	}
 
-	p := r.progress
 	sum.Finished = e.opts.Now().UTC()
+	r.tally(&sum, ferr == nil)
+	sum.Requests = acct.requests()
+	sum.Err = err
+	if sum.Failed > 0 {
+		log.Warn("conversations failed in this run", zap.Int("failed", sum.Failed), zap.Int("worked_on", sum.Attempted),
+			zap.Strings("first_errors", r.errors[:min(len(r.errors), 3)]))
+	}
+	row := e.runRow(sum)
+	e.saveRun(wctx, acct.final(row), log)
+	return sum
+}
+
+// tally counts in sum what the run did. New messages count only when
+// written: rows are counted once they are stored, not when queued.
+func (r *run) tally(sum *Summary, written bool) {
+	p := r.progress
 	p.Failed.Store(int64(len(r.failed)))
 	sum.Failed = len(r.failed)
 	sum.Attempted = len(r.attempted)
@@ -561,19 +576,15 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	sum.Rechecked, sum.Changed, sum.Quarantined = p.Rechecked.Load(), p.Changed.Load(), p.Quarantined.Load()
 	sum.Waiting = p.Waiting.Load()
 	sum.EnrichPaused = r.enrichPaused
-	if ferr == nil {
-		// Rows are counted once they are stored, not when queued.
+	if written {
 		sum.NewMessages = p.NewMessages.Load()
 	}
-	sum.Requests = acct.requests()
 	sum.Errors = r.errors
-	sum.Err = err
-	if sum.Failed > 0 {
-		log.Warn("conversations failed in this run", zap.Int("failed", sum.Failed), zap.Int("worked_on", sum.Attempted),
-			zap.Strings("first_errors", r.errors[:min(len(r.errors), 3)]))
-	}
+}
 
-	row := sink.RunRow{RunID: r.id, Shard: e.opts.Shard.ID(), StartedAt: sum.Started, FinishedAt: sum.Finished, Result: "ok",
+// runRow is a finished run's row in sync_runs, its result from sum.
+func (e *Engine) runRow(sum Summary) sink.RunRow {
+	row := sink.RunRow{RunID: sum.RunID, Shard: e.opts.Shard.ID(), StartedAt: sum.Started, FinishedAt: sum.Finished, Result: "ok",
 		Conversations: uint32(sum.Conversations), NewMessages: uint64(sum.NewMessages), Enriched: uint64(sum.Enriched),
 		Rechecked: uint64(sum.Rechecked), Quarantined: uint64(sum.Quarantined)}
 	for _, n := range sum.Requests {
@@ -587,8 +598,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	case sum.StoppedBy != "":
 		row.Result, row.Error = "partial", sum.StoppedBy
 	}
-	e.saveRun(wctx, acct.final(row), log)
-	return sum
+	return row
 }
 
 // newAccount starts counting the requests of a new run of kind.
