@@ -48,7 +48,7 @@ test:
 	$(MAKE) --no-print-directory vet fmt-check || status=1; \
 	if [ $$status -eq 0 ]; then \
 		echo "make test: every package on ClickHouse 18.16 ($(CH_ADDR))"; \
-		env $$cluster_env CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 20m ./... || status=1; \
+		env $$cluster_env CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 30m ./... || status=1; \
 	fi; \
 	[ -z "$$cluster_env" ] || [ $$cluster_was_running -eq 1 ] || $(CLUSTER) stop; \
 	[ $$was_running -eq 1 ] || CEKAT_CH_ENGINE=debian $(CH) stop; \
@@ -56,7 +56,7 @@ test:
 		echo "make test: $(TEST_CURRENT_PKGS) on ClickHouse 26.7 ($(CH_CURRENT_ADDR))"; \
 		current_was_running=0; $(CHDB) status >/dev/null 2>&1 && current_was_running=1; \
 		if $(CHDB) start; then \
-			CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_CURRENT_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 20m -skip '$(TEST_CURRENT_SKIP)' $(TEST_CURRENT_PKGS) || status=1; \
+			CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_CURRENT_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 30m -skip '$(TEST_CURRENT_SKIP)' $(TEST_CURRENT_PKGS) || status=1; \
 			[ $$current_was_running -eq 1 ] || $(CHDB) stop; \
 		else \
 			status=1; \
