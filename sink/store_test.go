@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap/zaptest"
 
@@ -766,5 +767,56 @@ func TestOpenRejectsBadDatabaseName(t *testing.T) {
 	_, err := sink.Open(context.Background(), sink.Options{Addr: []string{"127.0.0.1:1"}, Database: "x; DROP"})
 	if err == nil || !strings.Contains(err.Error(), "database name") {
 		t.Errorf("Open with a bad database name: %v, want a database name error", err)
+	}
+}
+
+// A client whose connection ends in a reset (a killed process with unread data, a cut network)
+// costs the server that connection only: the next clients are served. The development server
+// of current releases (chDB's clickhouse-local behind deploy/clickhouse/chdb-serve.c) aborted
+// on a reset unless its launcher's relay turned it into an orderly close.
+func TestServerSurvivesResetConnections(t *testing.T) {
+	ctx := testContext(t)
+	var (
+		mu    sync.Mutex
+		conns []*net.TCPConn
+	)
+	c, err := clickhouse.Open(&clickhouse.Options{
+		Addr: []string{sinktest.Addr(t)},
+		DialContext: func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				mu.Lock()
+				conns = append(conns, conn.(*net.TCPConn))
+				mu.Unlock()
+			}
+			return conn, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 3 {
+		// A session waiting for its next query, then reset.
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+		mu.Lock()
+		for _, conn := range conns {
+			_ = conn.SetLinger(0) // close with a reset
+			_ = conn.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		// Fresh sessions, several round trips each.
+		st := openStore(t, "default")
+		for j := range 10 {
+			var one uint8
+			if err := st.Conn().QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				t.Fatalf("after %d reset sessions, query %d of a new session: %v", i+1, j, err)
+			}
+		}
+		st.Close()
 	}
 }

@@ -166,6 +166,18 @@ install_chdb() {
 	fi
 }
 
+# Warns when the chdb instance runs an older launcher than chdb-serve.c (its binary was rebuilt,
+# or is due to be, since it started): that one may lack what the tests rely on (the relay that
+# keeps a client's reset from aborting the engine). A restart runs the current one.
+stale_launcher_warning() {
+	[[ "$ENGINE" == chdb ]] || return 0
+	local exe
+	exe="$(readlink "/proc/$1/exe" 2>/dev/null)" || return 0
+	if [[ "$exe" == *" (deleted)" || "$SCRIPT_DIR/chdb-serve.c" -nt "$exe" ]]; then
+		log "warning: pid $1 runs a launcher older than $SCRIPT_DIR/chdb-serve.c; restart it (clickhouse.sh restart) to run the current one"
+	fi
+}
+
 # Prints the pid of the private instance and returns 0 if it is running.
 running_pid() {
 	[[ -f "$PID_FILE" ]] || return 1
@@ -230,6 +242,7 @@ cmd_start() {
 	local pid
 	if pid="$(running_pid)"; then
 		echo "clickhouse ($ENGINE): already running (pid $pid) on $HOST:$(configured_port), state in $CH_DIR"
+		stale_launcher_warning "$pid"
 		return 0
 	fi
 	cmd_install
