@@ -127,6 +127,41 @@ func (sc EraseScope) where(hasMessageID bool) (string, []any) {
 	return cond, args
 }
 
+// messagesTable is the external table that carries the scope's message ids to
+// the queries that count its rows: sent as data, thousands of ids cost the
+// server a set to fill, where the same ids in the query's text cost it
+// parsing and analysing a literal of that size, in every query. A removal
+// runs later than its query and cannot read an external table: it names them
+// in its text (where).
+const messagesTable = "erase_messages"
+
+// countWhere is where for the queries that count (scopeRows): the message ids
+// read from messagesTable, which withMessages attaches.
+func (sc EraseScope) countWhere(hasMessageID bool) (string, []any) {
+	cond, args := sc.where(false)
+	if hasMessageID && len(sc.Messages) > 0 {
+		cond += " OR message_id IN (SELECT m FROM " + messagesTable + ")"
+	}
+	return cond, args
+}
+
+// withMessages attaches the scope's message ids as messagesTable.
+func (sc EraseScope) withMessages(ctx context.Context) (context.Context, error) {
+	if len(sc.Messages) == 0 {
+		return ctx, nil
+	}
+	t, err := ext.NewTable(messagesTable, ext.Column("m", "String"))
+	if err != nil {
+		return nil, fmt.Errorf("message id table: %w", err)
+	}
+	for m := range sc.Messages {
+		if err := t.Append(m); err != nil {
+			return nil, fmt.Errorf("message id table: %w", err)
+		}
+	}
+	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
+}
+
 // largeQuery lets a query carry long lists of ids (the default
 // max_query_size, 256 KiB, holds about 6,000).
 func largeQuery(ctx context.Context) context.Context {
@@ -138,28 +173,38 @@ func largeQuery(ctx context.Context) context.Context {
 // message counts for the message's conversation; rows of messages tied to
 // no conversation count under "".
 func (a *Archive) ConversationRows(ctx context.Context, scope EraseScope) (map[string]map[string]uint64, error) {
+	out, _, err := a.scopeRows(ctx, scope)
+	return out, err
+}
+
+// scopeRows is ConversationRows, and the tables with a row of the scope that
+// names none of its conversations (found by its message id alone).
+func (a *Archive) scopeRows(ctx context.Context, scope EraseScope) (map[string]map[string]uint64, map[string]bool, error) {
 	out := map[string]map[string]uint64{}
+	byMessage := map[string]bool{}
 	if len(scope.Conversations) == 0 && len(scope.Messages) == 0 {
-		return out, nil
+		return out, byMessage, nil
 	}
 	withMsg, err := a.tablesWithColumn(ctx, "message_id")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	in := map[string]bool{}
 	for _, id := range scope.Conversations {
 		in[id] = true
 	}
-	ctx = largeQuery(ctx)
+	if ctx, err = scope.withMessages(largeQuery(ctx)); err != nil {
+		return nil, nil, err
+	}
 	for _, table := range scope.Tables {
 		part := map[string]uint64{}
-		cond, args := scope.where(withMsg[table])
+		cond, args := scope.countWhere(withMsg[table])
 		msgCol := "''"
 		if withMsg[table] {
 			msgCol = "message_id"
 		}
 		err := a.read(ctx, "count rows of "+table, "SELECT conversation_id, "+msgCol+", count() FROM "+a.s.TableName(table)+
-			" WHERE "+cond+" GROUP BY conversation_id, "+msgCol, args, func() { clear(part) },
+			" WHERE "+cond+" GROUP BY conversation_id, "+msgCol, args, func() { clear(part); byMessage[table] = false },
 			func(rows driver.Rows) error {
 				var (
 					id, msg string
@@ -170,12 +215,13 @@ func (a *Archive) ConversationRows(ctx context.Context, scope EraseScope) (map[s
 				}
 				if !in[id] {
 					id = scope.Messages[msg]
+					byMessage[table] = true
 				}
 				part[id] += n
 				return nil
 			})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for id, n := range part {
 			if out[id] == nil {
@@ -184,7 +230,7 @@ func (a *Archive) ConversationRows(ctx context.Context, scope EraseScope) (map[s
 			out[id][table] = n
 		}
 	}
-	return out, nil
+	return out, byMessage, nil
 }
 
 // DeleteConversationRows removes every row of the scope from its tables and
@@ -192,6 +238,13 @@ func (a *Archive) ConversationRows(ctx context.Context, scope EraseScope) (map[s
 // INSERT is ended first, and what waits in its spool written: rows that land
 // after the removal was made would survive it. Tables without a row of the
 // scope are left alone: a removal rewrites parts of its table.
+//
+// A table's removal names the scope's message ids only when a row of it names
+// none of the scope's conversations: a removal evaluates its condition on
+// every row of its table, and thousands of ids cost seconds there (the
+// messages of a long conversation), where the conversation alone costs little.
+// Rows that arrive between the count and the removal are the caller's to
+// find by counting again (ConversationRows).
 //
 // On a current release the removal is a lightweight DELETE: the rows are gone
 // for every query once it returns, and an APPLY DELETED MASK mutation, not
@@ -206,7 +259,7 @@ func (a *Archive) DeleteConversationRows(ctx context.Context, scope EraseScope) 
 	if err := a.Flush(ctx); err != nil {
 		return fmt.Errorf("write what waits before deleting: %w", err)
 	}
-	rows, err := a.ConversationRows(ctx, scope)
+	rows, byMessage, err := a.scopeRows(ctx, scope)
 	if err != nil {
 		return err
 	}
@@ -230,7 +283,7 @@ func (a *Archive) DeleteConversationRows(ctx context.Context, scope EraseScope) 
 			continue
 		}
 		tables = append(tables, table)
-		cond, args := scope.where(withMsg[table])
+		cond, args := scope.where(withMsg[table] && byMessage[table])
 		if current {
 			if err := a.s.conn.Exec(largeQuery(ctx), "DELETE FROM "+a.s.TableName(table)+" WHERE "+cond, args...); err != nil {
 				return fmt.Errorf("delete rows from %s: %w", table, err)

@@ -247,6 +247,16 @@ func TestEraseConversationRows(t *testing.T) {
 	if counts, err = a.ConversationRows(ctx, scope); err != nil || len(counts) != 0 {
 		t.Errorf("rows of the scope after erasing: %v, %v; want none", counts, err)
 	}
+	// A removal names the message ids only in the tables where a row names the message and
+	// not the conversation: it evaluates its condition on every row of its table.
+	var named []string
+	if err := st.Conn().QueryRow(ctx, "SELECT groupArray(table) FROM (SELECT DISTINCT table FROM system.mutations WHERE database = ? AND position(command, 'gone-m2') > 0 ORDER BY table)",
+		st.Database()).Scan(&named); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"webhook_events"}; !cmp.Equal(named, want) {
+		t.Errorf("the removals naming the message ids are of %v, want %v", named, want)
+	}
 	counts, err = a.ConversationRows(ctx, sink.EraseScope{Tables: tables, Conversations: []string{"kept"}, Messages: map[string]string{"kept-m1": "kept"}})
 	if err != nil {
 		t.Fatal(err)
