@@ -629,20 +629,26 @@ func TestEraseOfAnUnknownIDFailsWithoutMutation(t *testing.T) {
 	h := newHarness(t, []int{3, 4})
 	h.sync()
 	ctx := context.Background()
+	// Migrations of a current release change column types by mutations of their own.
+	mutations := func() uint64 {
+		t.Helper()
+		var n uint64
+		if ch, ok := h.archive.(*archivetest.ClickHouseArchive); ok {
+			store := ch.Store()
+			if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", store.Database()).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	before := mutations()
 	res := h.purger(false).Erase(ctx, h.archive, purge.EraseRequest{ConversationIDs: []string{"no-such-conversation"}, Yes: true})
 	if err := res.Failure(); err == nil || len(res.Conversations) != 1 || res.Conversations[0].Erased ||
 		!strings.Contains(res.Conversations[0].Err.Error(), "no such conversation") {
 		t.Errorf("erase of an unknown id: %+v, %v; want it reported as no such conversation", res, err)
 	}
-	if ch, ok := h.archive.(*archivetest.ClickHouseArchive); ok {
-		var n uint64
-		store := ch.Store()
-		if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", store.Database()).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 0 {
-			t.Errorf("%d mutations sent for an unknown id", n)
-		}
+	if n := mutations() - before; n != 0 {
+		t.Errorf("%d mutations sent for an unknown id", n)
 	}
 	if len(h.sim.Deletions()) != 0 {
 		t.Errorf("delete calls upstream: %v", h.sim.Deletions())
