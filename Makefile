@@ -16,7 +16,7 @@ demo:
 # deploy/clickhouse/cluster.sh) for the cluster tests. The cluster tests are skipped, with the
 # reason, only when Debian's zookeeper package cannot be installed.
 # TEST_CURRENT_PKGS are the packages of the 26.7 round (empty: no such round; the binary's
-# end-to-end tests too, about 5 more minutes: TEST_CURRENT_PKGS='./sink/... ./guide/
+# end-to-end tests too, about 8 more minutes: TEST_CURRENT_PKGS='./sink/... ./guide/
 # ./cmd/cekat-archiver/'), TEST_CURRENT_SKIP a -skip pattern for it, CH_CURRENT_PORT and
 # CH_CURRENT_HTTP_PORT its server's ports.
 CLUSTER := deploy/clickhouse/cluster.sh
