@@ -15,10 +15,11 @@ demo:
 # the end-to-end metrics test) and the private cluster (ZooKeeper and two replicas of 18.16;
 # deploy/clickhouse/cluster.sh) for the cluster tests. The cluster tests are skipped, with the
 # reason, only when Debian's zookeeper package cannot be installed.
-# TEST_CURRENT_PKGS are the packages of the 26.7 round (empty: no such round; the binary's
+# TEST_CURRENT_PKGS are the packages of the 26.7 round (empty: no such round; all the binary's
 # end-to-end tests too, about 8 more minutes: TEST_CURRENT_PKGS='./sink/... ./guide/
-# ./cmd/cekat-archiver/'), TEST_CURRENT_SKIP a -skip pattern for it, CH_CURRENT_PORT and
-# CH_CURRENT_HTTP_PORT its server's ports.
+# ./cmd/cekat-archiver/'), TEST_CURRENT_SKIP a -skip pattern for it, TEST_CURRENT_E2E the
+# binary's tests the round runs besides (sync, kills mid-INSERT, purge, erasure, status: about
+# 2 minutes; empty: none), CH_CURRENT_PORT and CH_CURRENT_HTTP_PORT its server's ports.
 CLUSTER := deploy/clickhouse/cluster.sh
 CH_CURRENT_PORT ?= 19200
 CH_CURRENT_HTTP_PORT ?= 18223
@@ -27,6 +28,7 @@ CH_CURRENT_ADDR := 127.0.0.1:$(CH_CURRENT_PORT)
 CHDB := env -u CEKAT_CH_DIR CEKAT_CH_ENGINE=chdb CEKAT_CH_NATIVE_PORT=$(CH_CURRENT_PORT) CEKAT_CH_HTTP_PORT=$(CH_CURRENT_HTTP_PORT) $(CH)
 TEST_CURRENT_PKGS ?= ./sink/... ./guide/
 TEST_CURRENT_SKIP ?=
+TEST_CURRENT_E2E ?= ^(TestCLI|TestSurvivesSIGKILL|TestKilledRunsCountEveryRequest|TestPurgeAndEraseCommands|TestEraseByPhoneAfterWebhooks|TestStatusJSONAndLagging|TestDaemonRunsThePurgeOnSchedule)$$
 
 test:
 	@deploy/prometheus/prometheus.sh install || exit 1; \
@@ -53,6 +55,10 @@ test:
 		current_was_running=0; $(CHDB) status >/dev/null 2>&1 && current_was_running=1; \
 		if $(CHDB) start; then \
 			CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_CURRENT_ADDR) CEKAT_ARCHIVER_TEST_PROMETHEUS=$$(command -v prometheus) go test -race -count=1 -timeout 30m $(if $(TEST_CURRENT_SKIP),-skip '$(TEST_CURRENT_SKIP)') $(TEST_CURRENT_PKGS) || status=1; \
+			if [ -n '$(TEST_CURRENT_E2E)' ]; then \
+				echo "make test: the binary's end-to-end tests $(TEST_CURRENT_E2E) on ClickHouse 26.7"; \
+				CEKAT_ARCHIVER_TEST_CLICKHOUSE_ADDR=$(CH_CURRENT_ADDR) go test -race -count=1 -timeout 30m -run '$(TEST_CURRENT_E2E)' ./cmd/cekat-archiver/ || status=1; \
+			fi; \
 			[ $$current_was_running -eq 1 ] || $(CHDB) stop; \
 		else \
 			status=1; \
