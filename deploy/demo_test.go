@@ -14,6 +14,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/config"
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 )
 
 // demoScript is deploy/demo.sh with its shell variables: name to value, for those it sets
@@ -82,15 +83,7 @@ func TestDemoMedianIsTheMessagesMedian(t *testing.T) {
 	db := sinktest.FreshDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: db, AnalyticsTimezone: zone,
-		Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Migrated(t, sink.Options{Database: db, AnalyticsTimezone: zone, Logger: zaptest.NewLogger(t)})
 	// The demo's client names the database; the test's connections do not.
 	for _, table := range []string{"message_rollup", "messages_daily"} {
 		query = strings.ReplaceAll(query, " "+table+" ", " "+st.TableName(table)+" ")

@@ -23,7 +23,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
@@ -104,15 +104,7 @@ func archiveSimulation(t *testing.T, shape cekatsim.Shape) (*sink.Store, *cekats
 	}
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	st, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: sinktest.DatabaseName(t),
-		AnalyticsTimezone: zone, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Migrated(t, sink.Options{AnalyticsTimezone: zone, Logger: zaptest.NewLogger(t)})
 	archive, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{BatchRows: 500, BatchInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 )
 
 // DESCRIBE explains every column of the archive's tables, and on a current release of its
@@ -54,16 +55,7 @@ func TestDailyViewFollowsTheZone(t *testing.T) {
 	db := sinktest.FreshDatabase(t)
 	ctx := testContext(t)
 	open := func(zone string) *sink.Store {
-		st, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: db, AnalyticsTimezone: zone,
-			Logger: zaptest.NewLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if _, err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return st
+		return storetest.Migrated(t, sink.Options{Database: db, AnalyticsTimezone: zone, Logger: zaptest.NewLogger(t)})
 	}
 	st := open("Asia/Jakarta")
 	a, err := sink.OpenArchive(context.Background(), st, sink.ArchiveOptions{})

@@ -310,10 +310,7 @@ func TestEraseWithoutRowsSendsNoMutation(t *testing.T) {
 // The phone number searched for never reaches a log: the driver logs each
 // query's text at debug.
 func TestPhoneSearchLogsNoNumber(t *testing.T) {
-	db := sinktest.FreshDatabase(t)
-	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedStore(t).Database()
 	core, logs := observer.New(zapcore.DebugLevel)
 	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{sinktest.Addr(t)}, Database: db, Logger: zap.New(core)})
 	if err != nil {

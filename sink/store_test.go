@@ -15,6 +15,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 )
 
 var allMigrations = []string{
@@ -106,21 +107,14 @@ func openStore(t *testing.T, db string) *sink.Store {
 // migratedStore opens a Store on a fresh database and migrates it.
 func migratedStore(t *testing.T) *sink.Store {
 	t.Helper()
-	st := openStore(t, sinktest.FreshDatabase(t))
-	if _, err := st.Migrate(testContext(t)); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return st
+	return storetest.Migrated(t, sink.Options{Database: sinktest.FreshDatabase(t), Logger: zaptest.NewLogger(t)})
 }
 
 // proxiedStore migrates a fresh database, then opens a Store on it through
 // a proxy the test can cut or stall; db is for a direct look.
 func proxiedStore(t *testing.T) (st *sink.Store, proxy *sinktest.Proxy, db string) {
 	t.Helper()
-	db = sinktest.FreshDatabase(t)
-	if _, err := openStore(t, db).Migrate(testContext(t)); err != nil {
-		t.Fatal(err)
-	}
+	db = migratedStore(t).Database()
 	proxy = sinktest.NewProxy(t, sinktest.Addr(t))
 	st, err := sink.Open(testContext(t), sink.Options{Addr: []string{proxy.Addr()}, Database: db, Logger: zaptest.NewLogger(t)})
 	if err != nil {

@@ -39,6 +39,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/budget"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
@@ -267,16 +268,7 @@ const benchPerMinute = 10_000_000
 // costs) and no bound on the backfill's duration (a first sync archives everything).
 func newBenchEngine(b *testing.B, addr string, s *benchSim, dc int, limiter bool) *benchEngine {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{addr}, Database: sinktest.DatabaseName(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	store := storetest.Migrated(b, sink.Options{Addr: []string{addr}})
 	archive, err := sink.OpenArchive(context.Background(), store, sink.ArchiveOptions{}) // the defaults, as the archiver runs
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
@@ -26,7 +27,7 @@ func TestEraseByPhoneAfterWebhooks(t *testing.T) {
 	chAddr := sinktest.Addr(t)
 	ctx := context.Background()
 	db := sinktest.DatabaseName(t)
-	store := migratedStore(t, chAddr, db)
+	store := storetest.Migrated(t, sink.Options{Addr: []string{chAddr}, Database: db})
 	const secret = "erase-secret"
 	recv, err := webhook.New(webhook.Options{Secret: []byte(secret), Store: store})
 	if err != nil {

@@ -1,30 +1,12 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
 )
-
-// migratedStore opens database db on ClickHouse at chAddr, with its schema
-// made; it is closed when the test ends.
-func migratedStore(t *testing.T, chAddr, db string) *sink.Store {
-	t.Helper()
-	ctx := context.Background()
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{chAddr}, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return store
-}
 
 // newCutRig is a rig whose archiver reaches ClickHouse through a proxy the
 // test cuts, on a simulator that answers as the real API does. One INSERT

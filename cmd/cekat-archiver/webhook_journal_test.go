@@ -15,6 +15,7 @@ import (
 	"github.com/cekat-archiver/cekat-archiver/config"
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
@@ -28,7 +29,7 @@ func TestWebhookEventsOutliveAClickHouseOutage(t *testing.T) {
 	chAddr := sinktest.Addr(t)
 	ctx := context.Background()
 	db := sinktest.DatabaseName(t)
-	direct := migratedStore(t, chAddr, db)
+	direct := storetest.Migrated(t, sink.Options{Addr: []string{chAddr}, Database: db})
 	proxy := sinktest.NewProxy(t, chAddr)
 	store, err := sink.Open(ctx, sink.Options{Addr: []string{proxy.Addr()}, Database: db, DialTimeout: time.Second})
 	if err != nil {

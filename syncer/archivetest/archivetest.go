@@ -18,6 +18,7 @@ import (
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
 	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer"
 	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
 	"github.com/cekat-archiver/cekat-archiver/syncer/purge"
@@ -111,14 +112,7 @@ func OpenClickHouse(t testing.TB, addr, db string, opts sink.ArchiveOptions) (*C
 	t.Helper()
 	ctx := context.Background()
 	proxy := sinktest.NewProxy(t, addr)
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{proxy.Addr()}, Database: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := storetest.Migrated(t, sink.Options{Addr: []string{proxy.Addr()}, Database: db})
 	archive, err := sink.OpenArchive(ctx, store, opts)
 	if err != nil {
 		t.Fatal(err)

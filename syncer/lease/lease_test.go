@@ -12,22 +12,13 @@ import (
 	"time"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
-	"github.com/cekat-archiver/cekat-archiver/sink/sinktest"
+	"github.com/cekat-archiver/cekat-archiver/sink/storetest"
 	"github.com/cekat-archiver/cekat-archiver/syncer/lease"
 )
 
 func openStore(t *testing.T) *sink.Store {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sink.Open(ctx, sink.Options{Addr: []string{sinktest.Addr(t)}, Database: sinktest.DatabaseName(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return store
+	return storetest.Migrated(t, sink.Options{})
 }
 
 // process is one archiver process's options: its host and pid, alive.
