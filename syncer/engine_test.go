@@ -240,6 +240,7 @@ func (h *harness) detailCalls() *sync.Map {
 func TestSyncArchivesExactlyAndCheaply(t *testing.T) {
 	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
 		t.Run(string(shape), func(t *testing.T) {
+			t.Parallel() // each shape has its own simulator and archive
 			h := newHarness(t, cekatsim.Options{Seed: 7, Shape: shape, MessageCounts: pageCounts}, syncer.Options{})
 
 			// First sync: at most ceil(n/100)+1 list calls and n detail calls.

@@ -479,6 +479,7 @@ func TestSimulatedDay(t *testing.T) {
 	}
 	for _, shape := range []cekatsim.Shape{cekatsim.ShapeDocumented, cekatsim.ShapeReal} {
 		t.Run(string(shape), func(t *testing.T) {
+			t.Parallel() // each shape has its own simulator and archive
 			r := runWeek(t, weekConfig{shape: shape, conversations: 60, meanHistory: 20, perDay: 600, days: 1,
 				runEvery: 5 * time.Minute, discovery: shape == cekatsim.ShapeReal})
 			r.report(t.Logf)
