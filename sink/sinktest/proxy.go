@@ -1,8 +1,6 @@
 package sinktest
 
 import (
-	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -47,16 +45,20 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
-		if p.cutNow.Load() {
-			c.Close()
-			continue
-		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
 			continue
 		}
+		// Checked under the lock Cut takes: a connection accepted while
+		// Cut runs is refused, never left out of what Cut closes.
 		p.mu.Lock()
+		if p.cutNow.Load() {
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			continue
+		}
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		go p.pipe(s, c)
@@ -79,9 +81,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				dst.Close()
-			}
+			// Either side ending ends both: a client left connected to
+			// a server that is gone would wait for its answer for ever.
+			dst.Close()
 			src.Close()
 			return
 		}
@@ -90,7 +92,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 
 // Cut closes every connection and refuses new ones until Restore.
 func (p *Proxy) Cut() {
+	p.mu.Lock()
 	p.cutNow.Store(true)
+	p.mu.Unlock()
 	p.closeConns()
 }
 
