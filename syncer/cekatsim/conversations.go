@@ -625,6 +625,7 @@ func (s *Server) ConversationTruth() []TruthConversation {
 
 func (s *Server) discoveryRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/conversations", s.api(EndpointConversations, s.apiAuthorized, s.handleConversations))
+	mux.Handle("GET /api/messages", s.api(EndpointInbox, s.apiAuthorized, s.handleInbox))
 	mux.HandleFunc("GET /_sim/conversations", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.ConversationTruth())
 	})

@@ -151,8 +151,16 @@ type Options struct {
 	// conversations.go for the cursor and what a walk is guaranteed.
 	ConversationOrder ConversationOrder
 	// LiveNewConversationRate is the probability that a new conversation
-	// (Server.AddConversation) starts before a GET /api/conversations request.
+	// (Server.AddConversation) starts before a GET /api/conversations or
+	// GET /api/messages request.
 	LiveNewConversationRate float64
+
+	// InboxOrder is the order of GET /api/messages (undocumented upstream):
+	// InboxNewestFirst (default), InboxOldestFirst or InboxUnordered; see
+	// inbox.go. NoInboxList answers that endpoint 404, as a deployment
+	// without it does.
+	InboxOrder  InboxOrder
+	NoInboxList bool
 
 	// Webhooks (webhooks.go): events are POSTed to WebhookURL, when set.
 	WebhookURL               string
@@ -265,6 +273,9 @@ func (o *Options) normalize() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if err := o.normalizeInbox(); err != nil {
+		return err
 	}
 	return o.normalizeDiscovery()
 }
