@@ -576,3 +576,43 @@ func (a *Archive) RequestsSince(ctx context.Context, t time.Time, shard string) 
 	}
 	return int(n), nil
 }
+
+// LoadSweep returns the stored mark of the inbox listing of scope; ok is
+// false when there is none.
+func (a *Archive) LoadSweep(ctx context.Context, scope string) (m SweepMark, ok bool, err error) {
+	err = a.read(ctx, "query sweep state", "SELECT scope, mark, mark_ns, chain_start, chain_start_ns, list_order, updated_at, version FROM "+
+		a.s.TableName("sweep_state")+" FINAL WHERE scope = ?", []any{scope},
+		func() { m, ok = SweepMark{}, false }, func(rows driver.Rows) error {
+			var (
+				mark, chain, updated time.Time
+				markNs, chainNs      uint32
+			)
+			if err := rows.Scan(&m.Scope, &mark, &markNs, &chain, &chainNs, &m.Order, &updated, &m.Version); err != nil {
+				return fmt.Errorf("scan sweep state: %w", err)
+			}
+			m.Mark = fromDT(mark).Add(time.Duration(markNs))
+			m.ChainStart = fromDT(chain).Add(time.Duration(chainNs))
+			m.UpdatedAt, ok = fromDT(updated), true
+			return nil
+		})
+	return m, ok, err
+}
+
+// SaveSweep writes a mark of the inbox listing at once. The caller stores
+// the rows and states it claims first.
+func (a *Archive) SaveSweep(ctx context.Context, m SweepMark) error {
+	b, err := a.s.conn.PrepareBatch(ctx, "INSERT INTO "+a.s.TableName("sweep_state")+
+		" (scope, mark, mark_ns, chain_start, chain_start_ns, list_order, updated_at, version)")
+	if err != nil {
+		return fmt.Errorf("prepare sweep state insert: %w", err)
+	}
+	defer b.Abort()
+	if err := b.Append(m.Scope, dt(m.Mark), uint32(m.Mark.Nanosecond()), dt(m.ChainStart), uint32(m.ChainStart.Nanosecond()),
+		m.Order, dt(m.UpdatedAt), m.Version); err != nil {
+		return fmt.Errorf("sweep state row: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert sweep state: %w", err)
+	}
+	return nil
+}

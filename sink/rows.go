@@ -87,6 +87,21 @@ type State struct {
 	PurgedAt time.Time
 }
 
+// SweepMark is where the listings of a whole inbox (GET /api/messages) got
+// to: Mark is the newest created_at they listed (the API's clock), and every
+// conversation synced since ChainStart (the archiver's clock: its state's
+// LastSuccessAt not before it) holds every message created up to Mark. It
+// is saved only after the rows and states of the run that listed it are
+// stored.
+type SweepMark struct {
+	Scope      string // the shard and inbox the listing covers
+	Mark       time.Time
+	ChainStart time.Time
+	Order      string // the order the listing was found in
+	UpdatedAt  time.Time
+	Version    uint64
+}
+
 // RunRow summarises one sync run.
 type RunRow struct {
 	RunID string

@@ -74,6 +74,7 @@ var allMigrations = []string{
 	"current/00066_tune_messages_columns.sql",
 	"current/00067_create_message_turns_with_window_functions.sql",
 	"current/00068_comment_conversation_summary.sql",
+	"00070_create_sweep_state.sql",
 	"current/00080_merge_quiet_months_whole.sql",
 	"current/00081_create_messages_current_per_partition.sql",
 }
@@ -330,6 +331,16 @@ var wantSchema = []sink.Table{
 		{Name: "checks", Type: "UInt16"},
 		{Name: "open", Type: "UInt8"},
 		{Name: "kind", Type: "UInt8", Default: "DEFAULT 0"},
+		{Name: "version", Type: "UInt64"},
+	}},
+	{Name: "sweep_state", Engine: "ReplacingMergeTree", Columns: []sink.Column{
+		{Name: "scope", Type: "String"},
+		{Name: "mark", Type: "DateTime('UTC')"},
+		{Name: "mark_ns", Type: "UInt32"},
+		{Name: "chain_start", Type: "DateTime('UTC')"},
+		{Name: "chain_start_ns", Type: "UInt32"},
+		{Name: "list_order", Type: "String"},
+		{Name: "updated_at", Type: "DateTime('UTC')"},
 		{Name: "version", Type: "UInt64"},
 	}},
 	{Name: "sync_runs", Engine: "ReplacingMergeTree", Columns: []sink.Column{

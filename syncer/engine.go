@@ -46,6 +46,10 @@ type Archive interface {
 	CurrentMessages(ctx context.Context, conversationID string, ids []string) ([]sink.MessageRow, error)
 	// NewerThan counts the archived messages of a conversation sent after t.
 	NewerThan(ctx context.Context, conversationID string, t time.Time) (uint64, error)
+	// LoadSweep returns the stored mark of the inbox sweep of scope;
+	// SaveSweep stores one, at once (the engine flushes first).
+	LoadSweep(ctx context.Context, scope string) (sink.SweepMark, bool, error)
+	SaveSweep(ctx context.Context, m sink.SweepMark) error
 	// DueChecks returns up to limit open schedule entries due at now, the
 	// most overdue first, without reading the whole archive.
 	DueChecks(ctx context.Context, now time.Time, limit int) ([]sink.StatusCheck, error)
@@ -111,7 +115,10 @@ type Options struct {
 	// archived.
 	Budget Budget
 	// Enrich says which messages that had to wait are enriched later.
-	Enrich   EnrichPolicy
+	Enrich EnrichPolicy
+	// Inbox, when set, makes runs find new messages by listing the whole
+	// inbox (sweep.go) before listing conversations one by one.
+	Inbox    *InboxSweep
 	Requests *RequestStats
 	// RequestStep is how many API requests a run's row in sync_runs
 	// records ahead of them (DefaultRequestStep); see RecordingLimiter.
@@ -145,6 +152,10 @@ type Engine struct {
 	listings      []int64 // the last scheduled runs' list calls
 	// listCalls counts the list calls made (messages and conversations).
 	listCalls atomic.Int64
+	// inboxOff: the API answered the inbox listing as a deployment without
+	// it does; inboxUnordered: its order was found unusable (said once).
+	inboxOff       atomic.Bool
+	inboxUnordered atomic.Bool
 }
 
 // New returns an engine reading from api and writing to store.
@@ -371,6 +382,9 @@ type run struct {
 	ends map[string]walkEnd
 	// lookAll: conversations whose walks look up every page this run.
 	lookAll map[string]bool
+	// swept: the inbox sweep's new messages of covered conversations, as
+	// the first page of their walks from the top (read only during the run).
+	swept map[string]*cekat.Page
 }
 
 func (r *run) attempt(conv string) {
@@ -508,7 +522,7 @@ func (e *Engine) SyncWith(ctx context.Context, opts SyncOptions) Summary {
 	}
 
 	r := &run{stopped: ctx, id: acct.row.RunID, started: acct.row.StartedAt, progress: &Progress{}, due: newDueSet(nil),
-		fetched: opts.Fetched, changed: opts.Changed, told: opts.Told}
+		fetched: opts.Fetched, changed: opts.Changed, told: opts.Told, swept: map[string]*cekat.Page{}}
 	e.live.Store(r.progress)
 	log := e.log.With(zap.String("run_id", r.id))
 	r.log = log

@@ -77,6 +77,10 @@ func (e *Engine) newMessages(ctx context.Context, r *run, p *plan) error {
 	if werr := p.listing.write(ctx, e); werr != nil && err == nil {
 		err = werr
 	}
+	// Where the sweep got to is kept once everything it showed is stored.
+	if err == nil && p.sweep != nil && p.full {
+		err = e.saveSweep(ctx, r, p.sweep)
+	}
 	// A first sync's newest pages are history, not the listing a later
 	// run repeats.
 	if err == nil && p.full && len(p.unsynced) == 0 {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
 )
 
 // plan is what a run covers, decided before it fetches any message.
@@ -21,6 +22,8 @@ type plan struct {
 	due []string
 	// listing: the conversation list read for this run; nil when not read.
 	listing *listing
+	// sweep: the inbox listed for this run; nil when not listed.
+	sweep *sweep
 	// full: a run over every tracked conversation, which alone sets the
 	// workspace's gauges: a run for a webhook event sees a few of them.
 	full bool
@@ -84,12 +87,20 @@ func (e *Engine) plan(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 		return nil, storeErr(fmt.Errorf("load sync state: %w", err))
 	}
 	p.now = e.opts.Now()
+	if p.sweep, err = e.sweepFor(ctx, r, opts, p.ids, states); err != nil {
+		if outOfBudget(err) {
+			sum.StoppedBy = err.Error()
+			log.Warn("run stopped before it began: the API budget is spent", zap.Error(err))
+			return nil, nil
+		}
+		return nil, err
+	}
 	if len(opts.Only) == 0 || opts.Triggered {
 		if err := e.planChecks(ctx, r, p); err != nil {
 			return nil, err
 		}
 	}
-	p.due = e.dueConversations(p, states, sum)
+	p.due = e.dueConversations(p, r.swept, states, sum)
 	if p.full {
 		e.opts.Metrics.conversations.WithLabelValues("due").Set(float64(len(p.due)))
 		e.opts.Metrics.setStates(p.ids, func(id string) (sink.State, bool) { st, ok := states[id]; return st, ok })
@@ -184,7 +195,9 @@ func (e *Engine) planChecks(ctx context.Context, r *run, p *plan) error {
 
 // dueConversations returns the conversations of p.ids whose new messages
 // the run fetches, and counts the others in sum.
-func (e *Engine) dueConversations(p *plan, states map[string]sink.State, sum *Summary) []string {
+// A conversation the inbox sweep covers is due when the sweep showed new
+// messages of it, which swept keeps as the first page of its walk.
+func (e *Engine) dueConversations(p *plan, swept map[string]*cekat.Page, states map[string]sink.State, sum *Summary) []string {
 	now, only, all := p.now, p.opts.Only, p.opts.All
 	var due []string
 	for _, id := range p.ids {
@@ -192,6 +205,21 @@ func (e *Engine) dueConversations(p *plan, states map[string]sink.State, sum *Su
 		if ok && !st.PurgedAt.IsZero() {
 			// Deleted upstream by the retention purge: never polled again,
 			// neither lagging nor gone; its archive is the record.
+			continue
+		}
+		// The inbox sweep decides for the conversations it covers: their
+		// new messages are those it listed.
+		if p.sweep.covers(st) {
+			if page := p.sweep.newer(st); page != nil {
+				swept[id] = page
+				due = append(due, id)
+			} else {
+				sum.Unchanged++
+			}
+			continue
+		}
+		if p.sweep != nil && len(p.sweep.items[id]) > 0 {
+			due = append(due, id) // new messages, but maybe not all of them
 			continue
 		}
 		// What the conversation list says decides, where it says it: a

@@ -29,6 +29,18 @@ type convSync struct {
 	history  bool           // the walk goes to the start of the history (see enrichKind)
 	upstream int64          // messages found above the stop, archived before or not
 	deadline time.Time      // backfill pauses when it passes
+	preset   *cekat.Page    // the newest page, from the inbox sweep: not listed again
+}
+
+// list returns a page of the conversation: the preset one for the newest
+// page, if any, else the API's.
+func (c *convSync) list(ctx context.Context, cursor string) (*cekat.Page, error) {
+	if p := c.preset; p != nil && cursor == "" {
+		c.preset = nil
+		return p, nil
+	}
+	c.e.listCalls.Add(1)
+	return c.e.api.ListMessages(ctx, c.st.ConversationID, c.e.opts.PageSize, cursor)
 }
 
 // syncTop archives a conversation's new messages: it walks from the top
@@ -37,7 +49,7 @@ type convSync struct {
 func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State, error) {
 	now := e.opts.Now().UTC()
 	st.LastAttemptAt = now
-	c := &convSync{e: e, r: r, st: st, version: st.Version}
+	c := &convSync{e: e, r: r, st: st, version: st.Version, preset: r.swept[st.ConversationID]}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
 	// A conversation never synced has only history above its stop.
 	c.history = st.HeadMessageID == ""
@@ -243,8 +255,7 @@ func (c *convSync) walk(ctx context.Context, before, stop string, previous map[s
 	found := false  // the last lookup found archived rows not written by this walk
 	passed := false // a page reached back to the head's time
 	for pages := 1; ; pages++ {
-		c.e.listCalls.Add(1)
-		page, err := c.e.api.ListMessages(ctx, conv, c.e.opts.PageSize, cursor)
+		page, err := c.list(ctx, cursor)
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@ func Contract(t *testing.T, open Opener) {
 		{"Schedule", contractSchedule},
 		{"Quarantine", contractQuarantine},
 		{"TrackedAndRuns", contractTrackedAndRuns},
+		{"SweepMark", contractSweepMark},
 		{"PurgeSummaries", contractSummaries},
 		{"Audit", contractAudit},
 		{"Erase", contractErase},
@@ -338,6 +339,26 @@ func contractTrackedAndRuns(t *testing.T, a Archive) {
 	must(t, a.SaveRun(ctx, older))
 	if diff := cmp.Diff([]sink.RunRow{run}, a.Runs()); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
+	}
+}
+
+// The inbox sweep's mark: none until saved, then the highest version of
+// its scope, with the nanoseconds of its times; scopes apart.
+func contractSweepMark(t *testing.T, a Archive) {
+	if _, ok, err := a.LoadSweep(ctx, "|"); err != nil || ok {
+		t.Fatalf("LoadSweep of an empty archive: ok %v, err %v; want none", ok, err)
+	}
+	m := sink.SweepMark{Scope: "|", Mark: at(5).Add(7 * time.Millisecond), ChainStart: at(1).Add(9 * time.Nanosecond),
+		Order: "newest first by created_at", UpdatedAt: at(6), Version: 2}
+	must(t, a.SaveSweep(ctx, m))
+	older := m
+	older.Mark, older.Version = at(4), 1
+	must(t, a.SaveSweep(ctx, older))
+	must(t, a.SaveSweep(ctx, sink.SweepMark{Scope: "0/2|inbox", Mark: at(9), Version: 3}))
+	got, ok, err := a.LoadSweep(ctx, "|")
+	must(t, err)
+	if diff := cmp.Diff(m, got); !ok || diff != "" {
+		t.Errorf("sweep mark (ok %v; -want +got):\n%s", ok, diff)
 	}
 }
 

@@ -31,6 +31,7 @@ type Archive struct {
 	convs   map[string]sink.ConversationRow
 	states  map[string]sink.State
 	runs    []sink.RunRow
+	sweeps  map[string]sink.SweepMark
 	tracked []string
 	audit   map[auditKey]sink.AuditRow
 	rows    map[string]map[string]uint64 // table -> conversation -> rows stored, every version
@@ -52,7 +53,7 @@ type Archive struct {
 func New() *Archive {
 	return &Archive{msgs: map[string]sink.MessageRow{}, quar: map[string]sink.QuarantineRow{},
 		checks: map[string]sink.StatusCheck{}, convs: map[string]sink.ConversationRow{}, states: map[string]sink.State{},
-		bufStates: map[string]sink.State{}, audit: map[auditKey]sink.AuditRow{}, rows: map[string]map[string]uint64{}}
+		bufStates: map[string]sink.State{}, sweeps: map[string]sink.SweepMark{}, audit: map[auditKey]sink.AuditRow{}, rows: map[string]map[string]uint64{}}
 }
 
 func key(conv, id string) string { return conv + "\x00" + id }
@@ -323,6 +324,28 @@ func (a *Archive) Flush(context.Context) error {
 		}
 	}
 	a.bufMsgs, a.bufQuar, a.bufChecks, a.bufConvs, a.bufStates = nil, nil, nil, nil, map[string]sink.State{}
+	return nil
+}
+
+// LoadSweep implements syncer.Archive.
+func (a *Archive) LoadSweep(_ context.Context, scope string) (sink.SweepMark, bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m, ok := a.sweeps[scope]
+	return m, ok, nil
+}
+
+// SaveSweep implements syncer.Archive: stored at once, the highest version
+// of a scope kept.
+func (a *Archive) SaveSweep(_ context.Context, m sink.SweepMark) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failWrites != nil {
+		return a.failWrites
+	}
+	if old, ok := a.sweeps[m.Scope]; !ok || m.Version >= old.Version {
+		a.sweeps[m.Scope] = m
+	}
 	return nil
 }
 
