@@ -141,6 +141,29 @@ type Conversations struct {
 	// DiscoverInterval is the least time between two listings (0: every
 	// run); runs between listings poll as without discovery.
 	DiscoverInterval time.Duration `yaml:"discover_interval" env:"DISCOVER_INTERVAL"`
+	// InboxListing finds new messages by listing the whole inbox (the New
+	// Open API's GET /api/messages, 100 a call) before listing conversations
+	// one by one: InboxListingAuto (on under a daily cap), InboxListingOn or
+	// InboxListingOff.
+	InboxListing string `yaml:"inbox_listing" env:"INBOX_LISTING"`
+}
+
+// Values of conversations.inbox_listing.
+const (
+	InboxListingAuto = "auto"
+	InboxListingOn   = "on"
+	InboxListingOff  = "off"
+)
+
+// InboxListingOn says whether runs list the whole inbox first.
+func (c Config) InboxListingOn() bool {
+	switch c.Conversations.InboxListing {
+	case InboxListingOn:
+		return true
+	case InboxListingOff:
+		return false
+	}
+	return c.RateLimit().PerDay > 0
 }
 
 // Discover chooses the conversations discovery tracks. Empty filters take
@@ -379,7 +402,7 @@ func Default() Config {
 			ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}",
 			ReplicaName:   "{replica}",
 		},
-		Conversations: Conversations{IDs: []string{},
+		Conversations: Conversations{IDs: []string{}, InboxListing: InboxListingAuto,
 			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
 		Sync: Sync{
 			Concurrency:         4,

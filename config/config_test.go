@@ -48,7 +48,7 @@ func TestDefault(t *testing.T) {
 			ReplicaName:   "{replica}",
 		},
 		Conversations: Conversations{IDs: []string{},
-			Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
+			InboxListing: "auto", Discover: Discover{InboxIDs: []string{}, Platforms: []string{"whatsapp"}, StageStatuses: []string{}}},
 		Sync: Sync{
 			Concurrency:         4,
 			DetailConcurrency:   4,
@@ -130,7 +130,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		Conversations: Conversations{IDs: []string{"conv-1", "conv-2"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"inbox-1"}, Platforms: []string{"whatsapp", "instagram"},
-				StageStatuses: []string{"pending", "assigned"}}, DiscoverInterval: 15 * time.Minute},
+				StageStatuses: []string{"pending", "assigned"}}, DiscoverInterval: 15 * time.Minute, InboxListing: "on"},
 		Shard: Shard{Index: "1", Count: 2, RateLimit: RateLimit{PerMinute: 4, PerDay: 100}},
 		Sync: Sync{
 			Concurrency:         1,
@@ -422,6 +422,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_PLATFORMS":      "livechat",
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_STAGE_STATUSES": "resolved",
 		"CEKAT_ARCHIVER_CONVERSATIONS_DISCOVER_INTERVAL":       "1h",
+		"CEKAT_ARCHIVER_CONVERSATIONS_INBOX_LISTING":           "off",
 		"CEKAT_ARCHIVER_API_OPEN_API_URL":                      "http://sim:8090/open",
 		"CEKAT_ARCHIVER_SHARD_INDEX":                           "cekat-archiver-2",
 		"CEKAT_ARCHIVER_SHARD_COUNT":                           "3",
@@ -496,7 +497,7 @@ func TestEnvOverrides(t *testing.T) {
 		},
 		Conversations: Conversations{IDs: []string{"conv-a", "conv-b", "conv-c"}, File: "testdata/conversations.txt",
 			Discover: Discover{Enabled: true, InboxIDs: []string{"in-1", "in-2"}, Platforms: []string{"livechat"},
-				StageStatuses: []string{"resolved"}}, DiscoverInterval: time.Hour},
+				StageStatuses: []string{"resolved"}}, DiscoverInterval: time.Hour, InboxListing: "off"},
 		Shard: Shard{Index: "cekat-archiver-2", Count: 3, RateLimit: RateLimit{PerMinute: 3, PerDay: 50}},
 		Sync: Sync{
 			Concurrency:         8,

@@ -146,6 +146,11 @@ func (cs Conversations) validate(p *problems) {
 	if cs.DiscoverInterval < 0 {
 		p.add("conversations.discover_interval", "must not be negative, got %s", cs.DiscoverInterval)
 	}
+	switch cs.InboxListing {
+	case InboxListingAuto, InboxListingOn, InboxListingOff:
+	default:
+		p.add("conversations.inbox_listing", "must be auto, on or off, got %q", cs.InboxListing)
+	}
 }
 
 func (s Shard) validate(p *problems, api RateLimit) {

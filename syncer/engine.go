@@ -153,9 +153,8 @@ type Engine struct {
 	// listCalls counts the list calls made (messages and conversations).
 	listCalls atomic.Int64
 	// inboxOff: the API answered the inbox listing as a deployment without
-	// it does; inboxUnordered: its order was found unusable (said once).
-	inboxOff       atomic.Bool
-	inboxUnordered atomic.Bool
+	// it does, or in no order of time.
+	inboxOff atomic.Bool
 }
 
 // New returns an engine reading from api and writing to store.

@@ -96,8 +96,10 @@ type sweep struct {
 // newer than its head.
 func (s *sweep) covers(st sink.State) bool {
 	switch {
-	case s == nil || st.HeadMessageID == "" || hasNewMessagesGap(st) || retry(st):
+	case s == nil || hasNewMessagesGap(st) || retry(st) || st.Gone:
 		return false
+	case st.HeadMessageID == "" && (!st.BackfillComplete || len(st.Gaps) > 0):
+		return false // never synced: its history is walked
 	case s.all || (!st.HeadSentAt.IsZero() && st.HeadSentAt.After(s.reach)):
 		return true
 	}
@@ -290,14 +292,16 @@ func (e *Engine) sweepInbox(ctx context.Context, r *run, enough func(*sweep) boo
 				break
 			}
 		}
-	default:
-		s.order = 0
 	}
-	if !s.all && s.order&(newestFirst|oldestFirst) == 0 {
-		if !e.inboxUnordered.Swap(true) {
-			r.log.Warn("the inbox listing (GET /api/messages) is in no order of time this archiver can rely on; "+
-				"conversations are listed one by one", zap.Int("pages", s.pages))
-		}
+	switch {
+	case s.all:
+	case s.order == 0:
+		e.inboxOff.Store(true)
+		r.log.Warn("the inbox listing (GET /api/messages) is in no order of time this archiver can rely on; "+
+			"conversations are listed one by one from now on", zap.Int("pages", s.pages))
+		return nil, nil
+	case s.order&newestFirst != 0 && s.order&oldestFirst != 0:
+		// Every message of the page at the same time: no order to tell.
 		return nil, nil
 	}
 	far()

@@ -51,8 +51,9 @@ func (e *Engine) syncTop(ctx context.Context, r *run, st sink.State) (sink.State
 	st.LastAttemptAt = now
 	c := &convSync{e: e, r: r, st: st, version: st.Version, preset: r.swept[st.ConversationID]}
 	ctx = budget.WithPriority(ctx, budget.PriorityNew)
-	// A conversation never synced has only history above its stop.
-	c.history = st.HeadMessageID == ""
+	// A conversation never synced has only history above its stop (one
+	// synced while it had no message, and swept, has new messages).
+	c.history = st.HeadMessageID == "" && c.preset == nil
 	err := c.walkTop(ctx)
 	// A gap that stops at an earlier head was left by an interrupted walk
 	// from the top: it holds new messages, not old history, so it is filled

@@ -157,8 +157,16 @@ func engineOptions(cfg config.Config, client *cekat.Client, limiter syncer.Budge
 		discovery = &syncer.Discovery{API: client, InboxIDs: d.InboxIDs, Platforms: d.Platforms, StageStatuses: d.StageStatuses,
 			Interval: cfg.Conversations.DiscoverInterval, PageSize: 100}
 	}
+	var inbox *syncer.InboxSweep
+	if client != nil && cfg.InboxListingOn() {
+		inbox = &syncer.InboxSweep{API: client}
+		if ids := cfg.Conversations.Discover.InboxIDs; len(ids) == 1 {
+			inbox.InboxID = ids[0]
+		}
+	}
 	return syncer.Options{
 		Discovery:           discovery,
+		Inbox:               inbox,
 		Shard:               shardOf(cfg),
 		PageSize:            cfg.API.PageSize,
 		Concurrency:         cfg.Sync.Concurrency,

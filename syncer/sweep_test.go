@@ -1,0 +1,280 @@
+package syncer_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cekat-archiver/cekat-archiver/sink"
+	"github.com/cekat-archiver/cekat-archiver/syncer"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekat"
+	"github.com/cekat-archiver/cekat-archiver/syncer/cekatsim"
+	"github.com/cekat-archiver/cekat-archiver/syncer/memarchive"
+)
+
+// sweepBed is the engine with the inbox sweep on against the simulator,
+// counting list calls per conversation and inbox pages.
+type sweepBed struct {
+	t       *testing.T
+	sim     *cekatsim.Server
+	archive *memarchive.Archive
+	engine  *syncer.Engine
+	mu      sync.Mutex
+	perConv map[string]int // GET /messages by conversation
+	inbox   int            // GET /api/messages
+}
+
+func newSweepBed(t *testing.T, simOpts cekatsim.Options, sweep syncer.InboxSweep, store syncer.Archive) *sweepBed {
+	t.Helper()
+	if simOpts.Start.IsZero() {
+		simOpts.Start = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	}
+	sim, err := cekatsim.New(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &sweepBed{t: t, sim: sim, archive: memarchive.New(), perConv: map[string]int{}}
+	if store == nil {
+		store = b.archive
+	}
+	api := sim.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		switch r.URL.Path {
+		case "/messages":
+			b.perConv[r.URL.Query().Get("conversation_id")]++
+		case "/api/messages":
+			b.inbox++
+		}
+		b.mu.Unlock()
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client, err := cekat.New(cekat.Options{BaseURL: srv.URL, APIKey: cekatsim.DefaultAPIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweep.API = client
+	b.engine = syncer.New(client, store, syncer.Options{ConversationIDs: sim.ConversationIDs(), Inbox: &sweep,
+		RecheckWindow: -1, Now: sim.Now, Logger: zap.NewNop()})
+	return b
+}
+
+// counts returns and resets the calls counted since the last call.
+func (b *sweepBed) counts() (perConv map[string]int, inbox int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	perConv, inbox = b.perConv, b.inbox
+	b.perConv, b.inbox = map[string]int{}, 0
+	return perConv, inbox
+}
+
+func (b *sweepBed) sync(ctx context.Context) syncer.Summary {
+	b.t.Helper()
+	sum := b.engine.Sync(ctx, nil)
+	if err := sum.Failure(); err != nil {
+		b.t.Fatalf("run: %v %v", err, sum.Errors)
+	}
+	return sum
+}
+
+// missing returns the ids of well-formed messages of want that the archive
+// lacks.
+func (b *sweepBed) missing(want []cekatsim.TruthMessage) []string {
+	got := map[string]bool{}
+	for _, r := range b.archive.Messages() {
+		got[r.ConversationID+"/"+r.MessageID] = true
+	}
+	var out []string
+	for _, m := range want {
+		if !m.Malformed && !got[m.ConversationID+"/"+m.ID] {
+			out = append(out, m.ConversationID+"/"+m.ID)
+		}
+	}
+	return out
+}
+
+// traffic adds n messages over the conversations, a few at a time, each
+// batch a minute after the one before.
+func traffic(sim *cekatsim.Server, n int) {
+	ids := sim.ConversationIDs()
+	for i := 0; n > 0; i++ {
+		k := min(n, 1+i%3)
+		sim.AddMessages(ids[(i*7)%len(ids)], k)
+		n -= k
+		sim.Advance(time.Minute)
+	}
+}
+
+// Rounds of new messages, more than a page of them, with messages arriving
+// while the sweep pages (LiveRate): nothing is lost in either order, and
+// once every conversation has been walked the sweep alone finds the new
+// messages: no conversation is listed on its own.
+func TestSweepLosesNothingUnderNewTraffic(t *testing.T) {
+	for _, order := range []cekatsim.InboxOrder{cekatsim.InboxNewestFirst, cekatsim.InboxOldestFirst} {
+		t.Run(string(order), func(t *testing.T) {
+			b := newSweepBed(t, cekatsim.Options{Seed: 4, Shape: cekatsim.ShapeReal, Conversations: 25, MeanMessages: 40,
+				InboxOrder: order, LiveRate: 0.5}, syncer.InboxSweep{}, nil)
+			b.sync(context.Background()) // the first sync walks every conversation
+			b.counts()
+			for round := 1; round <= 4; round++ {
+				b.sim.Advance(10 * time.Minute)
+				traffic(b.sim, 130)
+				before := b.sim.Truth()
+				sum := b.sync(context.Background())
+				perConv, inbox := b.counts()
+				if len(perConv) > 0 || inbox < 2 {
+					t.Errorf("round %d: %d inbox pages, conversations listed on their own: %v; want the sweep's pages alone "+
+						"(%d new messages)", round, inbox, perConv, sum.NewMessages)
+				}
+				if m := b.missing(before); len(m) > 0 {
+					t.Fatalf("round %d: %d messages missing after the run, e.g. %v", round, len(m), m[:min(3, len(m))])
+				}
+			}
+		})
+	}
+}
+
+// An inbox listing in no order of time is not trusted: the run lists
+// conversation by conversation and loses nothing; so does one on a
+// deployment without the endpoint (404), which is not asked again.
+func TestSweepFallsBack(t *testing.T) {
+	for name, o := range map[string]cekatsim.Options{
+		"unordered": {InboxOrder: cekatsim.InboxUnordered},
+		"404":       {NoInboxList: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o.Seed, o.Shape, o.Conversations, o.MeanMessages = 8, cekatsim.ShapeReal, 12, 150
+			b := newSweepBed(t, o, syncer.InboxSweep{}, nil)
+			b.sync(context.Background())
+			b.counts()
+			for round := 1; round <= 2; round++ {
+				b.sim.Advance(10 * time.Minute)
+				traffic(b.sim, 40)
+				before := b.sim.Truth()
+				b.sync(context.Background())
+				perConv, inbox := b.counts()
+				if inbox != 0 || len(perConv) != 12 {
+					t.Errorf("round %d: %d inbox pages, %d conversations listed; want none and all 12", round, inbox, len(perConv))
+				}
+				if m := b.missing(before); len(m) > 0 {
+					t.Fatalf("round %d: %d messages missing, e.g. %v", round, len(m), m[:min(3, len(m))])
+				}
+			}
+		})
+	}
+}
+
+// A sweep cut short (one page here) covers only the conversations whose
+// head it reached back past: a conversation with an older head is walked,
+// even one whose new message the sweep did not show.
+func TestSweepWalksConversationsItDoesNotCover(t *testing.T) {
+	b := newSweepBed(t, cekatsim.Options{Seed: 9, Shape: cekatsim.ShapeReal, Conversations: 6, MeanMessages: 20},
+		syncer.InboxSweep{MaxPages: 2}, nil)
+	b.sync(context.Background())
+	b.counts()
+	ids := b.sim.ConversationIDs()
+	busy, quiet := ids[0], ids[1]
+	b.sim.Advance(time.Hour)
+	b.sim.AddMessages(quiet, 1)
+	b.sim.Advance(time.Minute)
+	for range 25 { // the two pages are busy's, over four minutes
+		b.sim.AddMessages(busy, 10)
+		b.sim.Advance(10 * time.Second)
+	}
+	before := b.sim.Truth()
+	b.sync(context.Background())
+	perConv, inbox := b.counts()
+	if inbox != 2 || perConv[quiet] == 0 || perConv[busy] == 0 {
+		t.Errorf("%d inbox pages; listed on their own: %v; want two pages, and %s and %s walked", inbox, perConv, busy, quiet)
+	}
+	if m := b.missing(before); len(m) > 0 {
+		t.Fatalf("%d messages missing, e.g. %v", len(m), m[:min(3, len(m))])
+	}
+	// The next sweep reaches back past every head: nothing is listed on its own.
+	b.sim.Advance(time.Hour)
+	b.sim.AddMessages(quiet, 2)
+	before = b.sim.Truth()
+	b.sync(context.Background())
+	if perConv, _ := b.counts(); len(perConv) > 0 {
+		t.Errorf("conversations listed on their own after a sweep that covers them: %v", perConv)
+	}
+	if m := b.missing(before); len(m) > 0 {
+		t.Fatalf("%d messages missing, e.g. %v", len(m), m[:min(3, len(m))])
+	}
+}
+
+// stopAfterRows stops the run once the first rows of a swept conversation
+// are queued, before the state that claims them.
+type stopAfterRows struct {
+	*memarchive.Archive
+	stop func()
+	arm  bool
+}
+
+func (a *stopAfterRows) AddMessages(ctx context.Context, rows ...sink.MessageRow) error {
+	err := a.Archive.AddMessages(ctx, rows...)
+	if a.arm && len(rows) > 0 {
+		a.arm = false
+		a.stop()
+	}
+	return err
+}
+
+// A run stopped between the rows of a swept conversation and its state, or
+// whose writes fail, keeps the mark where it was: the next run lists the
+// same messages again and loses nothing.
+func TestSweepStoppedOrFailingRunKeepsTheMark(t *testing.T) {
+	store := &stopAfterRows{Archive: memarchive.New()}
+	b := newSweepBed(t, cekatsim.Options{Seed: 12, Shape: cekatsim.ShapeReal, Conversations: 8, MeanMessages: 30},
+		syncer.InboxSweep{}, store)
+	b.archive = store.Archive
+	b.sync(context.Background())
+	mark := func() sink.SweepMark {
+		m, ok, err := store.LoadSweep(context.Background(), "|")
+		if err != nil || !ok {
+			t.Fatalf("no mark: %v", err)
+		}
+		return m
+	}
+	first := mark()
+
+	b.sim.Advance(time.Hour)
+	traffic(b.sim, 60)
+	before := b.sim.Truth()
+	ctx, cancel := context.WithCancel(context.Background())
+	store.stop, store.arm = cancel, true
+	if sum := b.engine.Sync(ctx, nil); !sum.Stopped {
+		t.Fatalf("the run was not stopped: %+v", sum)
+	}
+	if got := mark(); !got.Mark.Equal(first.Mark) {
+		t.Errorf("a stopped run moved the mark from %v to %v", first.Mark, got.Mark)
+	}
+
+	store.SetFailWrites(errFailing)
+	if sum := b.engine.Sync(context.Background(), nil); sum.Failure() == nil {
+		t.Fatalf("a run whose writes fail did not fail")
+	}
+	store.SetFailWrites(nil)
+	if got := mark(); !got.Mark.Equal(first.Mark) {
+		t.Errorf("a run whose writes failed moved the mark from %v to %v", first.Mark, got.Mark)
+	}
+	b.sync(context.Background())
+	if m := b.missing(before); len(m) > 0 {
+		t.Fatalf("%d messages missing after the stopped run and the next, e.g. %v", len(m), m[:min(3, len(m))])
+	}
+	if got := mark(); !got.Mark.After(first.Mark) {
+		t.Errorf("the mark did not move on after a complete run: %v", got.Mark)
+	}
+}
+
+var errFailing = errString("ClickHouse is away")
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
