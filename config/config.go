@@ -333,6 +333,10 @@ type Webhook struct {
 	MaxBody int `yaml:"max_body" env:"MAX_BODY"`
 	// Debounce gathers a burst of events into one run.
 	Debounce time.Duration `yaml:"debounce" env:"DEBOUNCE"`
+	// CappedBatch spaces, under a daily cap, the runs for events that list
+	// conversations: events asking for one wait, pending, until it passed
+	// since the last such run (0: no wait).
+	CappedBatch time.Duration `yaml:"capped_batch" env:"CAPPED_BATCH"`
 	// RecheckInterval: with events telling status changes, scheduled
 	// re-checks are only the net for what no event told: at this age, 4
 	// times it, and the window's end (0: the polling schedule).
@@ -425,7 +429,7 @@ func Default() Config {
 		Log:       Log{Format: "json", Level: "info"},
 		Analytics: Analytics{Timezone: "Asia/Jakarta"},
 		Webhook: Webhook{Path: "/webhook", SignatureHeader: "X-Cekat-Signature", SignatureEncoding: "hex", MaxBody: 1 << 20,
-			Debounce: 2 * time.Second, RecheckInterval: 6 * time.Hour, MaxEventAge: 24 * time.Hour, Retention: 30 * 24 * time.Hour,
+			Debounce: 2 * time.Second, CappedBatch: 10 * time.Minute, RecheckInterval: 6 * time.Hour, MaxEventAge: 24 * time.Hour, Retention: 30 * 24 * time.Hour,
 			ReadTimeout: 10 * time.Second, MaxInFlight: 32, JournalMaxBytes: 64 << 20},
 	}
 }

@@ -393,6 +393,9 @@ func (w Webhook) validate(p *problems) {
 	if w.MaxBody < 1024 {
 		p.add("webhook.max_body", "must be at least 1024 bytes, got %d", w.MaxBody)
 	}
+	if w.CappedBatch < 0 {
+		p.add("webhook.capped_batch", "must not be negative, got %s", w.CappedBatch)
+	}
 	if w.Debounce < 0 {
 		p.add("webhook.debounce", "must not be negative, got %s", w.Debounce)
 	}

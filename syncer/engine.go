@@ -118,8 +118,12 @@ type Options struct {
 	Enrich EnrichPolicy
 	// Inbox, when set, makes runs find new messages by listing the whole
 	// inbox (sweep.go) before listing conversations one by one.
-	Inbox    *InboxSweep
-	Requests *RequestStats
+	Inbox *InboxSweep
+	// EventBatch spaces, under a daily cap, the runs for webhook events
+	// that list conversations: events that ask for one wait, pending, until
+	// EventBatch has passed since the last (10m; negative: no wait).
+	EventBatch time.Duration
+	Requests   *RequestStats
 	// RequestStep is how many API requests a run's row in sync_runs
 	// records ahead of them (DefaultRequestStep); see RecordingLimiter.
 	RequestStep int
@@ -155,6 +159,8 @@ type Engine struct {
 	// inboxOff: the API answered the inbox listing as a deployment without
 	// it does, or in no order of time.
 	inboxOff atomic.Bool
+	// lastEventListing: when a run for webhook events last listed.
+	lastEventListing atomic.Pointer[time.Time]
 }
 
 // New returns an engine reading from api and writing to store.
@@ -173,6 +179,9 @@ func New(api API, store Archive, opts Options) *Engine {
 	}
 	if opts.BackfillMaxDuration <= 0 {
 		opts.BackfillMaxDuration = 4 * time.Minute
+	}
+	if opts.EventBatch == 0 {
+		opts.EventBatch = 10 * time.Minute
 	}
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 30 * time.Second

@@ -38,6 +38,10 @@ const maxEventsPerRun = 5000
 type EventsSummary struct {
 	Events  int // acted on
 	Ignored int // known to need nothing, or unknown
+	// Waiting counts the events left pending because, under a daily cap,
+	// the runs that list conversations for events are spaced out
+	// (Options.EventBatch) or the day keeps its rest for the scheduled runs.
+	Waiting int
 	Sync    Summary
 }
 
@@ -81,8 +85,22 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	done := make([]sink.WebhookEvent, 0, len(events))
 	var resolved []sink.WebhookEvent
 	lookups := e.eventLookups()
+	wait := e.eventsWait(now)
 	for _, ev := range events {
+		n := len(convs)
 		outcome, err := e.applyEvent(ctx, &ev, &convs, &tracked, &checks, fetched, known, now, lookups)
+		if err == nil && len(convs) > n && wait != "" {
+			// Left pending for a later run of events; what else it told
+			// (a conversation to track) waits with it.
+			convs, tracked = convs[:n], slices.DeleteFunc(tracked, func(c string) bool { return c == ev.ConversationID })
+			out.Waiting++
+			if fetched[ev.MessageID].ConversationID == ev.ConversationID && ev.MessageID != "" {
+				r := ev // resolved through a detail call: not paid for again
+				r.Version = max(ev.Version+1, uint64(now.UnixNano()))
+				resolved = append(resolved, r)
+			}
+			continue
+		}
 		if err == nil && ev.MessageID != "" && (ev.Event == "message.delivered" || ev.Event == "message.read") {
 			at := ev.ReceivedAt
 			if p, perr := webhook.Parse([]byte(ev.Raw)); perr == nil && !p.Time.IsZero() {
@@ -130,6 +148,13 @@ func (e *Engine) ApplyEvents(ctx context.Context, store EventStore) (EventsSumma
 	}
 	slices.Sort(convs)
 	convs = slices.Compact(convs)
+	if len(convs) > 0 {
+		e.eventListed(now)
+	}
+	if out.Waiting > 0 {
+		e.log.Debug("webhook events asking for conversations to be listed wait", zap.Int("events", out.Waiting),
+			zap.String("why", wait))
+	}
 	for _, c := range checks {
 		changed[c.MessageID] = true
 	}
@@ -350,3 +375,31 @@ events:
 	}
 	return own, nil
 }
+
+// eventsWait says why, under a daily cap, the events that ask for
+// conversations to be listed wait now ("": they do not): the last run that
+// listed for events was less than EventBatch ago, or the day has no room
+// for one beyond what the scheduled runs' listing keeps. A run for events
+// then costs at most one listing a batch, paid from the enrichment's part.
+func (e *Engine) eventsWait(now time.Time) string {
+	if e.opts.Budget == nil || e.opts.EventBatch < 0 {
+		return ""
+	}
+	free, _ := e.opts.Budget.Spare(int(e.listingPerRun.Load()))
+	switch {
+	case free < 0:
+		return "" // no daily cap
+	case free < eventListingCost:
+		return "the day's budget keeps what is left for the scheduled runs' listing"
+	}
+	if last := e.lastEventListing.Load(); last != nil && now.Sub(*last) < e.opts.EventBatch {
+		return "a run listed for events less than " + e.opts.EventBatch.String() + " ago"
+	}
+	return ""
+}
+
+// eventListingCost is what a run for events is expected to list: a page
+// or two of the inbox, or as many conversations.
+const eventListingCost = 2
+
+func (e *Engine) eventListed(now time.Time) { e.lastEventListing.Store(&now) }

@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -29,7 +30,7 @@ type sweepBed struct {
 	inbox   int            // GET /api/messages
 }
 
-func newSweepBed(t *testing.T, simOpts cekatsim.Options, sweep syncer.InboxSweep, store syncer.Archive) *sweepBed {
+func newSweepBed(t *testing.T, simOpts cekatsim.Options, sweep syncer.InboxSweep, store syncer.Archive, more ...func(*syncer.Options)) *sweepBed {
 	t.Helper()
 	if simOpts.Start.IsZero() {
 		simOpts.Start = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
@@ -60,8 +61,12 @@ func newSweepBed(t *testing.T, simOpts cekatsim.Options, sweep syncer.InboxSweep
 		t.Fatal(err)
 	}
 	sweep.API = client
-	b.engine = syncer.New(client, store, syncer.Options{ConversationIDs: sim.ConversationIDs(), Inbox: &sweep,
-		RecheckWindow: -1, Now: sim.Now, Logger: zap.NewNop()})
+	opts := syncer.Options{ConversationIDs: sim.ConversationIDs(), Inbox: &sweep, RecheckWindow: -1, Now: sim.Now,
+		Logger: zap.NewNop()}
+	for _, f := range more {
+		f(&opts)
+	}
+	b.engine = syncer.New(client, store, opts)
 	return b
 }
 
@@ -278,3 +283,76 @@ var errFailing = errString("ClickHouse is away")
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Under a daily cap, runs for webhook events list at most once per
+// EventBatch, and not at all when the day keeps its rest for the scheduled
+// runs' listing: the events wait, pending, and lose nothing. One inbox page
+// answers the events of several conversations.
+func TestEventsListOncePerBatchUnderACap(t *testing.T) {
+	fb := &fakeBudget{}
+	fb.free.Store(100)
+	b := newSweepBed(t, cekatsim.Options{Seed: 14, Shape: cekatsim.ShapeReal, Conversations: 5, MeanMessages: 10},
+		syncer.InboxSweep{}, nil, func(o *syncer.Options) { o.Budget, o.EventBatch = fb, 10*time.Minute })
+	ctx := context.Background()
+	b.sync(ctx)
+	b.counts()
+	ids := b.sim.ConversationIDs()
+	events := &memEvents{events: map[string]sink.WebhookEvent{}, pending: map[string]bool{}}
+	n := 0
+	arrive := func(convs ...string) {
+		for _, c := range convs {
+			b.sim.AddMessages(c, 1)
+			n++
+			ev := sink.WebhookEvent{EventID: fmt.Sprint("e", n), Event: "message.received", ConversationID: c,
+				Raw: `{"event":"message.received"}`, ReceivedAt: b.sim.Now(), Version: 1}
+			if err := events.SaveWebhookEvents(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	apply := func(step string, wantWaiting int) {
+		t.Helper()
+		out, err := b.engine.ApplyEvents(ctx, events)
+		if err != nil || out.Sync.Failure() != nil {
+			t.Fatalf("%s: %v %v", step, err, out.Sync.Failure())
+		}
+		if out.Waiting != wantWaiting {
+			t.Errorf("%s: %d events waiting, want %d", step, out.Waiting, wantWaiting)
+		}
+	}
+	b.sim.Advance(time.Minute)
+	arrive(ids[0], ids[1])
+	apply("first events", 0)
+	if perConv, inbox := b.counts(); inbox != 1 || len(perConv) > 0 {
+		t.Errorf("first events: %d inbox pages, conversations listed: %v; want one page", inbox, perConv)
+	}
+	b.sim.Advance(2 * time.Minute)
+	arrive(ids[2])
+	before := b.sim.Truth()
+	apply("within the batch", 1)
+	if perConv, inbox := b.counts(); inbox != 0 || len(perConv) > 0 {
+		t.Errorf("within the batch: %d inbox pages, conversations listed: %v; want none", inbox, perConv)
+	}
+	b.sim.Advance(10 * time.Minute)
+	apply("after the batch", 0)
+	if m := b.missing(before); len(m) > 0 {
+		t.Errorf("%d messages missing after the batch's run, e.g. %v", len(m), m[0])
+	}
+	b.counts()
+	fb.free.Store(0)
+	b.sim.Advance(20 * time.Minute)
+	arrive(ids[3])
+	apply("no room in the day", 1)
+	if perConv, inbox := b.counts(); inbox != 0 || len(perConv) > 0 {
+		t.Errorf("no room in the day: %d inbox pages, conversations listed: %v; want none", inbox, perConv)
+	}
+	if ev := events.events[fmt.Sprint("e", n)]; ev.Processed {
+		t.Errorf("the waiting event was marked processed: %q", ev.Outcome)
+	}
+	fb.free.Store(100)
+	before = b.sim.Truth()
+	apply("room again", 0)
+	if m := b.missing(before); len(m) > 0 {
+		t.Errorf("%d messages missing after the waiting event's run, e.g. %v", len(m), m[0])
+	}
+}

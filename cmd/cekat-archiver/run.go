@@ -167,6 +167,7 @@ func engineOptions(cfg config.Config, client *cekat.Client, limiter syncer.Budge
 	return syncer.Options{
 		Discovery:           discovery,
 		Inbox:               inbox,
+		EventBatch:          eventBatch(cfg),
 		Shard:               shardOf(cfg),
 		PageSize:            cfg.API.PageSize,
 		Concurrency:         cfg.Sync.Concurrency,
@@ -186,4 +187,12 @@ func engineOptions(cfg config.Config, client *cekat.Client, limiter syncer.Budge
 		Metrics:  metrics,
 		Logger:   log.Named("syncer"),
 	}
+}
+
+// eventBatch is webhook.capped_batch as the engine takes it (negative: no wait).
+func eventBatch(cfg config.Config) time.Duration {
+	if cfg.Webhook.CappedBatch <= 0 {
+		return -1
+	}
+	return cfg.Webhook.CappedBatch
 }
