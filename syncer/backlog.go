@@ -116,12 +116,20 @@ func (r *run) spend() bool {
 func (r *run) capped() bool { return r.allow != nil }
 
 // planAllowance sets what the run may spend on enrichment, keeping what its
-// own listing and the day's later runs need.
-func (e *Engine) planAllowance(r *run, due int) {
+// own listing and the day's later runs need. Until a scheduled run has
+// measured that listing, a run for webhook events spends nothing on it: its
+// statuses are kept provisional.
+func (e *Engine) planAllowance(r *run, due int, triggered bool) {
 	if e.opts.Budget == nil {
 		return
 	}
 	est := int(e.listingPerRun.Load())
+	if est <= 0 && triggered {
+		if free, _ := e.opts.Budget.Spare(0); free >= 0 {
+			r.allow = &allowance{}
+		}
+		return
+	}
 	if est <= 0 {
 		est = due
 	}
@@ -330,11 +338,14 @@ func (e *Engine) eventLookups() *atomic.Int64 {
 	if e.opts.Budget == nil {
 		return nil
 	}
-	free, _ := e.opts.Budget.Spare(max(int(e.listingPerRun.Load()), 1))
+	est := int(e.listingPerRun.Load())
+	free, _ := e.opts.Budget.Spare(max(est, 1))
 	if free < 0 {
 		return nil
 	}
 	n := new(atomic.Int64)
-	n.Store(int64(free))
+	if est > 0 { // until a scheduled run measured the listing, none
+		n.Store(int64(free))
+	}
 	return n
 }

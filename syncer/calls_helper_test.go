@@ -13,7 +13,8 @@ import (
 )
 
 // callCounts counts the API calls a test server of the simulator answered:
-// list calls (message pages and conversation list pages) and detail calls.
+// list calls (message pages, conversation list pages and inbox pages) and
+// detail calls.
 type callCounts struct{ list, detail atomic.Int64 }
 
 func (c *callCounts) calls() int64 { return c.list.Load() + c.detail.Load() }
@@ -23,7 +24,7 @@ func (c *callCounts) calls() int64 { return c.list.Load() + c.detail.Load() }
 func serveCounted(t testing.TB, sim *cekatsim.Server, c *callCounts) string {
 	api := sim.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" {
+		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" || r.URL.Path == "/api/messages" {
 			c.list.Add(1)
 		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
 			c.detail.Add(1)

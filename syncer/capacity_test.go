@@ -19,6 +19,8 @@ var capacityWebhooks = flag.Bool("capacity.webhooks", false, "BenchmarkCapacity'
 
 var capacityNoPolling = flag.Bool("capacity.nopolling", false, "BenchmarkCapacity tries discovery only")
 
+var capacityInbox = flag.String("capacity.inbox", "auto", "BenchmarkCapacity's runs list the whole inbox first: auto (under a daily cap), on or off")
+
 var capacitySizes = flag.String("capacity.sizes", "", "new messages a day BenchmarkCapacity tries (comma-separated; empty: each plan's own)")
 
 // A plan of the API: its rate and daily cap, and how often the archiver
@@ -99,15 +101,20 @@ func BenchmarkCapacity(b *testing.B) {
 			if *capacityWebhooks {
 				how += " + webhooks"
 			}
+			inbox := *capacityInbox == "on" || (*capacityInbox == "auto" && p.perDay > 0)
+			if inbox {
+				how += " + inbox listing"
+			}
 			b.Run(p.name+"/"+how, func(b *testing.B) {
 				best := 0
 				for _, size := range sizes {
 					r := runWeek(b, weekConfig{shape: cekatsim.ShapeReal, conversations: 500, meanHistory: 30, perDay: size,
 						days: *capacityDays, runEvery: p.runEvery, discovery: discovery, webhooks: *capacityWebhooks, capPerDay: p.perDay,
-						capPerMinute: p.perMinute})
+						capPerMinute: p.perMinute, inbox: inbox})
 					ok, why := capacityOK(p, r)
-					var calls, share []string
+					var calls, lists, share []string
 					for _, d := range r.days {
+						lists = append(lists, strconv.FormatInt(d.list, 10))
 						n := d.calls
 						if p.perDay > 0 {
 							n = d.capCalls // midnight to midnight, the first run included
@@ -124,10 +131,10 @@ func BenchmarkCapacity(b *testing.B) {
 						history = r.days[n-1].missing - r.days[n-1].missingNew
 					}
 					fmt.Printf("capacity: %s, %s, runs every %v: %d new messages a day (%d conversations active a day at most): ok=%v %s; "+
-						"lag p50 %v p95 %v; calls a day %s; enriched at each day's end %s; most calls in a run %d; "+
+						"lag p50 %v p95 %v; calls a day %s (list calls %s); enriched at each day's end %s; most calls in a run %d; "+
 						"history of %d messages not yet listed at the end %d\n",
 						p.name, how, p.runEvery, size, active, ok, why, r.fresh50.Round(time.Second), r.fresh95.Round(time.Second),
-						strings.Join(calls, ", "), strings.Join(share, ", "), r.steadyMaxRun, r.history, max(history, 0))
+						strings.Join(calls, ", "), strings.Join(lists, ", "), strings.Join(share, ", "), r.steadyMaxRun, r.history, max(history, 0))
 					if ok {
 						best = size
 					}

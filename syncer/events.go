@@ -385,10 +385,13 @@ func (e *Engine) eventsWait(now time.Time) string {
 	if e.opts.Budget == nil || e.opts.EventBatch < 0 {
 		return ""
 	}
-	free, _ := e.opts.Budget.Spare(int(e.listingPerRun.Load()))
+	est := int(e.listingPerRun.Load())
+	free, _ := e.opts.Budget.Spare(est)
 	switch {
 	case free < 0:
 		return "" // no daily cap
+	case est <= 0:
+		return "no scheduled run has measured the listing the day must keep yet"
 	case free < eventListingCost:
 		return "the day's budget keeps what is left for the scheduled runs' listing"
 	}

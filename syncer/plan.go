@@ -108,7 +108,7 @@ func (e *Engine) plan(ctx context.Context, r *run, opts SyncOptions, sum *Summar
 	sum.Conversations = len(p.due)
 	r.progress.Conversations.Store(int64(len(p.due)))
 	r.progress.countHistory(p.ids, states)
-	e.planAllowance(r, len(p.due))
+	e.planAllowance(r, len(p.due), opts.Triggered)
 	if r.capped() && opts.Triggered {
 		// Under a daily cap a run for webhook events fetches the statuses
 		// the events name; the rest of the schedule is the backlog's.

@@ -320,6 +320,16 @@ func TestEventsListOncePerBatchUnderACap(t *testing.T) {
 			t.Errorf("%s: %d events waiting, want %d", step, out.Waiting, wantWaiting)
 		}
 	}
+	// Until a scheduled run has measured the listing the day keeps, none.
+	b.sim.Advance(time.Minute)
+	arrive(ids[4])
+	apply("before the listing is measured", 1)
+	if perConv, inbox := b.counts(); inbox != 0 || len(perConv) > 0 {
+		t.Errorf("before the listing is measured: %d inbox pages, conversations listed: %v; want none", inbox, perConv)
+	}
+	b.sim.Advance(time.Hour)
+	b.sync(ctx)
+	b.counts()
 	b.sim.Advance(time.Minute)
 	arrive(ids[0], ids[1])
 	apply("first events", 0)

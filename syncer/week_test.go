@@ -48,6 +48,8 @@ type weekConfig struct {
 	// spreads it over the day (runs every runEvery). capPerMinute is the
 	// plan's rate, checked against the calls of each run.
 	capPerDay, capPerMinute int
+	// inbox: runs list the whole inbox first (the inbox sweep).
+	inbox bool
 }
 
 // webhookDebounce is what the daemon waits after an event before acting
@@ -168,6 +170,9 @@ func runWeek(t testing.TB, cfg weekConfig) weekResult {
 		Now: sim.Now, Logger: zap.NewNop(), Concurrency: 4, DetailConcurrency: 8}
 	if cfg.discovery {
 		opts.Discovery = &syncer.Discovery{API: client}
+	}
+	if cfg.inbox {
+		opts.Inbox = &syncer.InboxSweep{API: client}
 	}
 	if cfg.webhooks {
 		opts.RecheckFloor = weekRecheckFloor
