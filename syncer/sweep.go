@@ -259,11 +259,20 @@ func (e *Engine) sweepInbox(ctx context.Context, r *run, enough func(*sweep) boo
 	case s.all:
 	case dir&newestFirst != 0 && dir&oldestFirst == 0:
 		s.order &= newestFirst
+		total := first.TotalItems
 		for page := 2; !far(); page++ {
 			p, err := read(page)
 			if err != nil {
 				return nil, e.sweepFailed(r, err)
 			}
+			if p.TotalItems > 0 && p.TotalItems < total {
+				// Messages deleted meanwhile shift the later pages up:
+				// one may have been skipped. The run lists as before.
+				r.log.Info("the inbox shrank while it was listed; this run lists conversations one by one",
+					zap.Int("before", total), zap.Int("now", p.TotalItems))
+				return nil, nil
+			}
+			total = max(total, p.TotalItems)
 			take(p, true)
 			if len(p.Messages)+len(p.Bad) < maxListPage || (p.TotalPages > 0 && page >= p.TotalPages) {
 				s.all = true

@@ -28,6 +28,8 @@ type sweepBed struct {
 	mu      sync.Mutex
 	perConv map[string]int // GET /messages by conversation
 	inbox   int            // GET /api/messages
+	// beforeInbox, when set, runs before an inbox page is served.
+	beforeInbox func(page string)
 }
 
 func newSweepBed(t *testing.T, simOpts cekatsim.Options, sweep syncer.InboxSweep, store syncer.Archive, more ...func(*syncer.Options)) *sweepBed {
@@ -52,7 +54,11 @@ func newSweepBed(t *testing.T, simOpts cekatsim.Options, sweep syncer.InboxSweep
 		case "/api/messages":
 			b.inbox++
 		}
+		hook := b.beforeInbox
 		b.mu.Unlock()
+		if hook != nil && r.URL.Path == "/api/messages" {
+			hook(r.URL.Query().Get("page"))
+		}
 		api.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -364,5 +370,46 @@ func TestEventsListOncePerBatchUnderACap(t *testing.T) {
 	apply("room again", 0)
 	if m := b.missing(before); len(m) > 0 {
 		t.Errorf("%d messages missing after the waiting event's run, e.g. %v", len(m), m[0])
+	}
+}
+
+// A conversation deleted while the inbox is paged newest first shifts the
+// later pages up, over messages of other conversations: the run sees the
+// total shrink, does not trust the sweep and loses nothing.
+func TestSweepDistrustsAShrinkingInbox(t *testing.T) {
+	b := newSweepBed(t, cekatsim.Options{Seed: 16, Shape: cekatsim.ShapeReal, Conversations: 12, MeanMessages: 30},
+		syncer.InboxSweep{}, nil)
+	b.sync(context.Background())
+	b.sim.Advance(time.Hour)
+	traffic(b.sim, 260)
+	// The newest messages' conversation goes away before page 2.
+	truth := b.sim.Truth()
+	newest := truth[0]
+	for _, m := range truth {
+		if m.Timestamp.After(newest.Timestamp) {
+			newest = m
+		}
+	}
+	gone := newest.ConversationID
+	b.mu.Lock()
+	b.beforeInbox = func(page string) {
+		if page == "2" && len(b.sim.DeleteConversations(gone)) == 0 {
+			t.Errorf("conversation %s not deleted", gone)
+		}
+	}
+	b.mu.Unlock()
+	var want []cekatsim.TruthMessage
+	for _, m := range truth {
+		if m.ConversationID != gone {
+			want = append(want, m)
+		}
+	}
+	b.counts()
+	b.engine.Sync(context.Background(), nil) // gone's walk fails (404): not a loss
+	if perConv, inbox := b.counts(); inbox != 2 || len(perConv) == 0 {
+		t.Errorf("%d inbox pages, %d conversations listed on their own; want the sweep dropped after page 2", inbox, len(perConv))
+	}
+	if m := b.missing(want); len(m) > 0 {
+		t.Fatalf("%d messages missing, e.g. %v", len(m), m[:min(3, len(m))])
 	}
 }
