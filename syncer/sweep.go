@@ -267,7 +267,7 @@ func (e *Engine) sweepInbox(ctx context.Context, r *run, enough func(*sweep) boo
 			}
 			if p.TotalItems > 0 && p.TotalItems < total {
 				// Messages deleted meanwhile shift the later pages up:
-				// one may have been skipped. The run lists as before.
+				// one may have been skipped. This run lists conversation by conversation.
 				r.log.Info("the inbox shrank while it was listed; this run lists conversations one by one",
 					zap.Int("before", total), zap.Int("now", p.TotalItems))
 				return nil, nil
