@@ -74,9 +74,9 @@ var allMigrations = []string{
 	"current/00066_tune_messages_columns.sql",
 	"current/00067_create_message_turns_with_window_functions.sql",
 	"current/00068_comment_conversation_summary.sql",
-	"00070_create_sweep_state.sql",
 	"current/00080_merge_quiet_months_whole.sql",
 	"current/00081_create_messages_current_per_partition.sql",
+	"00082_create_sweep_state.sql",
 }
 
 func testContext(t *testing.T) context.Context {
