@@ -71,6 +71,9 @@ func newBudgetBed(t testing.TB, simOpts cekatsim.Options, perDay int, pace budge
 		opts.RecheckWindow = 7 * 24 * time.Hour
 	}
 	opts.Now, opts.Logger = sim.Now, zap.NewNop()
+	if opts.Discovery != nil && opts.Discovery.API == nil {
+		opts.Discovery.API = client
+	}
 	if perDay > 0 && opts.Budget == nil {
 		opts.Budget = b.limiter
 	}
@@ -357,5 +360,48 @@ func TestEventWithoutConversationWaitsForTheListingUnderACap(t *testing.T) {
 	}
 	if missing, _, _, _ := b.completeness(); missing != 0 {
 		t.Errorf("%d missing", missing)
+	}
+}
+
+// Under a daily cap the backlog's re-checks are paid from the run's
+// allowance, the list call that shows their statuses included: a run
+// spends no more on them than the day leaves it, and the day's later runs
+// keep what the pace kept for their listing.
+func TestRecheckListingIsPaidFromTheAllowance(t *testing.T) {
+	fb := &fakeBudget{}
+	fb.free.Store(1000)
+	b := newBudgetBed(t, cekatsim.Options{Seed: 26, Shape: cekatsim.ShapeReal, MessageCounts: []int{30, 30, 30, 30, 30}}, 0,
+		budget.Pace{}, syncer.Options{Budget: fb, Discovery: &syncer.Discovery{}})
+	ctx := context.Background()
+	if sum := b.engine.Sync(ctx, nil); sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	b.sim.Advance(time.Minute)
+	for _, conv := range b.sim.ConversationIDs() {
+		b.sim.AddMessages(conv, 3)
+	}
+	if sum := b.engine.Sync(ctx, nil); sum.Failure() != nil || sum.NewMessages != 15 || sum.Enriched < 15 {
+		t.Fatalf("run with room for the new messages: %+v", sum)
+	}
+	// Their re-checks are due, in every conversation; the day leaves 2
+	// calls beyond the listing.
+	const spare = 2
+	b.sim.Advance(30 * time.Minute)
+	fb.free.Store(spare)
+	l0, d0 := b.list.Load()-b.convList.Load(), b.detail.Load()
+	sum := b.engine.Sync(ctx, nil)
+	if sum.Failure() != nil {
+		t.Fatal(sum.Failure())
+	}
+	lists, details := b.list.Load()-b.convList.Load()-l0, b.detail.Load()-d0
+	t.Logf("run with %d spare: %d message list calls, %d detail calls; due %d, rechecked %d", spare, lists, details,
+		sum.Conversations, sum.Rechecked)
+	got := lists - int64(sum.Conversations) + details
+	if got == 0 {
+		t.Fatal("no call for the backlog: the test no longer sees its re-checks")
+	}
+	if got > spare {
+		t.Errorf("the backlog took %d calls (%d list, %d detail) of %d spare: the rest was the later runs' listing",
+			got, lists-int64(sum.Conversations), details, spare)
 	}
 }

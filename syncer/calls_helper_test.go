@@ -15,7 +15,9 @@ import (
 // callCounts counts the API calls a test server of the simulator answered:
 // list calls (message pages, conversation list pages and inbox pages) and
 // detail calls.
-type callCounts struct{ list, detail atomic.Int64 }
+// callCounts counts the calls by kind; list includes convList, the
+// conversation list's pages.
+type callCounts struct{ list, detail, convList atomic.Int64 }
 
 func (c *callCounts) calls() int64 { return c.list.Load() + c.detail.Load() }
 
@@ -26,6 +28,9 @@ func serveCounted(t testing.TB, sim *cekatsim.Server, c *callCounts) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/messages" || r.URL.Path == "/api/conversations" || r.URL.Path == "/api/messages" {
 			c.list.Add(1)
+			if r.URL.Path == "/api/conversations" {
+				c.convList.Add(1)
+			}
 		} else if strings.HasPrefix(r.URL.Path, "/messages/") {
 			c.detail.Add(1)
 		}

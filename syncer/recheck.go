@@ -226,12 +226,14 @@ func (e *Engine) recheck(ctx context.Context, r *run) error {
 		// A list answer pays only for the scheduled checks it may settle;
 		// a change an event told of is fetched directly.
 		// Nor does it settle an entry waiting for its enrichment: that is
-		// fetched whatever the list says.
+		// fetched whatever the list says. Under a daily cap the list call
+		// is the backlog's like a detail call, paid from the run's
+		// allowance: what is left is the later runs' listing.
 		scheduled := slices.DeleteFunc(slices.Clone(due), func(c sink.StatusCheck) bool {
 			return r.changed[c.MessageID] || c.Kind != sink.CheckRecheck
 		})
 		var listed map[string]cekat.Message
-		if e.listHasStatus.Load() && !r.isTopDone(conv) && len(scheduled) > 0 && e.onNewestPage(ctx, conv, scheduled) {
+		if e.listHasStatus.Load() && !r.isTopDone(conv) && len(scheduled) > 0 && e.onNewestPage(ctx, conv, scheduled) && r.spend() {
 			e.listCalls.Add(1)
 			page, err := e.api.ListMessages(ctx, conv, e.opts.PageSize, "")
 			if err != nil && (ctx.Err() != nil || stopsRun(err)) {
