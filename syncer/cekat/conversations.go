@@ -79,26 +79,21 @@ func (c *Client) ListConversations(ctx context.Context, f ConversationFilter, cu
 		q.Set("cursor_ts", cursor.TS)
 	}
 	req := request{endpoint: EndpointConversations, method: http.MethodGet, base: c.openAPI, path: "/conversations", query: q, retry: true}
-	body, err := c.do(ctx, req)
+	data, metadata, err := c.openEnvelope(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	var w struct {
-		Success  *bool           `json:"success"`
-		Data     json.RawMessage `json:"data"`
-		Metadata *struct {
-			NextCursor json.RawMessage `json:"next_cursor"`
-		} `json:"metadata"`
+	var meta struct {
+		NextCursor json.RawMessage `json:"next_cursor"`
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
-	}
-	if w.Success != nil && !*w.Success {
-		return nil, req.failBody(http.StatusOK, body, KindPermanent)
+	if !isNull(metadata) {
+		if err := json.Unmarshal(metadata, &meta); err != nil {
+			return nil, req.fail(0, nil, fmt.Errorf("%w: metadata: %v", ErrUnexpectedShape, err), KindPermanent)
+		}
 	}
 	var items []json.RawMessage
-	if !isNull(w.Data) {
-		if err := json.Unmarshal(w.Data, &items); err != nil {
+	if !isNull(data) {
+		if err := json.Unmarshal(data, &items); err != nil {
 			return nil, req.fail(0, nil, fmt.Errorf("%w: data is not an array", ErrUnexpectedShape), KindPermanent)
 		}
 	}
@@ -115,9 +110,9 @@ func (c *Client) ListConversations(ctx context.Context, f ConversationFilter, cu
 		}
 		page.Conversations = append(page.Conversations, conv)
 	}
-	if w.Metadata != nil && !isNull(w.Metadata.NextCursor) {
+	if !isNull(meta.NextCursor) {
 		var nc map[string]json.RawMessage
-		if err := json.Unmarshal(w.Metadata.NextCursor, &nc); err != nil {
+		if err := json.Unmarshal(meta.NextCursor, &nc); err != nil {
 			return nil, req.fail(0, nil, fmt.Errorf("%w: next_cursor is not an object", ErrUnexpectedShape), KindPermanent)
 		}
 		next := &ConversationCursor{ID: fields(nc).str("cursor_id"), TS: fields(nc).str("cursor_ts")}
@@ -170,4 +165,25 @@ func DecodeConversation(raw json.RawMessage, loc *time.Location) (Conversation, 
 	c.CreatedAt = optTime(f, "created_at")
 	c.ResolvedAt = optTime(f, "resolved_at")
 	return c, nil
+}
+
+// openEnvelope makes a New Open API call and opens its envelope {success, data, metadata}: a body
+// that is not one, or says success false, is the call's failure.
+func (c *Client) openEnvelope(ctx context.Context, req request) (data, metadata json.RawMessage, err error) {
+	body, err := c.do(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	var w struct {
+		Success  *bool           `json:"success"`
+		Data     json.RawMessage `json:"data"`
+		Metadata json.RawMessage `json:"metadata"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, nil, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
+	}
+	if w.Success != nil && !*w.Success {
+		return nil, nil, req.failBody(http.StatusOK, body, KindPermanent)
+	}
+	return w.Data, w.Metadata, nil
 }

@@ -48,32 +48,27 @@ func (c *Client) ListInbox(ctx context.Context, f InboxFilter) (*InboxPage, erro
 		q.Set("inbox_id", f.InboxID)
 	}
 	req := request{endpoint: EndpointInbox, method: http.MethodGet, base: c.openAPI, path: "/messages", query: q, retry: true}
-	body, err := c.do(ctx, req)
+	data, metadata, err := c.openEnvelope(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	var w struct {
-		Success  *bool           `json:"success"`
-		Data     json.RawMessage `json:"data"`
-		Metadata *struct {
-			Pagination *struct {
-				CurrentPage json.RawMessage `json:"current_page"`
-				TotalPage   json.RawMessage `json:"total_page"`
-				TotalItems  json.RawMessage `json:"total_items"`
-			} `json:"pagination"`
-		} `json:"metadata"`
+	var meta struct {
+		Pagination *struct {
+			CurrentPage json.RawMessage `json:"current_page"`
+			TotalPage   json.RawMessage `json:"total_page"`
+			TotalItems  json.RawMessage `json:"total_items"`
+		} `json:"pagination"`
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, req.fail(0, nil, fmt.Errorf("%w: %v", ErrUnexpectedShape, err), KindPermanent)
+	if !isNull(metadata) {
+		if err := json.Unmarshal(metadata, &meta); err != nil {
+			return nil, req.fail(0, nil, fmt.Errorf("%w: metadata: %v", ErrUnexpectedShape, err), KindPermanent)
+		}
 	}
-	if w.Success != nil && !*w.Success {
-		return nil, req.failBody(http.StatusOK, body, KindPermanent)
-	}
-	if !isNull(w.Data) && bytes.TrimSpace(w.Data)[0] != '[' {
+	if !isNull(data) && bytes.TrimSpace(data)[0] != '[' {
 		return nil, req.fail(0, nil, fmt.Errorf("%w: data is not an array", ErrUnexpectedShape), KindPermanent)
 	}
 	page := &InboxPage{Messages: make([]Message, 0, 100)}
-	eachElement(w.Data, func(i int, item []byte) {
+	eachElement(data, func(i int, item []byte) {
 		m, err := decodeValidMessage(item, c.opts.Location)
 		if err == nil && m.ConversationID == "" {
 			err = &DecodeError{ID: m.ID, Raw: m.Raw, Err: errors.New("listed without a conversation_id")}
@@ -88,8 +83,7 @@ func (c *Client) ListInbox(ctx context.Context, f InboxFilter) (*InboxPage, erro
 		}
 		page.Messages = append(page.Messages, m)
 	})
-	if w.Metadata != nil && w.Metadata.Pagination != nil {
-		p := w.Metadata.Pagination
+	if p := meta.Pagination; p != nil {
 		num := func(raw json.RawMessage) int {
 			n, _ := strconv.Atoi(unquoteID(raw))
 			return n
